@@ -1,0 +1,29 @@
+# chestcam: two commands do everything on a fresh machine.
+#   make demo   set-up, then the main job (data summaries and montages into out/)
+#   make test   set-up, then every test (unit, end-to-end, CLI, fuzz, lint)
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+NIH1000 ?= ../shared/data/nih1000/nih1000.npz
+SOURCES ?= synthetic $(wildcard $(NIH1000))
+OUT ?= out
+
+.PHONY: setup build demo test lint clean-tools
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(ENV) cargo build --release -p chestcam
+
+demo: build
+	@mkdir -p $(OUT)
+	@for src in $(SOURCES); do \
+	  name=$$(basename $$src .npz | tr ':' '_'); \
+	  echo "== chestcam data --source $$src --summary --montage $(OUT)/montage_$$name.png"; \
+	  $(ENV) ./target/release/chestcam data --source $$src --summary --montage $(OUT)/montage_$$name.png || exit 1; \
+	done
+
+test: setup
+	$(ENV) cargo test --workspace --no-fail-fast
+	$(ENV) cargo fmt --all -- --check
+	$(ENV) cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,309 @@
+//! Data: the ChestMNIST registry and downloader, the npz layout, datasets as
+//! tch tensors, synthetic phantoms and the choice of source.
+//!
+//! Two entry points per data set: [`Dataset::chestmnist`] downloads (or
+//! reuses the cache), [`Dataset::from_npz`] reads any MedMNIST-format file.
+
+pub mod batches;
+pub mod download;
+pub mod npz;
+pub mod phantom;
+pub mod registry;
+pub mod source;
+pub mod summary;
+
+use crate::{Error, Result};
+use registry::NUM_LABELS;
+use std::path::{Path, PathBuf};
+
+pub use batches::{Augment, Batches};
+
+/// Which split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+}
+
+impl SplitName {
+    pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Val, SplitName::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Val => "val",
+            SplitName::Test => "test",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SplitName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "train" => Ok(SplitName::Train),
+            "val" | "valid" | "validation" => Ok(SplitName::Val),
+            "test" => Ok(SplitName::Test),
+            _ => Err(Error::invalid("split", format!("{s:?} (expected train, val or test)"))),
+        }
+    }
+}
+
+/// One split: grey uint8 images `[n, size, size]` and 0/1 labels `[n, 14]`,
+/// row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    pub name: SplitName,
+    pub size: usize,
+    /// `n * size * size` bytes.
+    pub images: Vec<u8>,
+    /// `n * 14` bytes, each 0 or 1.
+    pub labels: Vec<u8>,
+}
+
+impl Split {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len() / NUM_LABELS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pixels of image `i` (`size * size` bytes).
+    pub fn image(&self, i: usize) -> &[u8] {
+        let s = self.size * self.size;
+        &self.images[i * s..(i + 1) * s]
+    }
+
+    /// The 14 labels of image `i`.
+    pub fn label_row(&self, i: usize) -> &[u8] {
+        &self.labels[i * NUM_LABELS..(i + 1) * NUM_LABELS]
+    }
+
+    /// Positives per label.
+    pub fn positives(&self) -> [usize; NUM_LABELS] {
+        let mut c = [0; NUM_LABELS];
+        for row in self.labels.chunks_exact(NUM_LABELS) {
+            for (k, &v) in row.iter().enumerate() {
+                c[k] += v as usize;
+            }
+        }
+        c
+    }
+
+    /// Fraction of images positive for each label (0 for an empty split).
+    pub fn prevalence(&self) -> [f64; NUM_LABELS] {
+        let n = self.len().max(1) as f64;
+        self.positives().map(|c| c as f64 / n)
+    }
+
+    /// Images as a float tensor `[n, 1, size, size]` normalised as MedMNIST
+    /// does (`(x / 255 - 0.5) / 0.5`, so in [-1, 1]), on `device`.
+    pub fn images_tensor(&self, device: tch::Device) -> Result<tch::Tensor> {
+        let n = self.len() as i64;
+        let s = self.size as i64;
+        let t = tch::Tensor::f_from_slice(&self.images)?
+            .f_view([n, 1, s, s])?
+            .f_to_device(device)?
+            .f_to_kind(tch::Kind::Float)?;
+        Ok(t.f_div_scalar(127.5)?.f_sub_scalar(1.0)?)
+    }
+
+    /// Labels as a float tensor `[n, 14]` of 0/1, on `device`.
+    pub fn labels_tensor(&self, device: tch::Device) -> Result<tch::Tensor> {
+        Ok(tch::Tensor::f_from_slice(&self.labels)?
+            .f_view([self.len() as i64, NUM_LABELS as i64])?
+            .f_to_kind(tch::Kind::Float)?
+            .f_to_device(device)?)
+    }
+
+    /// The first `n` images (or all when fewer).
+    pub fn head(&self, n: usize) -> Split {
+        let n = n.min(self.len());
+        Split {
+            name: self.name,
+            size: self.size,
+            images: self.images[..n * self.size * self.size].to_vec(),
+            labels: self.labels[..n * NUM_LABELS].to_vec(),
+        }
+    }
+
+    /// Validates sizes and values; `path` names the file in messages.
+    fn check(&self, path: &Path) -> Result<()> {
+        if let Some(pos) = self.labels.iter().position(|&v| v > 1) {
+            let (i, k) = (pos / NUM_LABELS, pos % NUM_LABELS);
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "{}_labels: value {} at image {i}, label {k} ({}); labels must be 0 or 1",
+                    self.name, self.labels[pos], registry::LABELS[k]
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a data set came from: shown wherever results are shown.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Provenance {
+    /// A short name: `chestmnist`, `synthetic`, or the file name.
+    pub name: String,
+    /// The file it was read from, when any.
+    pub path: Option<PathBuf>,
+    /// True for the phantom generator's images.
+    pub synthetic: bool,
+}
+
+impl std::fmt::Display for Provenance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.synthetic {
+            write!(f, "{} (SYNTHETIC phantoms, not real X-rays)", self.name)
+        } else {
+            write!(f, "{}", self.name)
+        }
+    }
+}
+
+/// A MedMNIST-layout data set: train, val and test splits at one size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub provenance: Provenance,
+    pub size: usize,
+    pub train: Split,
+    pub val: Split,
+    pub test: Split,
+}
+
+impl Dataset {
+    /// The split by name.
+    pub fn split(&self, name: SplitName) -> &Split {
+        match name {
+            SplitName::Train => &self.train,
+            SplitName::Val => &self.val,
+            SplitName::Test => &self.test,
+        }
+    }
+
+    /// Reads any MedMNIST-format npz (ChestMNIST's keys and shapes).
+    pub fn from_npz(path: impl AsRef<Path>) -> Result<Dataset> {
+        let path = path.as_ref();
+        let mut r = npz::NpzReader::open(path)?;
+        let mut splits = Vec::with_capacity(3);
+        for name in SplitName::ALL {
+            splits.push(read_split(&mut r, path, name)?);
+        }
+        let size = splits[0].size;
+        if let Some(s) = splits.iter().find(|s| s.size != size) {
+            return Err(Error::bad_file(
+                path,
+                format!("{}_images are {0}x{0} pixels but train_images are {size}x{size}", s.size),
+            ));
+        }
+        let mut it = splits.into_iter();
+        let (train, val, test) = match (it.next(), it.next(), it.next()) {
+            (Some(a), Some(b), Some(c)) => (a, b, c),
+            _ => return Err(Error::bad_file(path, "missing splits")),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Dataset {
+            provenance: Provenance {
+                name,
+                path: Some(path.to_path_buf()),
+                synthetic: false,
+            },
+            size,
+            train,
+            val,
+            test,
+        })
+    }
+
+    /// ChestMNIST at `size` (28, 64, 128 or 224): from the cache, else
+    /// downloaded from Zenodo (or `$CHESTCAM_MIRROR`) and verified.
+    pub fn chestmnist(size: usize, progress: &mut dyn crate::progress::Progress) -> Result<Dataset> {
+        let path = fetch_chestmnist(size, &download::Downloader::default(), progress)?;
+        let mut d = Dataset::from_npz(&path)?;
+        d.provenance.name = format!("chestmnist ({size} px)");
+        Ok(d)
+    }
+
+    /// Writes the data set in the MedMNIST npz layout (deflated).
+    pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
+        let mut w = npz::NpzWriter::create(path, npz::Compression::Deflated)?;
+        for s in [&self.train, &self.val, &self.test] {
+            w.add_u8(&format!("{}_images", s.name), &[s.len(), s.size, s.size], &s.images)?;
+            w.add_u8(&format!("{}_labels", s.name), &[s.len(), NUM_LABELS], &s.labels)?;
+        }
+        w.finish()
+    }
+}
+
+/// Downloads (or finds in the cache) ChestMNIST at `size`; returns its path.
+/// The base URL is `$CHESTCAM_MIRROR` when set (ending in `/`), else Zenodo.
+pub fn fetch_chestmnist(size: usize, downloader: &download::Downloader, progress: &mut dyn crate::progress::Progress) -> Result<PathBuf> {
+    let file = registry::chestmnist(size)?;
+    let base = std::env::var("CHESTCAM_MIRROR").unwrap_or_else(|_| registry::ZENODO_BASE.to_string());
+    let dest = crate::util::cache_dir().join(file.name);
+    downloader.fetch(&file.url_under(&base), &dest, file.md5, progress)
+}
+
+/// Reads and checks one split's images and labels.
+pub fn read_split<R: std::io::Read + std::io::Seek>(r: &mut npz::NpzReader<R>, path: &Path, name: SplitName) -> Result<Split> {
+    let ik = format!("{name}_images");
+    let lk = format!("{name}_labels");
+    let img = r.read_u8(&ik)?;
+    let lab = r.read_u8(&lk)?;
+    let (n, size, images) = match img.shape.as_slice() {
+        [n, h, w] if h == w => (*n, *h, img.data),
+        [n, h, w, 3] if h == w => (*n, *h, rgb_to_grey(&img.data)),
+        [n, h, w, 1] if h == w => (*n, *h, img.data),
+        _ => {
+            return Err(Error::bad_file(
+                path,
+                format!("{ik} has shape {:?}; expected N x S x S (grey) or N x S x S x 3 (RGB)", img.shape),
+            ))
+        }
+    };
+    if size == 0 {
+        return Err(Error::bad_file(path, format!("{ik} has zero-sized images {:?}", img.shape)));
+    }
+    match lab.shape.as_slice() {
+        [m, k] if *k == NUM_LABELS => {
+            if *m != n {
+                return Err(Error::bad_file(path, format!("{ik} has {n} images but {lk} has {m} rows")));
+            }
+        }
+        _ => {
+            return Err(Error::bad_file(
+                path,
+                format!("{lk} has shape {:?}; expected N x {NUM_LABELS} (ChestMNIST's 14 findings)", lab.shape),
+            ))
+        }
+    }
+    let s = Split {
+        name,
+        size,
+        images,
+        labels: lab.data,
+    };
+    s.check(path)?;
+    Ok(s)
+}
+
+/// PIL's `convert("L")`: `(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`.
+pub fn rgb_to_grey(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks_exact(3)
+        .map(|p| ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8)
+        .collect()
+}

@@ -1,0 +1,75 @@
+//! One error type for the whole library. Every variant names the file, key,
+//! shape or value at fault.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O error with the path it happened on.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file whose content is not what the MedMNIST layout requires.
+    #[error("{path}: {reason}")]
+    BadFile { path: PathBuf, reason: String },
+
+    /// A network download that failed.
+    #[error("download of {url} failed: {reason}")]
+    Download { url: String, reason: String },
+
+    /// Network access was refused by `CHESTCAM_OFFLINE=1`.
+    #[error("network access is disabled (CHESTCAM_OFFLINE=1): cannot fetch {url}; put the file at {expected} or unset CHESTCAM_OFFLINE")]
+    Offline { url: String, expected: PathBuf },
+
+    /// A downloaded file whose MD5 does not match the registry.
+    #[error("checksum mismatch for {url}: expected md5 {expected}, got {actual} (the partial file was removed)")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// A bad argument value (configuration, label name, size...).
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+
+    /// An error from libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+
+    /// An error while encoding or decoding a picture.
+    #[error("{path}: image error: {source}")]
+    Image {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! chestcam: a ResNet-18 that reads chest X-rays (ChestMNIST, 14 findings,
+//! multi-label) and explains itself with Grad-CAM.
+//!
+//! Table of contents:
+//! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
+//!   datasets as tch tensors, synthetic phantoms, data-source choice.
+//! - [`viz`]: pictures (montages) and inline notebook display.
+//! - [`progress`]: progress reporting that never prints unless asked.
+//! - [`error`]: the one error type.
+
+pub mod data;
+pub mod error;
+pub mod progress;
+pub mod util;
+pub mod viz;
+
+pub use error::{Error, Result};
+
+/// The common imports for notebooks and examples.
+pub mod prelude {
+    pub use crate::data::{
+        phantom::PhantomConfig, registry::LABELS, source::DataSource, Dataset, Split, SplitName,
+    };
+    pub use crate::error::{Error, Result};
+    pub use crate::viz::montage::Montage;
+}

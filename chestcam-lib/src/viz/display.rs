@@ -1,0 +1,27 @@
+//! Inline display in evcxr notebooks, and saving pictures to files.
+use crate::{Error, Result};
+use base64::Engine;
+use std::path::Path;
+
+/// Prints `bytes` as rich content of type `mime` for evcxr
+/// (`EVCXR_BEGIN_CONTENT <mime>` ... `EVCXR_END_CONTENT`).
+pub fn emit(mime: &str, bytes: &[u8]) {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{b64}\nEVCXR_END_CONTENT");
+}
+
+/// Encodes an RGB picture as PNG bytes.
+pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| Error::Image {
+        path: "<png in memory>".into(),
+        source: e,
+    })?;
+    Ok(out.into_inner())
+}
+
+/// Saves an RGB picture as PNG, atomically.
+pub fn save_png(img: &image::RgbImage, path: impl AsRef<Path>) -> Result<()> {
+    let bytes = png_bytes(img)?;
+    crate::util::write_atomic(path, &bytes)
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Idempotent set-up: a venv with torch 2.11.0 (libtorch for tch) and the
+# Jupyter execution pieces, evcxr_jupyter 0.22.0 in its own cargo root, and
+# a kernelspec inside the venv. Never touches the user's own Python/Jupyter.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=env.sh
+source "$here/env.sh"
+mkdir -p "$CHESTCAM_TOOLS"
+stamp_py="$CHESTCAM_VENV/.chestcam-ready"
+if [ ! -f "$stamp_py" ]; then
+  echo "[setup] creating venv at $CHESTCAM_VENV (torch $CHESTCAM_TORCH_VERSION, ~5 GB, a few minutes)"
+  py="$(command -v "python$CHESTCAM_PY_VERSION" || command -v python3)"
+  "$py" -m venv "$CHESTCAM_VENV"
+  "$CHESTCAM_VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$CHESTCAM_VENV/bin/python" -m pip install --quiet -r "$here/../requirements.txt"
+  touch "$stamp_py"
+else
+  echo "[setup] venv ready: $CHESTCAM_VENV"
+fi
+if [ ! -x "$CHESTCAM_EVCXR_ROOT/bin/evcxr_jupyter" ]; then
+  echo "[setup] building evcxr_jupyter $CHESTCAM_EVCXR_VERSION into $CHESTCAM_EVCXR_ROOT (~9 minutes, once)"
+  cargo install evcxr_jupyter --version "$CHESTCAM_EVCXR_VERSION" --locked --root "$CHESTCAM_EVCXR_ROOT.tmp"
+  rm -rf "$CHESTCAM_EVCXR_ROOT" && mv "$CHESTCAM_EVCXR_ROOT.tmp" "$CHESTCAM_EVCXR_ROOT"
+else
+  echo "[setup] evcxr_jupyter ready: $CHESTCAM_EVCXR_ROOT"
+fi
+# The kernelspec is always rewritten: evcxr rewrites kernel.json when its
+# version changes and drops our env block.
+"$CHESTCAM_VENV/bin/python" "$here/write_kernelspec.py"
+mkdir -p "$EVCXR_TMPDIR"

@@ -1,0 +1,30 @@
+"""Write the evcxr kernelspec into the venv's share/jupyter, with the env
+block the kernel needs (libtorch from the venv, persistent EVCXR_TMPDIR)."""
+import json
+import os
+import pathlib
+import sys
+
+venv = pathlib.Path(os.environ["CHESTCAM_VENV"])
+root = pathlib.Path(os.environ["CHESTCAM_EVCXR_ROOT"])
+site = next((venv / "lib").glob("python3*/site-packages"))
+torch_lib = site / "torch" / "lib"
+kdir = venv / "share" / "jupyter" / "kernels" / "chestcam-rust"
+kdir.mkdir(parents=True, exist_ok=True)
+spec = {
+    "argv": [str(root / "bin" / "evcxr_jupyter"), "--control_file", "{connection_file}"],
+    "display_name": "Rust (chestcam)",
+    "language": "rust",
+    "interrupt_mode": "message",
+    "env": {
+        "LIBTORCH_USE_PYTORCH": "1",
+        "VIRTUAL_ENV": str(venv),
+        "PATH": f"{venv / 'bin'}:{root / 'bin'}:{os.environ.get('PATH', '')}",
+        "LD_LIBRARY_PATH": f"{torch_lib}:{os.environ.get('LD_LIBRARY_PATH', '')}".rstrip(":"),
+        "EVCXR_TMPDIR": os.environ["EVCXR_TMPDIR"],
+    },
+}
+tmp = kdir / "kernel.json.part"
+tmp.write_text(json.dumps(spec, indent=2))
+tmp.replace(kdir / "kernel.json")
+print(f"[setup] kernelspec chestcam-rust written to {kdir}", file=sys.stderr)
