@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "chestcam", version, about = "ResNet-18 on ChestMNIST with Grad-CAM explanations")]
+#[command(
+    name = "chestcam",
+    version,
+    about = "ResNet-18 on ChestMNIST with Grad-CAM explanations"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -62,7 +66,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let data = source.load(progress.as_mut())?;
             let summary = Summary::of(&data);
             if a.json {
-                let s = serde_json::to_string_pretty(&summary).map_err(|e| chestcam::Error::invalid("summary", e.to_string()))?;
+                let s = serde_json::to_string_pretty(&summary)
+                    .map_err(|e| chestcam::Error::invalid("summary", e.to_string()))?;
                 println!("{s}");
             } else if a.summary || a.montage.is_none() {
                 print!("{summary}");
@@ -82,9 +87,17 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 .split(',')
                 .map(|c| c.trim().parse::<usize>())
                 .collect::<Result<_, _>>()
-                .map_err(|_| chestcam::Error::invalid("--counts", format!("{:?} (expected three numbers: train,val,test)", a.counts)))?;
+                .map_err(|_| {
+                    chestcam::Error::invalid(
+                        "--counts",
+                        format!("{:?} (expected three numbers: train,val,test)", a.counts),
+                    )
+                })?;
             let [tr, va, te] = counts[..] else {
-                return Err(chestcam::Error::invalid("--counts", format!("{:?} (expected three numbers: train,val,test)", a.counts)));
+                return Err(chestcam::Error::invalid(
+                    "--counts",
+                    format!("{:?} (expected three numbers: train,val,test)", a.counts),
+                ));
             };
             let cfg = PhantomConfig {
                 size: a.size,

@@ -69,7 +69,11 @@ impl Progress for Lines {
             return;
         };
         let secs = started.elapsed().as_secs_f64();
-        eprintln!("{}: done, {} in {secs:.1} s", self.label, human_bytes(self.done));
+        eprintln!(
+            "{}: done, {} in {secs:.1} s",
+            self.label,
+            human_bytes(self.done)
+        );
     }
 }
 

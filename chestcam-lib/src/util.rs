@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 /// `dir/.name.<pid>.tmp` beside `path`: same file system, so a rename is atomic.
 pub(crate) fn tmp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 

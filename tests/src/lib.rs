@@ -61,7 +61,13 @@ impl TestServer {
     }
 }
 
-fn handle(mut stream: TcpStream, body: &[u8], log: &Mutex<Vec<String>>, beh: &Behaviour, n: usize) -> std::io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    body: &[u8],
+    log: &Mutex<Vec<String>>,
+    beh: &Behaviour,
+    n: usize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -76,7 +82,9 @@ fn handle(mut stream: TcpStream, body: &[u8], log: &Mutex<Vec<String>>, beh: &Be
             range = v.trim().trim_end_matches('-').parse().ok();
         }
     }
-    log.lock().expect("log").push(format!("{} range={:?}", line.trim(), range));
+    log.lock()
+        .expect("log")
+        .push(format!("{} range={:?}", line.trim(), range));
     let serve = |stream: &mut TcpStream, from: Option<usize>| -> std::io::Result<()> {
         match from {
             Some(start) if start >= body.len() => {
@@ -93,18 +101,32 @@ fn handle(mut stream: TcpStream, body: &[u8], log: &Mutex<Vec<String>>, beh: &Be
                 stream.write_all(&body[start..])
             }
             None => {
-                write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )?;
                 stream.write_all(body)
             }
         }
     };
-    let head_full = |stream: &mut TcpStream| write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head_full = |stream: &mut TcpStream| {
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+    };
     match beh {
         Behaviour::Serve => serve(&mut stream, range)?,
         Behaviour::NoRange => serve(&mut stream, None)?,
         Behaviour::Status(code) => {
             let msg = format!("status {code}");
-            write!(stream, "HTTP/1.1 {code} Test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}", msg.len())?;
+            write!(
+                stream,
+                "HTTP/1.1 {code} Test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{msg}",
+                msg.len()
+            )?;
         }
         Behaviour::Stall { after } => {
             head_full(&mut stream)?;

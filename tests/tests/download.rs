@@ -17,7 +17,11 @@ fn dl() -> Downloader {
 
 /// Only the lock-free leftovers may remain, and never the final name.
 fn assert_nothing_final(dest: &Path) {
-    assert!(!dest.exists(), "{} must not exist after a failure", dest.display());
+    assert!(
+        !dest.exists(),
+        "{} must not exist after a failure",
+        dest.display()
+    );
 }
 
 #[test]
@@ -26,15 +30,31 @@ fn downloads_verifies_and_renames() {
     let srv = TestServer::start(body.clone(), Behaviour::Serve);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("chestmnist.npz");
-    let got = dl().fetch(&srv.url("chestmnist.npz?download=1"), &dest, &md5_bytes(&body), &mut Silent).unwrap();
+    let got = dl()
+        .fetch(
+            &srv.url("chestmnist.npz?download=1"),
+            &dest,
+            &md5_bytes(&body),
+            &mut Silent,
+        )
+        .unwrap();
     assert_eq!(got, dest);
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     // Only the final file is left (no .part, no .lock).
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("chestmnist.npz")]);
     // A second call uses the cache: no new request.
     let before = srv.requests().len();
-    dl().fetch(&srv.url("chestmnist.npz?download=1"), &dest, &md5_bytes(&body), &mut Silent).unwrap();
+    dl().fetch(
+        &srv.url("chestmnist.npz?download=1"),
+        &dest,
+        &md5_bytes(&body),
+        &mut Silent,
+    )
+    .unwrap();
     assert_eq!(srv.requests().len(), before);
 }
 
@@ -44,7 +64,8 @@ fn resumes_with_a_range_request() {
     let srv = TestServer::start(body.clone(), Behaviour::TruncateOnce { after: 123_456 });
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap();
+    dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     let reqs = srv.requests();
     assert_eq!(reqs.len(), 2, "{reqs:?}");
@@ -59,7 +80,8 @@ fn resumes_a_part_left_by_an_earlier_call() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
     std::fs::write(dir.path().join("f.npz.part"), &body[..50_000]).unwrap();
-    dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap();
+    dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
     assert!(srv.requests()[0].ends_with("range=Some(50000)"));
 }
@@ -71,7 +93,8 @@ fn server_ignoring_range_restarts_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
     std::fs::write(dir.path().join("f.npz.part"), &body[..10_000]).unwrap();
-    dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap();
+    dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body);
 }
 
@@ -80,8 +103,14 @@ fn http_404_is_a_clear_error() {
     let srv = TestServer::start(vec![], Behaviour::Status(404));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    let e = dl().fetch(&srv.url("missing.npz"), &dest, "00", &mut Silent).unwrap_err().to_string();
-    assert!(e.contains("HTTP 404") && e.contains("no such file") && e.contains("missing.npz"), "{e}");
+    let e = dl()
+        .fetch(&srv.url("missing.npz"), &dest, "00", &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("HTTP 404") && e.contains("no such file") && e.contains("missing.npz"),
+        "{e}"
+    );
     assert_nothing_final(&dest);
 }
 
@@ -90,7 +119,10 @@ fn http_5xx_is_a_clear_error() {
     let srv = TestServer::start(vec![], Behaviour::Status(503));
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    let e = dl().fetch(&srv.url("f.npz"), &dest, "00", &mut Silent).unwrap_err().to_string();
+    let e = dl()
+        .fetch(&srv.url("f.npz"), &dest, "00", &mut Silent)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("HTTP 503") && e.contains("server error"), "{e}");
     assert_nothing_final(&dest);
 }
@@ -98,10 +130,22 @@ fn http_5xx_is_a_clear_error() {
 #[test]
 fn connection_refused_is_a_clear_error() {
     // Bind, note the port, close: nothing listens there any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    let e = dl().fetch(&format!("http://127.0.0.1:{port}/f.npz"), &dest, "00", &mut Silent).unwrap_err().to_string();
+    let e = dl()
+        .fetch(
+            &format!("http://127.0.0.1:{port}/f.npz"),
+            &dest,
+            "00",
+            &mut Silent,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("connection refused"), "{e}");
     assert_nothing_final(&dest);
 }
@@ -113,9 +157,19 @@ fn stalled_connection_times_out_and_keeps_the_part() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
     let t = std::time::Instant::now();
-    let e = dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap_err().to_string();
-    assert!(e.contains("stalled") && e.contains("gave up after 3 attempts"), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(25), "timeouts must fire: {:?}", t.elapsed());
+    let e = dl()
+        .fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("stalled") && e.contains("gave up after 3 attempts"),
+        "{e}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(25),
+        "timeouts must fire: {:?}",
+        t.elapsed()
+    );
     assert_nothing_final(&dest);
     // The part is kept for the next call to resume.
     let part = std::fs::read(dir.path().join("f.npz.part")).unwrap();
@@ -128,8 +182,14 @@ fn truncated_body_is_a_clear_error() {
     let srv = TestServer::start(body.clone(), Behaviour::Truncate { after: 30_000 });
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    let e = dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap_err().to_string();
-    assert!(e.contains("truncated body: got 30000 of 100000 bytes"), "{e}");
+    let e = dl()
+        .fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("truncated body: got 30000 of 100000 bytes"),
+        "{e}"
+    );
     assert_nothing_final(&dest);
 }
 
@@ -139,8 +199,19 @@ fn checksum_mismatch_removes_the_part() {
     let srv = TestServer::start(body, Behaviour::Serve);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    let e = dl().fetch(&srv.url("f.npz"), &dest, "02c8a6516a18b556561a56cbdd36c4a8", &mut Silent).unwrap_err().to_string();
-    assert!(e.contains("checksum mismatch") && e.contains("02c8a6516a18b556561a56cbdd36c4a8"), "{e}");
+    let e = dl()
+        .fetch(
+            &srv.url("f.npz"),
+            &dest,
+            "02c8a6516a18b556561a56cbdd36c4a8",
+            &mut Silent,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("checksum mismatch") && e.contains("02c8a6516a18b556561a56cbdd36c4a8"),
+        "{e}"
+    );
     assert_nothing_final(&dest);
     assert!(!dir.path().join("f.npz.part").exists());
 }
@@ -157,8 +228,14 @@ fn full_disk_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
     std::os::unix::fs::symlink("/dev/full", dir.path().join("f.npz.part")).unwrap();
-    let e = dl().fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap_err().to_string();
-    assert!(e.contains("f.npz.part") && e.contains("No space left on device"), "{e}");
+    let e = dl()
+        .fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("f.npz.part") && e.contains("No space left on device"),
+        "{e}"
+    );
     assert_nothing_final(&dest);
 }
 
@@ -168,9 +245,18 @@ fn offline_refuses_the_network() {
     let srv = TestServer::start(body.clone(), Behaviour::Serve);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("f.npz");
-    let d = Downloader { offline: true, ..dl() };
-    let e = d.fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent).unwrap_err().to_string();
-    assert!(e.contains("CHESTCAM_OFFLINE=1") && e.contains("f.npz"), "{e}");
+    let d = Downloader {
+        offline: true,
+        ..dl()
+    };
+    let e = d
+        .fetch(&srv.url("f.npz"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("CHESTCAM_OFFLINE=1") && e.contains("f.npz"),
+        "{e}"
+    );
     assert!(srv.requests().is_empty());
     assert_nothing_final(&dest);
 }

@@ -43,23 +43,48 @@ pub struct Batches {
 impl Batches {
     /// Batches of `split` on `device`. `seed = Some(s)` shuffles with that
     /// seed (same seed, same order); `None` keeps the file order.
-    pub fn new(split: &Split, batch_size: usize, seed: Option<u64>, augment: Option<Augment>, device: Device) -> Result<Batches> {
-        Self::from_tensors(split.images_tensor(device)?, split.labels_tensor(device)?, batch_size, seed, augment)
+    pub fn new(
+        split: &Split,
+        batch_size: usize,
+        seed: Option<u64>,
+        augment: Option<Augment>,
+        device: Device,
+    ) -> Result<Batches> {
+        Self::from_tensors(
+            split.images_tensor(device)?,
+            split.labels_tensor(device)?,
+            batch_size,
+            seed,
+            augment,
+        )
     }
 
     /// Batches over tensors already prepared (`[n,1,s,s]`, `[n,14]`).
-    pub fn from_tensors(images: Tensor, labels: Tensor, batch_size: usize, seed: Option<u64>, augment: Option<Augment>) -> Result<Batches> {
+    pub fn from_tensors(
+        images: Tensor,
+        labels: Tensor,
+        batch_size: usize,
+        seed: Option<u64>,
+        augment: Option<Augment>,
+    ) -> Result<Batches> {
         if batch_size == 0 {
             return Err(Error::invalid("batch size", "0 (must be at least 1)"));
         }
         let n = images.size().first().copied().unwrap_or(0);
         let ln = labels.size().first().copied().unwrap_or(-1);
         if n != ln {
-            return Err(Error::invalid("batches", format!("{n} images but {ln} label rows")));
+            return Err(Error::invalid(
+                "batches",
+                format!("{n} images but {ln} label rows"),
+            ));
         }
         let mut rng = Rng::new(seed.unwrap_or(0));
         let order = match seed {
-            Some(_) => rng.permutation(n as usize).into_iter().map(|i| i as i64).collect(),
+            Some(_) => rng
+                .permutation(n as usize)
+                .into_iter()
+                .map(|i| i as i64)
+                .collect(),
             None => (0..n).collect(),
         };
         Ok(Batches {

@@ -48,7 +48,13 @@ enum Attempt {
 impl Downloader {
     /// Downloads `url` to `dest` unless `dest` already exists, checking the
     /// MD5 (`expected_md5`, lower-case hex) before the file appears at `dest`.
-    pub fn fetch(&self, url: &str, dest: &Path, expected_md5: &str, progress: &mut dyn Progress) -> Result<PathBuf> {
+    pub fn fetch(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected_md5: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf> {
         if dest.is_file() {
             return Ok(dest.to_path_buf());
         }
@@ -58,7 +64,10 @@ impl Downloader {
                 expected: dest.to_path_buf(),
             });
         }
-        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let part = with_suffix(dest, ".part");
         let lock_path = with_suffix(dest, ".lock");
@@ -75,14 +84,24 @@ impl Downloader {
         result
     }
 
-    fn fetch_locked(&self, url: &str, dest: &Path, part: &Path, expected_md5: &str, progress: &mut dyn Progress) -> Result<PathBuf> {
+    fn fetch_locked(
+        &self,
+        url: &str,
+        dest: &Path,
+        part: &Path,
+        expected_md5: &str,
+        progress: &mut dyn Progress,
+    ) -> Result<PathBuf> {
         let client = reqwest::blocking::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.read_timeout)
             .user_agent(concat!("chestcam/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| download_err(url, format!("cannot build HTTP client: {e}")))?;
-        let label = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut started = false;
         let mut attempts = 0;
         loop {
@@ -113,13 +132,23 @@ impl Downloader {
     }
 
     /// One HTTP request, resuming from the `.part` file's length.
-    fn attempt(&self, client: &reqwest::blocking::Client, url: &str, part: &Path, label: &str, started: &mut bool, progress: &mut dyn Progress) -> Result<Attempt> {
+    fn attempt(
+        &self,
+        client: &reqwest::blocking::Client,
+        url: &str,
+        part: &Path,
+        label: &str,
+        started: &mut bool,
+        progress: &mut dyn Progress,
+    ) -> Result<Attempt> {
         let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut req = client.get(url);
         if have > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
         }
-        let mut resp = req.send().map_err(|e| download_err(url, describe_reqwest(&e, self)))?;
+        let mut resp = req
+            .send()
+            .map_err(|e| download_err(url, describe_reqwest(&e, self)))?;
         let status = resp.status();
         let (offset, total) = match status.as_u16() {
             206 => {
@@ -163,9 +192,15 @@ impl Downloader {
                 Err(e) => {
                     let of = total.map(|t| format!(" of {t}")).unwrap_or_default();
                     let why = if is_timeout(&e) {
-                        format!("stalled: no data for {:?} after {done}{of} bytes", self.read_timeout)
+                        format!(
+                            "stalled: no data for {:?} after {done}{of} bytes",
+                            self.read_timeout
+                        )
                     } else {
-                        format!("truncated body: got {done}{of} bytes before the connection broke ({})", chain(&e))
+                        format!(
+                            "truncated body: got {done}{of} bytes before the connection broke ({})",
+                            chain(&e)
+                        )
                     };
                     flush_part(&mut file, part)?;
                     return Ok(Attempt::Interrupted(why));
@@ -182,10 +217,15 @@ impl Downloader {
         }
         flush_part(&mut file, part)?;
         match total {
-            Some(t) if done < t => Ok(Attempt::Interrupted(format!("truncated body: got {done} of {t} bytes"))),
+            Some(t) if done < t => Ok(Attempt::Interrupted(format!(
+                "truncated body: got {done} of {t} bytes"
+            ))),
             Some(t) if done > t => {
                 let _ = std::fs::remove_file(part);
-                Err(download_err(url, format!("server sent {done} bytes, more than the {t} it announced")))
+                Err(download_err(
+                    url,
+                    format!("server sent {done} bytes, more than the {t} it announced"),
+                ))
             }
             _ => Ok(Attempt::Complete),
         }
@@ -193,7 +233,9 @@ impl Downloader {
 }
 
 fn flush_part(file: &mut File, part: &Path) -> Result<()> {
-    file.flush().and_then(|_| file.sync_data()).map_err(|e| Error::io(part, e))
+    file.flush()
+        .and_then(|_| file.sync_data())
+        .map_err(|e| Error::io(part, e))
 }
 
 fn download_err(url: &str, reason: impl Into<String>) -> Error {
@@ -207,7 +249,10 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(io.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) {
                 return true;
             }
             // io::Error::source skips its own payload: look inside it.
@@ -239,7 +284,10 @@ fn describe_reqwest(e: &reqwest::Error, d: &Downloader) -> String {
         cur = err.source();
     }
     if e.is_timeout() {
-        return format!("timed out (connect limit {:?}, read limit {:?})", d.connect_timeout, d.read_timeout);
+        return format!(
+            "timed out (connect limit {:?}, read limit {:?})",
+            d.connect_timeout, d.read_timeout
+        );
     }
     if e.is_connect() {
         return format!("cannot connect: {}", chain(e));

@@ -52,7 +52,10 @@ impl std::str::FromStr for SplitName {
             "train" => Ok(SplitName::Train),
             "val" | "valid" | "validation" => Ok(SplitName::Val),
             "test" => Ok(SplitName::Test),
-            _ => Err(Error::invalid("split", format!("{s:?} (expected train, val or test)"))),
+            _ => Err(Error::invalid(
+                "split",
+                format!("{s:?} (expected train, val or test)"),
+            )),
         }
     }
 }
@@ -146,7 +149,9 @@ impl Split {
                 path,
                 format!(
                     "{}_labels: value {} at image {i}, label {k} ({}); labels must be 0 or 1",
-                    self.name, self.labels[pos], registry::LABELS[k]
+                    self.name,
+                    self.labels[pos],
+                    registry::LABELS[k]
                 ),
             ));
         }
@@ -207,7 +212,10 @@ impl Dataset {
         if let Some(s) = splits.iter().find(|s| s.size != size) {
             return Err(Error::bad_file(
                 path,
-                format!("{}_images are {0}x{0} pixels but train_images are {size}x{size}", s.size),
+                format!(
+                    "{}_images are {0}x{0} pixels but train_images are {size}x{size}",
+                    s.size
+                ),
             ));
         }
         let mut it = splits.into_iter();
@@ -215,7 +223,10 @@ impl Dataset {
             (Some(a), Some(b), Some(c)) => (a, b, c),
             _ => return Err(Error::bad_file(path, "missing splits")),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(Dataset {
             provenance: Provenance {
                 name,
@@ -231,7 +242,10 @@ impl Dataset {
 
     /// ChestMNIST at `size` (28, 64, 128 or 224): from the cache, else
     /// downloaded from Zenodo (or `$CHESTCAM_MIRROR`) and verified.
-    pub fn chestmnist(size: usize, progress: &mut dyn crate::progress::Progress) -> Result<Dataset> {
+    pub fn chestmnist(
+        size: usize,
+        progress: &mut dyn crate::progress::Progress,
+    ) -> Result<Dataset> {
         let path = fetch_chestmnist(size, &download::Downloader::default(), progress)?;
         let mut d = Dataset::from_npz(&path)?;
         d.provenance.name = format!("chestmnist ({size} px)");
@@ -242,8 +256,16 @@ impl Dataset {
     pub fn save_npz(&self, path: impl AsRef<Path>) -> Result<PathBuf> {
         let mut w = npz::NpzWriter::create(path, npz::Compression::Deflated)?;
         for s in [&self.train, &self.val, &self.test] {
-            w.add_u8(&format!("{}_images", s.name), &[s.len(), s.size, s.size], &s.images)?;
-            w.add_u8(&format!("{}_labels", s.name), &[s.len(), NUM_LABELS], &s.labels)?;
+            w.add_u8(
+                &format!("{}_images", s.name),
+                &[s.len(), s.size, s.size],
+                &s.images,
+            )?;
+            w.add_u8(
+                &format!("{}_labels", s.name),
+                &[s.len(), NUM_LABELS],
+                &s.labels,
+            )?;
         }
         w.finish()
     }
@@ -251,15 +273,24 @@ impl Dataset {
 
 /// Downloads (or finds in the cache) ChestMNIST at `size`; returns its path.
 /// The base URL is `$CHESTCAM_MIRROR` when set (ending in `/`), else Zenodo.
-pub fn fetch_chestmnist(size: usize, downloader: &download::Downloader, progress: &mut dyn crate::progress::Progress) -> Result<PathBuf> {
+pub fn fetch_chestmnist(
+    size: usize,
+    downloader: &download::Downloader,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<PathBuf> {
     let file = registry::chestmnist(size)?;
-    let base = std::env::var("CHESTCAM_MIRROR").unwrap_or_else(|_| registry::ZENODO_BASE.to_string());
+    let base =
+        std::env::var("CHESTCAM_MIRROR").unwrap_or_else(|_| registry::ZENODO_BASE.to_string());
     let dest = crate::util::cache_dir().join(file.name);
     downloader.fetch(&file.url_under(&base), &dest, file.md5, progress)
 }
 
 /// Reads and checks one split's images and labels.
-pub fn read_split<R: std::io::Read + std::io::Seek>(r: &mut npz::NpzReader<R>, path: &Path, name: SplitName) -> Result<Split> {
+pub fn read_split<R: std::io::Read + std::io::Seek>(
+    r: &mut npz::NpzReader<R>,
+    path: &Path,
+    name: SplitName,
+) -> Result<Split> {
     let ik = format!("{name}_images");
     let lk = format!("{name}_labels");
     let img = r.read_u8(&ik)?;
@@ -271,23 +302,35 @@ pub fn read_split<R: std::io::Read + std::io::Seek>(r: &mut npz::NpzReader<R>, p
         _ => {
             return Err(Error::bad_file(
                 path,
-                format!("{ik} has shape {:?}; expected N x S x S (grey) or N x S x S x 3 (RGB)", img.shape),
+                format!(
+                    "{ik} has shape {:?}; expected N x S x S (grey) or N x S x S x 3 (RGB)",
+                    img.shape
+                ),
             ))
         }
     };
     if size == 0 {
-        return Err(Error::bad_file(path, format!("{ik} has zero-sized images {:?}", img.shape)));
+        return Err(Error::bad_file(
+            path,
+            format!("{ik} has zero-sized images {:?}", img.shape),
+        ));
     }
     match lab.shape.as_slice() {
         [m, k] if *k == NUM_LABELS => {
             if *m != n {
-                return Err(Error::bad_file(path, format!("{ik} has {n} images but {lk} has {m} rows")));
+                return Err(Error::bad_file(
+                    path,
+                    format!("{ik} has {n} images but {lk} has {m} rows"),
+                ));
             }
         }
         _ => {
             return Err(Error::bad_file(
                 path,
-                format!("{lk} has shape {:?}; expected N x {NUM_LABELS} (ChestMNIST's 14 findings)", lab.shape),
+                format!(
+                    "{lk} has shape {:?}; expected N x {NUM_LABELS} (ChestMNIST's 14 findings)",
+                    lab.shape
+                ),
             ))
         }
     }
@@ -304,6 +347,8 @@ pub fn read_split<R: std::io::Read + std::io::Seek>(r: &mut npz::NpzReader<R>, p
 /// PIL's `convert("L")`: `(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`.
 pub fn rgb_to_grey(rgb: &[u8]) -> Vec<u8> {
     rgb.chunks_exact(3)
-        .map(|p| ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8)
+        .map(|p| {
+            ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
+        })
         .collect()
 }

@@ -69,7 +69,10 @@ impl<R: Read + Seek> NpzReader<R> {
                 format!("missing key {key:?} (the file has: {})", keys.join(", ")),
             ));
         }
-        let mut entry = self.zip.by_name(&entry_name).map_err(|e| ctx(format!("cannot open: {e}")))?;
+        let mut entry = self
+            .zip
+            .by_name(&entry_name)
+            .map_err(|e| ctx(format!("cannot open: {e}")))?;
         let declared = entry.size();
         let header = read_npy_header(&mut entry).map_err(&ctx)?;
         let count = header
@@ -85,21 +88,22 @@ impl<R: Read + Seek> NpzReader<R> {
             )));
         }
         // Grow with the data actually decompressed, never with the claim.
+        // Reading to the entry's end lets the zip layer check its CRC.
         let mut data = Vec::with_capacity(count.min(64 << 20));
         (&mut entry)
-            .take(count as u64 + 1)
+            .take(available + 1)
             .read_to_end(&mut data)
             .map_err(|e| ctx(format!("corrupt or truncated data: {e}")))?;
+        if data.len() as u64 > available {
+            return Err(ctx(format!(
+                "corrupt data: decompresses to more than the {available} bytes the entry declares"
+            )));
+        }
         if data.len() != count {
             return Err(ctx(format!(
-                "shape {:?} needs {count} bytes of data, found {}{}",
+                "shape {:?} needs {count} bytes of data, the entry has {}",
                 header.shape,
-                if data.len() > count { "more" } else { "" },
-                if data.len() > count {
-                    String::new()
-                } else {
-                    format!(" {}", data.len())
-                }
+                data.len()
             )));
         }
         if header.fortran_order && header.shape.len() > 1 {
@@ -129,12 +133,14 @@ fn read_npy_header(r: &mut impl Read) -> std::result::Result<NpyHeader, String> 
     let (len, pre_len) = match pre[6] {
         1 => {
             let mut b = [0u8; 2];
-            r.read_exact(&mut b).map_err(|e| format!("truncated .npy header: {e}"))?;
+            r.read_exact(&mut b)
+                .map_err(|e| format!("truncated .npy header: {e}"))?;
             (u16::from_le_bytes(b) as usize, 10)
         }
         2 | 3 => {
             let mut b = [0u8; 4];
-            r.read_exact(&mut b).map_err(|e| format!("truncated .npy header: {e}"))?;
+            r.read_exact(&mut b)
+                .map_err(|e| format!("truncated .npy header: {e}"))?;
             (u32::from_le_bytes(b) as usize, 12)
         }
         v => return Err(format!("unsupported .npy version {v}")),
@@ -143,7 +149,8 @@ fn read_npy_header(r: &mut impl Read) -> std::result::Result<NpyHeader, String> 
         return Err(format!("implausible .npy header length {len}"));
     }
     let mut h = vec![0u8; len];
-    r.read_exact(&mut h).map_err(|e| format!("truncated .npy header: {e}"))?;
+    r.read_exact(&mut h)
+        .map_err(|e| format!("truncated .npy header: {e}"))?;
     let h = String::from_utf8_lossy(&h);
     let descr = dict_value(&h, "descr").ok_or("header has no 'descr'")?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
@@ -183,7 +190,10 @@ fn read_npy_header(r: &mut impl Read) -> std::result::Result<NpyHeader, String> 
 fn dict_value<'a>(h: &'a str, key: &str) -> Option<&'a str> {
     let pat1 = format!("'{key}'");
     let pat2 = format!("\"{key}\"");
-    let start = h.find(&pat1).map(|i| i + pat1.len()).or_else(|| h.find(&pat2).map(|i| i + pat2.len()))?;
+    let start = h
+        .find(&pat1)
+        .map(|i| i + pat1.len())
+        .or_else(|| h.find(&pat2).map(|i| i + pat2.len()))?;
     let rest = h[start..].trim_start().strip_prefix(':')?;
     let mut depth = 0i32;
     for (i, c) in rest.char_indices() {
@@ -247,7 +257,10 @@ impl NpzWriter {
         if count != data.len() {
             return Err(Error::invalid(
                 format!("array {key}"),
-                format!("shape {shape:?} holds {count} values but {} were given", data.len()),
+                format!(
+                    "shape {shape:?} holds {count} values but {} were given",
+                    data.len()
+                ),
             ));
         }
         let method = match self.compression {
@@ -258,22 +271,30 @@ impl NpzWriter {
             .compression_method(method)
             .large_file(data.len() > (1 << 31));
         let tmp = self.tmp_path.clone();
-        let zip = self.zip.as_mut().ok_or_else(|| Error::invalid("npz writer", "already finished"))?;
+        let zip = self
+            .zip
+            .as_mut()
+            .ok_or_else(|| Error::invalid("npz writer", "already finished"))?;
         zip.start_file(format!("{key}.npy"), opts)
             .map_err(|e| Error::bad_file(&tmp, format!("cannot add {key}: {e}")))?;
-        zip.write_all(&npy_header(shape)).map_err(|e| Error::io(&tmp, e))?;
+        zip.write_all(&npy_header(shape))
+            .map_err(|e| Error::io(&tmp, e))?;
         zip.write_all(data).map_err(|e| Error::io(&tmp, e))?;
         Ok(())
     }
 
     /// Finishes the archive and renames it into place.
     pub fn finish(mut self) -> Result<PathBuf> {
-        let zip = self.zip.take().ok_or_else(|| Error::invalid("npz writer", "already finished"))?;
+        let zip = self
+            .zip
+            .take()
+            .ok_or_else(|| Error::invalid("npz writer", "already finished"))?;
         let file = zip
             .finish()
             .map_err(|e| Error::bad_file(&self.tmp_path, format!("cannot finish zip: {e}")))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
-        std::fs::rename(&self.tmp_path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+        std::fs::rename(&self.tmp_path, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, e))?;
         Ok(self.final_path.clone())
     }
 }
@@ -291,7 +312,11 @@ impl Drop for NpzWriter {
 pub fn npy_header(shape: &[usize]) -> Vec<u8> {
     let dims = match shape.len() {
         1 => format!("{},", shape[0]),
-        _ => shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+        _ => shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     };
     let mut dict = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({dims}), }}");
     let unpadded = 10 + dict.len() + 1;
@@ -331,7 +356,10 @@ mod tests {
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, vec![1, 2, 3, 4, 5, 6]);
         // Fortran order [[1,2,3],[4,5,6]] is stored column-major: 1 4 2 5 3 6.
-        assert_eq!(fortran_to_c(&[1, 4, 2, 5, 3, 6], &[2, 3]), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            fortran_to_c(&[1, 4, 2, 5, 3, 6], &[2, 3]),
+            vec![1, 2, 3, 4, 5, 6]
+        );
     }
 
     #[test]

@@ -69,10 +69,21 @@ impl Masks {
 impl PhantomConfig {
     fn check(&self) -> Result<()> {
         if !(28..=224).contains(&self.size) {
-            return Err(Error::invalid("phantom size", format!("{} (must be 28 to 224)", self.size)));
+            return Err(Error::invalid(
+                "phantom size",
+                format!("{} (must be 28 to 224)", self.size),
+            ));
         }
-        if let Some((k, p)) = self.prevalence.iter().enumerate().find(|(_, p)| !(0.0..=1.0).contains(*p)) {
-            return Err(Error::invalid("phantom prevalence", format!("label {k}: {p} is not in [0, 1]")));
+        if let Some((k, p)) = self
+            .prevalence
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !(0.0..=1.0).contains(*p))
+        {
+            return Err(Error::invalid(
+                "phantom prevalence",
+                format!("label {k}: {p} is not in [0, 1]"),
+            ));
         }
         Ok(())
     }
@@ -90,7 +101,9 @@ impl PhantomConfig {
             let mut m = Vec::with_capacity(n * NUM_LABELS * px);
             for i in 0..n {
                 // One stream per image: order-independent and reproducible.
-                let mut rng = Rng::new(self.seed.wrapping_mul(0x1000_0000_01B3) ^ ((si as u64) << 40) ^ i as u64);
+                let mut rng = Rng::new(
+                    self.seed.wrapping_mul(0x1000_0000_01B3) ^ ((si as u64) << 40) ^ i as u64,
+                );
                 let lab = sample_labels(&mut rng, &self.prevalence);
                 let (img, mask) = render(&mut rng, self.size, &lab, true);
                 images.extend_from_slice(&img);
@@ -138,13 +151,19 @@ impl PhantomConfig {
     /// companion `..._masks.npz` (keys `{split}_masks`, `[n, 14, S, S]`).
     pub fn write(&self, dir: impl AsRef<Path>) -> Result<(PathBuf, PathBuf)> {
         let (d, m) = self.generate()?;
-        let base = dir.as_ref().join(format!("phantom_{}_seed{}", self.size, self.seed));
+        let base = dir
+            .as_ref()
+            .join(format!("phantom_{}_seed{}", self.size, self.seed));
         let data_path = d.save_npz(base.with_extension("npz"))?;
         let mask_path = PathBuf::from(format!("{}_masks.npz", base.display()));
         let mut w = super::npz::NpzWriter::create(&mask_path, super::npz::Compression::Deflated)?;
         for name in SplitName::ALL {
             let n = d.split(name).len();
-            w.add_u8(&format!("{name}_masks"), &[n, NUM_LABELS, m.size, m.size], m.split(name))?;
+            w.add_u8(
+                &format!("{name}_masks"),
+                &[n, NUM_LABELS, m.size, m.size],
+                m.split(name),
+            )?;
         }
         Ok((data_path, w.finish()?))
     }
@@ -195,10 +214,29 @@ impl Ellipse {
     fn d(&self, u: f64, v: f64) -> f64 {
         (((u - self.cx) / self.rx).powi(2) + ((v - self.cy) / self.ry).powi(2)).sqrt()
     }
-    /// Coverage in [0, 1] with an edge `px` wide (in normalised units).
+    /// Coverage in [0, 1] with an edge about `px` wide on each side of the
+    /// outline, using the first-order signed distance `(d - 1) / |grad d|`
+    /// so that thin ellipses get thin edges too.
     fn cov(&self, u: f64, v: f64, px: f64) -> f64 {
-        let e = (px / self.rx.min(self.ry)).max(1e-6);
-        1.0 - smoothstep(1.0 - e, 1.0 + e, self.d(u, v))
+        // Nothing thinner than about a pixel, or small lesions vanish at 28 px.
+        let e = Ellipse {
+            rx: self.rx.max(1.3 * px),
+            ry: self.ry.max(1.3 * px),
+            ..*self
+        };
+        e.cov_exact(u, v, px)
+    }
+
+    fn cov_exact(&self, u: f64, v: f64, px: f64) -> f64 {
+        let (dx, dy) = (u - self.cx, v - self.cy);
+        let d = self.d(u, v);
+        if d < 1e-9 {
+            return 1.0;
+        }
+        let g =
+            ((dx / (self.rx * self.rx)).powi(2) + (dy / (self.ry * self.ry)).powi(2)).sqrt() / d;
+        let sd = (d - 1.0) / g.max(1e-9);
+        1.0 - smoothstep(-px, px, sd)
     }
 }
 
@@ -370,7 +408,7 @@ fn lesions(rng: &mut Rng, a: &mut Anatomy, labels: &[bool; NUM_LABELS]) -> Vec<L
             11 => Shape::Stripes(lung, outward),
             // pleural thickening: a band along the outer wall
             12 => Shape::Wall(lung, outward),
-            // hernia: a retrocardiac round density with an air bubble
+            // hernia: a retrocardiac round gas shadow with a darker bubble
             _ => Shape::Blob(Ellipse {
                 cx: 0.5 + rng.range(-0.02, 0.02),
                 cy: a.diaphragm_y - 0.03,
@@ -382,7 +420,8 @@ fn lesions(rng: &mut Rng, a: &mut Anatomy, labels: &[bool; NUM_LABELS]) -> Vec<L
             1 => 0.0, // drawn through the heart itself
             7 => -0.35,
             10 => -0.12,
-            2 | 4 | 5 | 8 | 12 | 13 => 0.4,
+            13 => -0.3, // gas in the herniated stomach, behind the bright heart
+            2 | 4 | 5 | 8 | 12 => 0.4,
             6 => 0.3,
             9 | 3 => 0.2,
             _ => 0.25,
@@ -409,7 +448,9 @@ fn coverage(s: &Shape, u: f64, v: f64, px: f64) -> f64 {
         Shape::Apex(l, bottom) => l.cov(u, v, px) * (1.0 - smoothstep(bottom - px, bottom + px, v)),
         Shape::Lungs(ls) => ls[0].cov(u, v, px).max(ls[1].cov(u, v, px)),
         Shape::Stripes(l, outward) => {
-            let zone = l.cov(u, v, px) * smoothstep(l.cy, l.cy + 0.08, v) * smoothstep(0.0, 0.5, (u - l.cx) * outward / l.rx + 0.3);
+            let zone = l.cov(u, v, px)
+                * smoothstep(l.cy, l.cy + 0.08, v)
+                * smoothstep(0.0, 0.5, (u - l.cx) * outward / l.rx + 0.3);
             let period = (3.0 * px).max(0.04);
             let stripe = 0.5 + 0.5 * (2.0 * std::f64::consts::PI * (u + v) / period).cos();
             zone * stripe.max(0.35)
@@ -428,7 +469,12 @@ fn coverage(s: &Shape, u: f64, v: f64, px: f64) -> f64 {
 }
 
 /// Renders one image and its 14 masks.
-fn render(rng: &mut Rng, size: usize, labels: &[bool; NUM_LABELS], noise: bool) -> (Vec<u8>, Vec<u8>) {
+fn render(
+    rng: &mut Rng,
+    size: usize,
+    labels: &[bool; NUM_LABELS],
+    noise: bool,
+) -> (Vec<u8>, Vec<u8>) {
     let mut a = anatomy(rng);
     let normal_heart = a.heart;
     let les = lesions(rng, &mut a, labels);
@@ -447,10 +493,16 @@ fn render(rng: &mut Rng, size: usize, labels: &[bool; NUM_LABELS], noise: bool) 
             val -= lung * (0.32 - 0.06 * (v - 0.3));
             // Markings: ribs as curved bands, vessels fading to the periphery.
             let rib_v = v - 0.04 * ((u - 0.5) * 4.0).powi(2) / 4.0;
-            let rib = 0.5 + 0.5 * (2.0 * std::f64::consts::PI * (rib_v / a.rib_gap + a.rib_phase)).cos();
+            let rib =
+                0.5 + 0.5 * (2.0 * std::f64::consts::PI * (rib_v / a.rib_gap + a.rib_phase)).cos();
             let mut markings = body * 0.09 * rib.powi(4);
             // Mediastinum and spine.
-            let medi = 1.0 - smoothstep(a.medi_half_width - px, a.medi_half_width + px, (u - 0.5).abs());
+            let medi = 1.0
+                - smoothstep(
+                    a.medi_half_width - px,
+                    a.medi_half_width + px,
+                    (u - 0.5).abs(),
+                );
             val += medi * body * 0.18 * smoothstep(0.05, 0.2, v);
             // Heart shadow and diaphragm.
             val += a.heart.cov(u, v, px) * 0.28;
@@ -463,8 +515,13 @@ fn render(rng: &mut Rng, size: usize, labels: &[bool; NUM_LABELS], noise: bool) 
                 if l.label == 13 {
                     // the air bubble inside the hernia
                     if let Shape::Blob(e) = &l.shape {
-                        let bubble = Ellipse { rx: e.rx * 0.4, ry: e.ry * 0.35, cy: e.cy - e.ry * 0.3, ..*e };
-                        val -= 0.25 * bubble.cov(u, v, px);
+                        let bubble = Ellipse {
+                            rx: e.rx * 0.4,
+                            ry: e.ry * 0.35,
+                            cy: e.cy - e.ry * 0.3,
+                            ..*e
+                        };
+                        val -= 0.15 * bubble.cov(u, v, px);
                     }
                 }
                 val += l.amount * c;
@@ -493,9 +550,17 @@ fn render(rng: &mut Rng, size: usize, labels: &[bool; NUM_LABELS], noise: bool) 
 /// [14*S*S])`. The same `seed` gives the same anatomy whatever the labels,
 /// so two renders differ only by the lesions; `noise = false` leaves the
 /// noise out (for checking masks against what was drawn).
-pub fn render_one(seed: u64, size: usize, labels: &[bool; NUM_LABELS], noise: bool) -> Result<(Vec<u8>, Vec<u8>)> {
+pub fn render_one(
+    seed: u64,
+    size: usize,
+    labels: &[bool; NUM_LABELS],
+    noise: bool,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     if !(28..=224).contains(&size) {
-        return Err(Error::invalid("phantom size", format!("{size} (must be 28 to 224)")));
+        return Err(Error::invalid(
+            "phantom size",
+            format!("{size} (must be 28 to 224)"),
+        ));
     }
     Ok(render(&mut Rng::new(seed), size, labels, noise))
 }
@@ -516,9 +581,20 @@ mod tests {
         assert_eq!(ma, mb);
         assert_eq!(a.train.images.len(), 20 * 28 * 28);
         assert_eq!(ma.train.len(), 20 * 14 * 28 * 28);
-        let other = PhantomConfig { seed: 1, ..cfg.clone() }.generate().unwrap().0;
+        let other = PhantomConfig {
+            seed: 1,
+            ..cfg.clone()
+        }
+        .generate()
+        .unwrap()
+        .0;
         assert_ne!(a.train.images, other.train.images);
-        assert!(PhantomConfig { size: 27, ..cfg.clone() }.generate().is_err());
+        assert!(PhantomConfig {
+            size: 27,
+            ..cfg.clone()
+        }
+        .generate()
+        .is_err());
         assert!(PhantomConfig { size: 225, ..cfg }.generate().is_err());
     }
 }

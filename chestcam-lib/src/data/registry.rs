@@ -116,6 +116,9 @@ mod tests {
         assert!(e.contains("32") && e.contains("28, 64, 128, 224"), "{e}");
         assert_eq!(label_index("Pleural Thickening").unwrap(), 12);
         assert_eq!(label_index("hernia").unwrap(), 13);
-        assert!(label_index("flu").unwrap_err().to_string().contains("\"flu\""));
+        assert!(label_index("flu")
+            .unwrap_err()
+            .to_string()
+            .contains("\"flu\""));
     }
 }

@@ -30,13 +30,18 @@ impl std::str::FromStr for DataSource {
         let s = s.trim();
         let (head, size) = match s.split_once(':') {
             Some((h, n)) if matches!(h, "chestmnist" | "synthetic") => {
-                let size = n.parse::<usize>().map_err(|_| Error::invalid("data source", format!("{s:?}: size {n:?} is not a number")))?;
+                let size = n.parse::<usize>().map_err(|_| {
+                    Error::invalid("data source", format!("{s:?}: size {n:?} is not a number"))
+                })?;
                 (h, Some(size))
             }
             _ => (s, None),
         };
         match head {
-            "" => Err(Error::invalid("data source", "empty (use chestmnist[:size], synthetic[:size] or a path to an .npz)")),
+            "" => Err(Error::invalid(
+                "data source",
+                "empty (use chestmnist[:size], synthetic[:size] or a path to an .npz)",
+            )),
             "chestmnist" => {
                 let size = size.unwrap_or(28);
                 super::registry::chestmnist(size)?;
@@ -48,7 +53,10 @@ impl std::str::FromStr for DataSource {
                     ..PhantomConfig::default()
                 };
                 if !(28..=224).contains(&cfg.size) {
-                    return Err(Error::invalid("data source", format!("{s:?}: synthetic size must be 28 to 224")));
+                    return Err(Error::invalid(
+                        "data source",
+                        format!("{s:?}: synthetic size must be 28 to 224"),
+                    ));
                 }
                 Ok(DataSource::Synthetic(cfg))
             }
@@ -79,7 +87,10 @@ impl DataSource {
 
     /// Loads the data set, falling back to phantoms (at the same size) when
     /// ChestMNIST cannot be had. The banner says why (notebook use).
-    pub fn load_or_synthetic(&self, progress: &mut dyn Progress) -> Result<(Dataset, Option<String>)> {
+    pub fn load_or_synthetic(
+        &self,
+        progress: &mut dyn Progress,
+    ) -> Result<(Dataset, Option<String>)> {
         match (self, self.load(progress)) {
             (_, Ok(d)) => Ok((d, None)),
             (DataSource::ChestMnist { size }, Err(e)) => {
@@ -103,11 +114,26 @@ mod tests {
 
     #[test]
     fn parse() {
-        assert_eq!("chestmnist".parse::<DataSource>().unwrap(), DataSource::ChestMnist { size: 28 });
-        assert_eq!("chestmnist:64".parse::<DataSource>().unwrap(), DataSource::ChestMnist { size: 64 });
-        assert!(matches!("synthetic:64".parse::<DataSource>().unwrap(), DataSource::Synthetic(c) if c.size == 64));
-        assert_eq!("x/y.npz".parse::<DataSource>().unwrap(), DataSource::Path("x/y.npz".into()));
-        assert!("chestmnist:32".parse::<DataSource>().unwrap_err().to_string().contains("32"));
+        assert_eq!(
+            "chestmnist".parse::<DataSource>().unwrap(),
+            DataSource::ChestMnist { size: 28 }
+        );
+        assert_eq!(
+            "chestmnist:64".parse::<DataSource>().unwrap(),
+            DataSource::ChestMnist { size: 64 }
+        );
+        assert!(
+            matches!("synthetic:64".parse::<DataSource>().unwrap(), DataSource::Synthetic(c) if c.size == 64)
+        );
+        assert_eq!(
+            "x/y.npz".parse::<DataSource>().unwrap(),
+            DataSource::Path("x/y.npz".into())
+        );
+        assert!("chestmnist:32"
+            .parse::<DataSource>()
+            .unwrap_err()
+            .to_string()
+            .contains("32"));
         assert!("synthetic:abc".parse::<DataSource>().is_err());
         assert!("synthetic:300".parse::<DataSource>().is_err());
     }

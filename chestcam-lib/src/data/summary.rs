@@ -27,7 +27,11 @@ impl Summary {
             for (k, c) in s.positives().iter().enumerate() {
                 positives[k][si] = *c;
             }
-            no_finding[si] = s.labels.chunks_exact(NUM_LABELS).filter(|r| r.iter().all(|&v| v == 0)).count();
+            no_finding[si] = s
+                .labels
+                .chunks_exact(NUM_LABELS)
+                .filter(|r| r.iter().all(|&v| v == 0))
+                .count();
         }
         Summary {
             source: d.provenance.to_string(),
@@ -44,29 +48,65 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "source: {}", self.source)?;
         writeln!(f, "image size: {0} x {0} px (grey)", self.size)?;
-        writeln!(f, "images: train {}, val {}, test {}", self.images[0], self.images[1], self.images[2])?;
+        writeln!(
+            f,
+            "images: train {}, val {}, test {}",
+            self.images[0], self.images[1], self.images[2]
+        )?;
         writeln!(f)?;
-        writeln!(f, "{:<14} {:>14} {:>14} {:>14}", "label", "train", "val", "test")?;
+        writeln!(
+            f,
+            "{:<14} {:>14} {:>14} {:>14}",
+            "label", "train", "val", "test"
+        )?;
         let cell = |n: usize, total: usize| {
-            let pct = if total == 0 { 0.0 } else { 100.0 * n as f64 / total as f64 };
+            let pct = if total == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / total as f64
+            };
             format!("{n} ({pct:.1}%)")
         };
         for (k, name) in LABELS.iter().enumerate() {
             let p = self.positives[k];
-            writeln!(f, "{:<14} {:>14} {:>14} {:>14}", name, cell(p[0], self.images[0]), cell(p[1], self.images[1]), cell(p[2], self.images[2]))?;
+            writeln!(
+                f,
+                "{:<14} {:>14} {:>14} {:>14}",
+                name,
+                cell(p[0], self.images[0]),
+                cell(p[1], self.images[1]),
+                cell(p[2], self.images[2])
+            )?;
         }
         let nf = self.no_finding;
-        writeln!(f, "{:<14} {:>14} {:>14} {:>14}", "(no finding)", cell(nf[0], self.images[0]), cell(nf[1], self.images[1]), cell(nf[2], self.images[2]))?;
+        writeln!(
+            f,
+            "{:<14} {:>14} {:>14} {:>14}",
+            "(no finding)",
+            cell(nf[0], self.images[0]),
+            cell(nf[1], self.images[1]),
+            cell(nf[2], self.images[2])
+        )?;
         let one_class: Vec<String> = SplitName::ALL
             .iter()
             .enumerate()
             .filter_map(|(si, s)| {
-                let names: Vec<&str> = (0..NUM_LABELS).filter(|&k| self.positives[k][si] == 0 || self.positives[k][si] == self.images[si]).map(|k| LABELS[k]).collect();
-                (!names.is_empty() && self.images[si] > 0).then(|| format!("{s}: {}", names.join(", ")))
+                let names: Vec<&str> = (0..NUM_LABELS)
+                    .filter(|&k| {
+                        self.positives[k][si] == 0 || self.positives[k][si] == self.images[si]
+                    })
+                    .map(|k| LABELS[k])
+                    .collect();
+                (!names.is_empty() && self.images[si] > 0)
+                    .then(|| format!("{s}: {}", names.join(", ")))
             })
             .collect();
         if !one_class.is_empty() {
-            writeln!(f, "\nlabels with a single class (AUC undefined there): {}", one_class.join("; "))?;
+            writeln!(
+                f,
+                "\nlabels with a single class (AUC undefined there): {}",
+                one_class.join("; ")
+            )?;
         }
         Ok(())
     }

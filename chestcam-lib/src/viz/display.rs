@@ -13,10 +13,11 @@ pub fn emit(mime: &str, bytes: &[u8]) {
 /// Encodes an RGB picture as PNG bytes.
 pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).map_err(|e| Error::Image {
-        path: "<png in memory>".into(),
-        source: e,
-    })?;
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| Error::Image {
+            path: "<png in memory>".into(),
+            source: e,
+        })?;
     Ok(out.into_inner())
 }
 

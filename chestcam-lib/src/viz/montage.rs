@@ -47,19 +47,56 @@ impl Montage {
         let h = TITLE_H + rows * (opt.tile + GAP) + GAP;
         let mut img = RgbImage::from_pixel(w, h, Rgb([20, 20, 24]));
         let white = Rgb([235, 235, 235]);
-        let title = format!("{} - {} split, {} images", data.provenance, opt.split, split.len());
-        let scale = if super::font::text_width(&title, 2) + 16 <= w { 2 } else { 1 };
-        draw_text(&mut img, 8, 8, &title, scale, if data.provenance.synthetic { Rgb([255, 170, 60]) } else { white });
+        let title = format!(
+            "{} - {} split, {} images",
+            data.provenance,
+            opt.split,
+            split.len()
+        );
+        let scale = if super::font::text_width(&title, 2) + 16 <= w {
+            2
+        } else {
+            1
+        };
+        draw_text(
+            &mut img,
+            8,
+            8,
+            &title,
+            scale,
+            if data.provenance.synthetic {
+                Rgb([255, 170, 60])
+            } else {
+                white
+            },
+        );
         let pos = split.positives();
         for (k, name) in LABELS.iter().enumerate() {
             let y0 = TITLE_H + k as u32 * (opt.tile + GAP) + GAP;
             let pct = 100.0 * pos[k] as f64 / split.len().max(1) as f64;
             draw_text(&mut img, 8, y0 as i64 + 4, name, 2, white);
             let line2 = format!("{} POS ({pct:.1}%)", pos[k]);
-            draw_text(&mut img, 8, (y0 + 8 + text_height(2)) as i64, &line2, 1, Rgb([170, 170, 170]));
-            let idx: Vec<usize> = (0..split.len()).filter(|&i| split.label_row(i)[k] == 1).take(opt.per_label).collect();
+            draw_text(
+                &mut img,
+                8,
+                (y0 + 8 + text_height(2)) as i64,
+                &line2,
+                1,
+                Rgb([170, 170, 170]),
+            );
+            let idx: Vec<usize> = (0..split.len())
+                .filter(|&i| split.label_row(i)[k] == 1)
+                .take(opt.per_label)
+                .collect();
             if idx.is_empty() {
-                draw_text(&mut img, (HEADER_W + GAP) as i64, (y0 + opt.tile / 2 - 4) as i64, "no positive image in this split", 1, Rgb([200, 120, 120]));
+                draw_text(
+                    &mut img,
+                    (HEADER_W + GAP) as i64,
+                    (y0 + opt.tile / 2 - 4) as i64,
+                    "no positive image in this split",
+                    1,
+                    Rgb([200, 120, 120]),
+                );
             }
             for (c, &i) in idx.iter().enumerate() {
                 let tile = super::grey_to_rgb_nearest(split.image(i), split.size, opt.tile);

@@ -1,0 +1,99 @@
+//! The `chestcam` command line: summaries, montages, one-line errors.
+use std::process::Command;
+
+fn chestcam() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chestcam"))
+}
+
+/// The real NIH sample beside the checkout (`../shared/data/nih1000`).
+fn nih() -> String {
+    let dir = std::env::var("CHESTCAM_NIH1000").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/nih1000").to_string()
+    });
+    format!("{dir}/nih1000.npz")
+}
+
+#[test]
+fn data_summary_on_real_xrays() {
+    let out = chestcam()
+        .args(["data", "--source", &nih(), "--summary"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("images: train 763, val 71, test 166"), "{s}");
+    // effusion: 135 of 763 in train (labels.csv)
+    assert!(s.contains("135 (17.7%)"), "{s}");
+    assert!(s.contains("test: pneumonia, edema, hernia"), "{s}");
+}
+
+#[test]
+fn data_json_and_montage() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("m.png");
+    let out = chestcam()
+        .args(["data", "--source", "synthetic", "--json", "--montage"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["synthetic"], true);
+    assert_eq!(v["images"][0], 2000);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+}
+
+#[test]
+fn errors_are_one_line_with_nonzero_exit() {
+    for (args, needle) in [
+        (vec!["data", "--source", "/nope/x.npz"], "/nope/x.npz"),
+        (
+            vec!["data", "--source", "chestmnist:32"],
+            "32 (available: 28, 64, 128, 224)",
+        ),
+        (
+            vec![
+                "data",
+                "--source",
+                "synthetic",
+                "--montage",
+                "/tmp/m.png",
+                "--split",
+                "dev",
+            ],
+            "\"dev\"",
+        ),
+    ] {
+        let out = chestcam().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn offline_chestmnist_fails_clearly() {
+    let home = tempfile::tempdir().unwrap();
+    let out = chestcam()
+        .args(["data", "--source", "chestmnist"])
+        .env("CHESTCAM_OFFLINE", "1")
+        .env("CHESTCAM_HOME", home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CHESTCAM_OFFLINE=1") && err.contains("chestmnist.npz"),
+        "{err}"
+    );
+}

@@ -1,0 +1,102 @@
+//! Mini-batches: shapes, seeded shuffles, augmentation without flips.
+use chestcam::data::{Augment, Batches, Dataset};
+use tch::{Device, Kind};
+
+fn nih() -> Dataset {
+    Dataset::from_npz(chestcam_tests::nih1000_dir().join("nih1000.npz")).unwrap()
+}
+
+fn first_labels(b: &mut Batches) -> Vec<f64> {
+    let (_, y) = b.next().unwrap().unwrap();
+    Vec::<f64>::try_from(y.sum_dim_intlist(1i64, false, Kind::Double)).unwrap()
+}
+
+#[test]
+fn batches_cover_the_split_in_seeded_order() {
+    let d = nih();
+    let b = Batches::new(&d.test, 50, Some(3), None, Device::Cpu).unwrap();
+    assert_eq!(b.len(), 4);
+    let mut total = 0.0;
+    let mut n = 0;
+    let mut sizes = vec![];
+    for r in b {
+        let (x, y) = r.unwrap();
+        sizes.push(x.size()[0]);
+        assert_eq!(&x.size()[1..], &[1, 28, 28]);
+        n += y.size()[0];
+        total += y.sum(Kind::Double).double_value(&[]);
+    }
+    assert_eq!(sizes, vec![50, 50, 50, 16]);
+    assert_eq!(n, 166);
+    assert_eq!(total, 114.0, "every label row exactly once");
+    let mut a = Batches::new(&d.test, 50, Some(3), None, Device::Cpu).unwrap();
+    let mut a2 = Batches::new(&d.test, 50, Some(3), None, Device::Cpu).unwrap();
+    let mut c = Batches::new(&d.test, 50, Some(4), None, Device::Cpu).unwrap();
+    let (la, la2, lc) = (
+        first_labels(&mut a),
+        first_labels(&mut a2),
+        first_labels(&mut c),
+    );
+    assert_eq!(la, la2);
+    assert_ne!(la, lc);
+    // No seed: file order.
+    let (x, _) = Batches::new(&d.test, 5, None, None, Device::Cpu)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let expect = d.test.images_tensor(Device::Cpu).unwrap().narrow(0, 0, 5);
+    assert!(x.equal(&expect));
+}
+
+#[test]
+fn augmentation_shifts_but_never_flips_by_default() {
+    let d = nih();
+    let aug = Augment {
+        brightness: 0.0,
+        contrast: 0.0,
+        ..Augment::default()
+    };
+    assert!(!aug.hflip);
+    let (x, _) = Batches::new(&d.test, 64, None, Some(aug), Device::Cpu)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let orig = d.test.images_tensor(Device::Cpu).unwrap().narrow(0, 0, 64);
+    assert!(x.min().double_value(&[]) >= -1.0 && x.max().double_value(&[]) <= 1.0);
+    // Each augmented image equals its original shifted by at most 2 px.
+    let mut shifted = 0;
+    for i in 0..64 {
+        let (a, o) = (x.get(i), orig.get(i));
+        let mut found = false;
+        for dy in -2i64..=2 {
+            for dx in -2i64..=2 {
+                let ys = (dy.max(0), (-dy).max(0));
+                let xs = (dx.max(0), (-dx).max(0));
+                let h = 28 - dy.abs();
+                let w = 28 - dx.abs();
+                let av = a.narrow(1, ys.0, h).narrow(2, xs.0, w);
+                let ov = o.narrow(1, ys.1, h).narrow(2, xs.1, w);
+                if av.equal(&ov) {
+                    found = true;
+                    if dy != 0 || dx != 0 {
+                        shifted += 1;
+                    }
+                }
+            }
+        }
+        assert!(found, "image {i} is not a pure shift of its original");
+    }
+    assert!(shifted > 30, "most images should move: {shifted}");
+}
+
+#[test]
+fn batch_size_zero_is_refused() {
+    let d = nih();
+    let e = Batches::new(&d.test, 0, None, None, Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("batch size") && e.contains('0'), "{e}");
+}
