@@ -7,7 +7,9 @@ NIH1000 ?= ../shared/data/nih1000/nih1000.npz
 SOURCES ?= synthetic $(wildcard $(NIH1000))
 OUT ?= out
 
-.PHONY: setup build demo test lint clean-tools
+NOTEBOOKS := notebooks/train_model.ipynb
+
+.PHONY: setup build demo test notebooks-test
 
 setup:
 	@bash scripts/setup.sh
@@ -17,6 +19,7 @@ build: setup
 
 demo: build
 	@mkdir -p $(OUT)
+	$(ENV) python scripts/run_notebooks.py $(OUT)/notebooks $(NOTEBOOKS)
 	@for src in $(SOURCES); do \
 	  name=$$(basename $$src .npz | tr ':' '_'); \
 	  echo "== chestcam data --source $$src --summary --montage $(OUT)/montage_$$name.png"; \
@@ -25,5 +28,11 @@ demo: build
 
 test: setup
 	$(ENV) cargo test --workspace --no-fail-fast
+	$(MAKE) notebooks-test
 	$(ENV) cargo fmt --all -- --check
 	$(ENV) cargo clippy --workspace --all-targets -- -D warnings
+
+# Notebooks headless in quick mode, offline (no test contacts another host):
+# any cell error, panic or missing inline output fails.
+notebooks-test: setup
+	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)

@@ -3,12 +3,17 @@ block the kernel needs (libtorch from the venv, persistent EVCXR_TMPDIR)."""
 import json
 import os
 import pathlib
+import subprocess
 import sys
 
 venv = pathlib.Path(os.environ["CHESTCAM_VENV"])
 root = pathlib.Path(os.environ["CHESTCAM_EVCXR_ROOT"])
 site = next((venv / "lib").glob("python3*/site-packages"))
 torch_lib = site / "torch" / "lib"
+# evcxr loads each cell as a dylib linked against the toolchain's libstd.so.
+sysroot = pathlib.Path(subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip())
+host = next(l.split(": ")[1] for l in subprocess.check_output(["rustc", "-vV"], text=True).splitlines() if l.startswith("host: "))
+sysroot_lib = sysroot / "lib" / "rustlib" / host / "lib"
 kdir = venv / "share" / "jupyter" / "kernels" / "chestcam-rust"
 kdir.mkdir(parents=True, exist_ok=True)
 spec = {
@@ -20,7 +25,7 @@ spec = {
         "LIBTORCH_USE_PYTORCH": "1",
         "VIRTUAL_ENV": str(venv),
         "PATH": f"{venv / 'bin'}:{root / 'bin'}:{os.environ.get('PATH', '')}",
-        "LD_LIBRARY_PATH": f"{torch_lib}:{os.environ.get('LD_LIBRARY_PATH', '')}".rstrip(":"),
+        "LD_LIBRARY_PATH": f"{torch_lib}:{sysroot_lib}:{os.environ.get('LD_LIBRARY_PATH', '')}".rstrip(":"),
         "EVCXR_TMPDIR": os.environ["EVCXR_TMPDIR"],
     },
 }

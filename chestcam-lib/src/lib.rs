@@ -5,11 +5,13 @@
 //! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
 //!   datasets as tch tensors, synthetic phantoms, data-source choice.
 //! - [`viz`]: pictures (montages) and inline notebook display.
+//! - [`notebook`]: helpers that keep notebook cells short.
 //! - [`progress`]: progress reporting that never prints unless asked.
 //! - [`error`]: the one error type.
 
 pub mod data;
 pub mod error;
+pub mod notebook;
 pub mod progress;
 pub mod util;
 pub mod viz;
@@ -22,5 +24,7 @@ pub mod prelude {
         phantom::PhantomConfig, registry::LABELS, source::DataSource, Dataset, Split, SplitName,
     };
     pub use crate::error::{Error, Result};
-    pub use crate::viz::montage::Montage;
+    pub use crate::data::summary::Summary;
+    pub use crate::notebook::{load_data, quick};
+    pub use crate::viz::montage::{Montage, MontageOptions};
 }

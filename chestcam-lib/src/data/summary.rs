@@ -44,6 +44,14 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// evcxr display: the table as preformatted text.
+    pub fn evcxr_display(&self) {
+        let t = self.to_string().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        crate::viz::emit_text("text/html", &format!("<pre>{t}</pre>"));
+    }
+}
+
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "source: {}", self.source)?;

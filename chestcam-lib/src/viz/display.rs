@@ -10,6 +10,11 @@ pub fn emit(mime: &str, bytes: &[u8]) {
     println!("EVCXR_BEGIN_CONTENT {mime}\n{b64}\nEVCXR_END_CONTENT");
 }
 
+/// Prints text content (HTML, SVG) of type `mime` for evcxr.
+pub fn emit_text(mime: &str, text: &str) {
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{text}\nEVCXR_END_CONTENT");
+}
+
 /// Encodes an RGB picture as PNG bytes.
 pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());

@@ -3,7 +3,7 @@ pub mod display;
 pub mod font;
 pub mod montage;
 
-pub use display::{emit, png_bytes, save_png};
+pub use display::{emit, emit_text, png_bytes, save_png};
 
 /// Upscales a grey `size x size` image to `out x out` RGB with nearest
 /// neighbour (sharp pixels, honest about the 28 px resolution).

@@ -1,0 +1,82 @@
+"""Executes notebooks headless on the chestcam kernel and checks them.
+
+A Rust panic does not fail nbconvert (it exits 0), so this scans every
+output: an error output, a stderr stream with `panicked at` or `error`, or a
+missing expected rich output fails the run.
+
+Usage: python scripts/run_notebooks.py OUT_DIR NOTEBOOK [NOTEBOOK ...]
+Writes executed copies to OUT_DIR and prints the time each took.
+"""
+import pathlib
+import re
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+
+BAD = re.compile(r"panicked at|^error(\[E\d+\])?:|Error:|dlopen failed", re.M)
+
+# What each notebook must show inline (mime type: minimum count).
+EXPECT = {
+    "train_model.ipynb": {"image/png": 1, "text/html": 2},
+}
+
+
+def check(nb, name):
+    problems = []
+    seen = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            if out.output_type == "error":
+                problems.append(f"cell {i}: {out.ename}: {out.evalue}")
+            elif out.output_type == "stream":
+                if BAD.search(out.text):
+                    problems.append(f"cell {i}: {out.name}: {out.text.strip()[:400]}")
+            else:
+                for mime in out.get("data", {}):
+                    seen[mime] = seen.get(mime, 0) + 1
+                text = out.get("data", {}).get("text/plain", "")
+                if BAD.search(text):
+                    problems.append(f"cell {i}: {text.strip()[:400]}")
+    for mime, n in EXPECT.get(name, {}).items():
+        if seen.get(mime, 0) < n:
+            problems.append(f"expected at least {n} {mime} outputs, saw {seen.get(mime, 0)}")
+    return problems
+
+
+def main():
+    out_dir = pathlib.Path(sys.argv[1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = False
+    for path in map(pathlib.Path, sys.argv[2:]):
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(
+            nb,
+            kernel_name="chestcam-rust",
+            timeout=1200,
+            resources={"metadata": {"path": str(path.parent.resolve())}},
+        )
+        t0 = time.time()
+        try:
+            client.execute()
+        except Exception as e:  # a cell error or kernel death
+            print(f"{path}: execution failed: {str(e)[:2000]}", file=sys.stderr)
+            failed = True
+        dt = time.time() - t0
+        dest = out_dir / path.name
+        tmp = dest.with_suffix(".ipynb.part")
+        nbformat.write(nb, tmp)
+        tmp.replace(dest)
+        problems = check(nb, path.name)
+        for p in problems:
+            print(f"{path}: {p}", file=sys.stderr)
+        failed |= bool(problems)
+        print(f"{path}: {'FAILED' if problems else 'ok'} in {dt:.1f} s -> {dest}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
