@@ -24,6 +24,8 @@ enum Cmd {
     Data(DataArgs),
     /// Write a synthetic phantom data set (npz + masks npz) to a folder.
     Phantoms(PhantomArgs),
+    /// Show the libtorch build and the device chestcam would use.
+    Info,
 }
 
 #[derive(clap::Args)]
@@ -80,6 +82,17 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 Montage::new(&data, opt).save(&path)?;
                 eprintln!("montage written to {}", path.display());
             }
+        }
+        Cmd::Info => {
+            let cuda = tch::Cuda::is_available();
+            println!("chestcam {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "cuda available: {cuda} ({} device(s))",
+                tch::Cuda::device_count()
+            );
+            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+            println!("device: {:?}", tch::Device::cuda_if_available());
+            println!("cpu threads: {}", tch::get_num_threads());
         }
         Cmd::Phantoms(a) => {
             let counts: Vec<usize> = a

@@ -97,3 +97,50 @@ fn offline_chestmnist_fails_clearly() {
         "{err}"
     );
 }
+
+#[test]
+fn binary_runs_without_ld_library_path_and_keeps_torch_cuda() {
+    // cargo puts link-search folders on LD_LIBRARY_PATH for tests: clear it,
+    // so only the rpath can find libtorch.
+    let exe = env!("CARGO_BIN_EXE_chestcam");
+    let out = Command::new(exe)
+        .arg("info")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cuda available: "));
+    let ldd = Command::new("ldd")
+        .arg(exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ldd.stdout);
+    assert!(!text.contains("not found"), "{text}");
+    let torch_cpu = text
+        .lines()
+        .find(|l| l.contains("libtorch_cpu.so"))
+        .expect("libtorch_cpu linked");
+    // When the wheel ships libtorch_cuda.so, it must stay linked (--as-needed would drop it).
+    let lib_dir = torch_cpu
+        .split("=> ")
+        .nth(1)
+        .and_then(|p| p.split(" (").next())
+        .map(|p| {
+            std::path::Path::new(p.trim())
+                .parent()
+                .unwrap()
+                .to_path_buf()
+        })
+        .unwrap();
+    if lib_dir.join("libtorch_cuda.so").exists() {
+        assert!(
+            text.contains("libtorch_cuda.so"),
+            "libtorch_cuda.so dropped by the linker:\n{text}"
+        );
+    }
+}

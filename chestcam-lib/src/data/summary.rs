@@ -47,7 +47,11 @@ impl Summary {
 impl Summary {
     /// evcxr display: the table as preformatted text.
     pub fn evcxr_display(&self) {
-        let t = self.to_string().replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let t = self
+            .to_string()
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
         crate::viz::emit_text("text/html", &format!("<pre>{t}</pre>"));
     }
 }
