@@ -1,23 +1,6 @@
-//! Link-time set-up so binaries and tests run without LD_LIBRARY_PATH.
+//! Link-time set-up, shared with the library crate.
+include!("../chestcam-lib/build_link.rs");
+
 fn main() {
     chestcam_link_args();
-}
-
-/// Emit an rpath to libtorch's lib folder (exported by torch-sys as
-/// `DEP_TCH_LIBTORCH_LIB`) and keep `libtorch_cuda.so` linked when present:
-/// nothing references its symbols, so `--as-needed` would drop it and CUDA
-/// would never be available.
-fn chestcam_link_args() {
-    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        println!("cargo:warning=DEP_TCH_LIBTORCH_LIB not set: binaries need LD_LIBRARY_PATH");
-        return;
-    };
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-L{lib}");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
-    }
 }

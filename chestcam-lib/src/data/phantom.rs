@@ -327,11 +327,9 @@ fn lesions(rng: &mut Rng, a: &mut Anatomy, labels: &[bool; NUM_LABELS]) -> Vec<L
             }),
             // cardiomegaly: the heart widened (drawn below as heart change)
             1 => {
-                let old = a.heart;
                 a.heart.rx *= rng.range(1.45, 1.65);
                 a.heart.ry *= 1.15;
                 a.heart.cx += 0.02;
-                let _ = old;
                 Shape::Blob(a.heart)
             }
             // effusion: bright fill at a lung base
@@ -348,25 +346,9 @@ fn lesions(rng: &mut Rng, a: &mut Anatomy, labels: &[bool; NUM_LABELS]) -> Vec<L
                     .collect(),
             ),
             // mass: a large round opacity
-            4 => {
-                let r = rng.range(0.06, 0.085);
-                Shape::Blob(Ellipse {
-                    cx: lung.cx + rng.range(-0.04, 0.04),
-                    cy: lung.cy + rng.range(-0.12, 0.08),
-                    rx: r,
-                    ry: r,
-                })
-            }
+            4 => Shape::Blob(spot(rng, &lung, (0.06, 0.085), 0.04, (-0.12, 0.08))),
             // nodule: a small bright spot
-            5 => {
-                let r = rng.range(0.028, 0.038);
-                Shape::Blob(Ellipse {
-                    cx: lung.cx + rng.range(-0.06, 0.06),
-                    cy: lung.cy + rng.range(-0.15, 0.1),
-                    rx: r,
-                    ry: r,
-                })
-            }
+            5 => Shape::Blob(spot(rng, &lung, (0.028, 0.038), 0.06, (-0.15, 0.1))),
             // pneumonia: a lobar opacity in a lower lobe
             6 => Shape::Blob(Ellipse {
                 cx: lung.cx + outward * 0.02,
@@ -433,6 +415,18 @@ fn lesions(rng: &mut Rng, a: &mut Anatomy, labels: &[bool; NUM_LABELS]) -> Vec<L
         });
     }
     out
+}
+
+/// A round spot in `lung`: radius drawn from `r`, centre shifted by up to
+/// `dx` sideways and by `dy` vertically.
+fn spot(rng: &mut Rng, lung: &Ellipse, r: (f64, f64), dx: f64, dy: (f64, f64)) -> Ellipse {
+    let r = rng.range(r.0, r.1);
+    Ellipse {
+        cx: lung.cx + rng.range(-dx, dx),
+        cy: lung.cy + rng.range(dy.0, dy.1),
+        rx: r,
+        ry: r,
+    }
 }
 
 /// Coverage of a lesion shape at (u, v).
