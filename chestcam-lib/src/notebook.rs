@@ -3,6 +3,7 @@
 use crate::data::phantom::PhantomConfig;
 use crate::data::source::DataSource;
 use crate::data::Dataset;
+use crate::viz::display::html_escape as escape;
 use crate::Result;
 
 /// True when `CHESTCAM_QUICK=1`: fewer images and epochs, same cells.
@@ -68,10 +69,4 @@ impl NotebookData {
         ));
         crate::viz::emit_text("text/html", &html);
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -47,11 +47,7 @@ impl Summary {
 impl Summary {
     /// evcxr display: the table as preformatted text.
     pub fn evcxr_display(&self) {
-        let t = self
-            .to_string()
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
+        let t = crate::viz::display::html_escape(&self.to_string());
         crate::viz::emit_text("text/html", &format!("<pre>{t}</pre>"));
     }
 }
