@@ -10,8 +10,8 @@ KERNEL = {"name": "chestcam-rust", "display_name": "Rust (chestcam)", "language"
 
 def nb(cells):
     out = []
-    for kind, src in cells:
-        cell = {"cell_type": kind, "metadata": {}, "source": src.strip("\n").splitlines(keepends=True)}
+    for i, (kind, src) in enumerate(cells):
+        cell = {"cell_type": kind, "id": f"cell-{i:02d}", "metadata": {}, "source": src.strip("\n").splitlines(keepends=True)}
         if kind == "code":
             cell.update(outputs=[], execution_count=None)
         out.append(cell)
