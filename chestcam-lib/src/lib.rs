@@ -4,6 +4,7 @@
 //! Table of contents:
 //! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
 //!   datasets as tch tensors, synthetic phantoms, data-source choice.
+//! - [`model`]: ResNet-18 (two stems), weights, ImageNet initialisation.
 //! - [`viz`]: pictures (montages) and inline notebook display.
 //! - [`notebook`]: helpers that keep notebook cells short.
 //! - [`progress`]: progress reporting that never prints unless asked.
@@ -11,6 +12,8 @@
 
 pub mod data;
 pub mod error;
+pub mod metrics;
+pub mod model;
 pub mod notebook;
 pub mod progress;
 pub mod util;

@@ -1,0 +1,102 @@
+//! The model: ResNet-18 with a chosen stem, its VarStore and device, weight
+//! files (safetensors) and optional ImageNet initialisation.
+pub mod resnet;
+pub mod weights;
+
+pub use resnet::{check_stem, feature_sizes, ResNet18, Stage, Stem};
+
+use crate::data::registry::NUM_LABELS;
+use crate::{Error, Result};
+use std::path::Path;
+use tch::{nn, Device, Tensor};
+
+/// `auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "auto" | "" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" | "gpu" => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Err(Error::invalid("device", "cuda requested but libtorch sees no CUDA device"))
+            }
+        }
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+            Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
+            Some(i) => Err(Error::invalid("device", format!("cuda:{i} but only {} CUDA device(s)", tch::Cuda::device_count()))),
+            None => Err(Error::invalid("device", format!("{s:?} (expected auto, cpu, cuda or cuda:N)"))),
+        },
+    }
+}
+
+/// A ResNet-18 with its parameters.
+pub struct Model {
+    pub vs: nn::VarStore,
+    pub net: ResNet18,
+    pub stem: Stem,
+    /// The input side it was built for.
+    pub size: usize,
+}
+
+impl Model {
+    /// A freshly initialised model for `size` px inputs; refuses a stem that
+    /// leaves layer4 at 1x1.
+    pub fn new(stem: Stem, size: usize, device: Device) -> Result<Model> {
+        check_stem(stem, size)?;
+        let vs = nn::VarStore::new(device);
+        let net = ResNet18::new(&vs.root(), stem, NUM_LABELS as i64);
+        Ok(Model { vs, net, stem, size })
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Logits `[b, 14]` in evaluation mode, without gradients.
+    pub fn logits(&self, xs: &Tensor) -> Tensor {
+        tch::no_grad(|| self.net.forward_stage(xs, Stage::Layer4, false).0)
+    }
+
+    /// Sigmoid probabilities `[n, 14]` for a whole split, in batches.
+    pub fn predict(&self, images: &Tensor, batch_size: usize) -> Result<Tensor> {
+        let n = images.size().first().copied().unwrap_or(0);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let len = (batch_size as i64).min(n - start);
+            let x = images.f_narrow(0, start, len)?.f_to_device(self.device())?;
+            out.push(self.logits(&x).f_sigmoid()?.f_to_device(Device::Cpu)?);
+            start += len;
+        }
+        if out.is_empty() {
+            return Ok(Tensor::zeros([0, NUM_LABELS as i64], (tch::Kind::Float, Device::Cpu)));
+        }
+        Ok(Tensor::f_cat(&out, 0)?)
+    }
+
+    /// Saves the parameters as safetensors, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        // tch picks the format from the extension: keep `.safetensors`.
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        self.vs.save(&tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::bad_file(path, format!("cannot save weights: {e}"))
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    /// Loads parameters saved by [`Model::save`]; every name and shape must match.
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file")));
+        }
+        self.vs.load(path).map_err(|e| Error::bad_file(path, format!("cannot load weights into a {} ResNet-18: {e}", self.stem)))
+    }
+}
