@@ -5,6 +5,8 @@
 //! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
 //!   datasets as tch tensors, synthetic phantoms, data-source choice.
 //! - [`model`]: ResNet-18 (two stems), weights, ImageNet initialisation.
+//! - [`metrics`]: AUC, ACC (MedMNIST), AP, ROC.
+//! - [`train`]: config, Adam, the loop, run folders and checkpoints.
 //! - [`viz`]: pictures (montages) and inline notebook display.
 //! - [`notebook`]: helpers that keep notebook cells short.
 //! - [`progress`]: progress reporting that never prints unless asked.
@@ -16,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod notebook;
 pub mod progress;
+pub mod train;
 pub mod util;
 pub mod viz;
 

@@ -26,6 +26,66 @@ enum Cmd {
     Phantoms(PhantomArgs),
     /// Show the libtorch build and the device chestcam would use.
     Info,
+    /// Train a ResNet-18 (MedMNIST's protocol by default) into a run folder.
+    Train(TrainArgs),
+    /// Evaluate a run's checkpoint on a split: the per-label table.
+    Eval(EvalArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// chestmnist[:28|64|128|224], synthetic[:size], or a path to a MedMNIST-format npz.
+    #[arg(long, default_value = "chestmnist")]
+    source: String,
+    /// small (3x3 stride-1, no max-pool) or imagenet (7x7 stride-2 + max-pool); default by image size.
+    #[arg(long)]
+    stem: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    subset: Option<usize>,
+    /// Random shifts, brightness and contrast (no flips).
+    #[arg(long)]
+    augment: bool,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    threads: Option<i32>,
+    /// torchvision-named ImageNet weights (safetensors) to start from.
+    #[arg(long)]
+    imagenet: Option<PathBuf>,
+    /// The run folder (config.json, metrics.jsonl, best/last checkpoints).
+    #[arg(long)]
+    run: PathBuf,
+    /// Continue the run in --run (its saved config.json is used).
+    #[arg(long)]
+    resume: bool,
+    /// Print the epochs and the final evaluation as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// best or last.
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -81,6 +141,97 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 };
                 Montage::new(&data, opt).save(&path)?;
                 eprintln!("montage written to {}", path.display());
+            }
+        }
+        Cmd::Train(a) => {
+            let cfg = chestcam::train::TrainConfig {
+                source: a.source,
+                stem: a.stem.map(|s| s.parse()).transpose()?,
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                lr: a.lr,
+                seed: a.seed,
+                train_subset: a.subset,
+                augment: a.augment,
+                device: a.device,
+                threads: a.threads,
+                imagenet: a.imagenet,
+                ..Default::default()
+            };
+            let cfg = if a.resume && a.run.join("config.json").exists() {
+                chestcam::train::load_config(&a.run)?
+            } else {
+                cfg
+            };
+            cfg.validate(None)?;
+            let source: DataSource = cfg.source.parse()?;
+            let mut progress = chestcam::progress::auto();
+            let data = source.load(progress.as_mut())?;
+            eprintln!(
+                "data: {} ({} train / {} val / {} test, {} px)",
+                data.provenance,
+                data.train.len(),
+                data.val.len(),
+                data.test.len(),
+                data.size
+            );
+            let json = a.json;
+            let out = chestcam::train::train(&cfg, &data, &a.run, a.resume, &mut |r| {
+                if !json {
+                    eprintln!("{r}");
+                }
+                std::ops::ControlFlow::Continue(())
+            })?;
+            let (model, meta) = chestcam::train::load_model(
+                &a.run,
+                "best",
+                chestcam::model::parse_device(&cfg.device)?,
+            )?;
+            let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
+            if json {
+                let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test});
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v)
+                        .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?
+                );
+            } else {
+                println!(
+                    "best epoch {} (val AUC {:.4}); test split of {}:",
+                    meta.epoch, meta.val_auc, data.provenance
+                );
+                print!("{test}");
+            }
+        }
+        Cmd::Eval(a) => {
+            let cfg = chestcam::train::load_config(&a.run)?;
+            let split: chestcam::data::SplitName = a.split.parse()?;
+            let device = chestcam::model::parse_device(&a.device)?;
+            let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+            let mut progress = chestcam::progress::auto();
+            let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
+            if data.size != meta.size {
+                return Err(chestcam::Error::invalid(
+                    "data",
+                    format!(
+                        "{} has {} px images but the model was trained on {} px",
+                        data.provenance, data.size, meta.size
+                    ),
+                ));
+            }
+            let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&e)
+                        .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?
+                );
+            } else {
+                println!(
+                    "{} checkpoint (epoch {}) on the {split} split of {}:",
+                    a.checkpoint, meta.epoch, data.provenance
+                );
+                print!("{e}");
             }
         }
         Cmd::Info => {

@@ -126,34 +126,59 @@ pub fn evaluate(probs: &[f32], labels: &[u8], loss: Option<f64>) -> Result<Evalu
     if probs.len() != labels.len() || labels.len() % NUM_LABELS != 0 {
         return Err(Error::invalid(
             "evaluation input",
-            format!("{} scores and {} labels; both must be n x {NUM_LABELS}", probs.len(), labels.len()),
+            format!(
+                "{} scores and {} labels; both must be n x {NUM_LABELS}",
+                probs.len(),
+                labels.len()
+            ),
         ));
     }
     if let Some(bad) = probs.iter().find(|p| !p.is_finite()) {
-        return Err(Error::invalid("evaluation input", format!("score {bad} is not finite")));
+        return Err(Error::invalid(
+            "evaluation input",
+            format!("score {bad} is not finite"),
+        ));
     }
     let n = labels.len() / NUM_LABELS;
     let mut per_label = Vec::with_capacity(NUM_LABELS);
     for (k, name) in LABELS.iter().enumerate() {
         let s: Vec<f64> = (0..n).map(|i| probs[i * NUM_LABELS + k] as f64).collect();
         let y: Vec<u8> = (0..n).map(|i| labels[i * NUM_LABELS + k]).collect();
-        let correct = s.iter().zip(&y).filter(|(p, t)| (**p > 0.5) == (**t == 1)).count();
+        let correct = s
+            .iter()
+            .zip(&y)
+            .filter(|(p, t)| (**p > 0.5) == (**t == 1))
+            .count();
         per_label.push(LabelMetrics {
             label: name.to_string(),
             positives: y.iter().filter(|&&v| v == 1).count(),
             count: n,
             auc: roc_auc(&s, &y),
             ap: average_precision(&s, &y),
-            acc: if n == 0 { 0.0 } else { correct as f64 / n as f64 },
+            acc: if n == 0 {
+                0.0
+            } else {
+                correct as f64 / n as f64
+            },
         });
     }
-    let mean = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: Vec<f64>| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     Ok(Evaluation {
         loss,
         auc: mean(per_label.iter().filter_map(|m| m.auc).collect()),
         acc: mean(per_label.iter().map(|m| m.acc).collect()),
         map: mean(per_label.iter().filter_map(|m| m.ap).collect()),
-        undefined: per_label.iter().filter(|m| m.auc.is_none()).map(|m| m.label.clone()).collect(),
+        undefined: per_label
+            .iter()
+            .filter(|m| m.auc.is_none())
+            .map(|m| m.label.clone())
+            .collect(),
         per_label,
     })
 }
@@ -161,11 +186,27 @@ pub fn evaluate(probs: &[f32], labels: &[u8], loss: Option<f64>) -> Result<Evalu
 impl std::fmt::Display for Evaluation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "n/a".into());
-        writeln!(f, "{:<14} {:>6} {:>7} {:>7} {:>7}", "label", "pos", "AUC", "AP", "ACC")?;
+        writeln!(
+            f,
+            "{:<14} {:>6} {:>7} {:>7} {:>7}",
+            "label", "pos", "AUC", "AP", "ACC"
+        )?;
         for m in &self.per_label {
-            writeln!(f, "{:<14} {:>6} {:>7} {:>7} {:>7.3}", m.label, m.positives, opt(m.auc), opt(m.ap), m.acc)?;
+            writeln!(
+                f,
+                "{:<14} {:>6} {:>7} {:>7} {:>7.3}",
+                m.label,
+                m.positives,
+                opt(m.auc),
+                opt(m.ap),
+                m.acc
+            )?;
         }
-        writeln!(f, "{:<14} {:>6} {:>7.3} {:>7.3} {:>7.3}", "mean", "", self.auc, self.map, self.acc)?;
+        writeln!(
+            f,
+            "{:<14} {:>6} {:>7.3} {:>7.3} {:>7.3}",
+            "mean", "", self.auc, self.map, self.acc
+        )?;
         if let Some(l) = self.loss {
             writeln!(f, "loss {l:.4}")?;
         }

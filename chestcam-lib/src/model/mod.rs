@@ -19,13 +19,28 @@ pub fn parse_device(s: &str) -> Result<Device> {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {
-                Err(Error::invalid("device", "cuda requested but libtorch sees no CUDA device"))
+                Err(Error::invalid(
+                    "device",
+                    "cuda requested but libtorch sees no CUDA device",
+                ))
             }
         }
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
-            Some(i) => Err(Error::invalid("device", format!("cuda:{i} but only {} CUDA device(s)", tch::Cuda::device_count()))),
-            None => Err(Error::invalid("device", format!("{s:?} (expected auto, cpu, cuda or cuda:N)"))),
+            Some(i) => Err(Error::invalid(
+                "device",
+                format!(
+                    "cuda:{i} but only {} CUDA device(s)",
+                    tch::Cuda::device_count()
+                ),
+            )),
+            None => Err(Error::invalid(
+                "device",
+                format!("{s:?} (expected auto, cpu, cuda or cuda:N)"),
+            )),
         },
     }
 }
@@ -46,7 +61,12 @@ impl Model {
         check_stem(stem, size)?;
         let vs = nn::VarStore::new(device);
         let net = ResNet18::new(&vs.root(), stem, NUM_LABELS as i64);
-        Ok(Model { vs, net, stem, size })
+        Ok(Model {
+            vs,
+            net,
+            stem,
+            size,
+        })
     }
 
     pub fn device(&self) -> Device {
@@ -70,7 +90,10 @@ impl Model {
             start += len;
         }
         if out.is_empty() {
-            return Ok(Tensor::zeros([0, NUM_LABELS as i64], (tch::Kind::Float, Device::Cpu)));
+            return Ok(Tensor::zeros(
+                [0, NUM_LABELS as i64],
+                (tch::Kind::Float, Device::Cpu),
+            ));
         }
         Ok(Tensor::f_cat(&out, 0)?)
     }
@@ -79,7 +102,10 @@ impl Model {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         // tch picks the format from the extension: keep `.safetensors`.
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -95,8 +121,16 @@ impl Model {
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         if !path.is_file() {
-            return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file")));
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file"),
+            ));
         }
-        self.vs.load(path).map_err(|e| Error::bad_file(path, format!("cannot load weights into a {} ResNet-18: {e}", self.stem)))
+        self.vs.load(path).map_err(|e| {
+            Error::bad_file(
+                path,
+                format!("cannot load weights into a {} ResNet-18: {e}", self.stem),
+            )
+        })
     }
 }

@@ -33,7 +33,10 @@ impl std::str::FromStr for Stem {
         match s.to_ascii_lowercase().as_str() {
             "small" => Ok(Stem::Small),
             "imagenet" => Ok(Stem::Imagenet),
-            _ => Err(Error::invalid("stem", format!("{s:?} (expected small or imagenet)"))),
+            _ => Err(Error::invalid(
+                "stem",
+                format!("{s:?} (expected small or imagenet)"),
+            )),
         }
     }
 }
@@ -78,7 +81,10 @@ pub fn feature_sizes(stem: Stem, input: usize) -> [usize; 4] {
 /// would be a constant.
 pub fn check_stem(stem: Stem, size: usize) -> Result<()> {
     if size < 8 {
-        return Err(Error::invalid("input size", format!("{size} px (at least 8)")));
+        return Err(Error::invalid(
+            "input size",
+            format!("{size} px (at least 8)"),
+        ));
     }
     let f = feature_sizes(stem, size);
     if f[3] <= 1 {
@@ -117,7 +123,10 @@ impl BasicBlock {
     fn new(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let d = &p / "downsample";
-            (conv(&d / 0, c_in, c_out, 1, stride, 0), nn::batch_norm2d(&d / 1, c_out, Default::default()))
+            (
+                conv(&d / 0, c_in, c_out, 1, stride, 0),
+                nn::batch_norm2d(&d / 1, c_out, Default::default()),
+            )
         });
         BasicBlock {
             conv1: conv(&p / "conv1", c_in, c_out, 3, stride, 1),
@@ -129,7 +138,12 @@ impl BasicBlock {
     }
 
     fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-        let ys = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
+        let ys = xs
+            .apply(&self.conv1)
+            .apply_t(&self.bn1, train)
+            .relu()
+            .apply(&self.conv2)
+            .apply_t(&self.bn2, train);
         let short = match &self.downsample {
             Some((c, b)) => xs.apply(c).apply_t(b, train),
             None => xs.shallow_clone(),
@@ -160,7 +174,10 @@ impl ResNet18 {
             let lp = p / format!("layer{}", i + 1);
             let c_in = if i == 0 { 64 } else { widths[i - 1] };
             let stride = if i == 0 { 1 } else { 2 };
-            vec![BasicBlock::new(&lp / 0, c_in, widths[i], stride), BasicBlock::new(&lp / 1, widths[i], widths[i], 1)]
+            vec![
+                BasicBlock::new(&lp / 0, c_in, widths[i], stride),
+                BasicBlock::new(&lp / 1, widths[i], widths[i], 1),
+            ]
         });
         ResNet18 {
             stem,
@@ -187,15 +204,25 @@ impl ResNet18 {
                 kept = Some(x.shallow_clone());
             }
         }
-        let logits = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.head);
+        let logits = x
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&self.head);
         (logits, kept.unwrap_or_else(|| x.shallow_clone()))
     }
 
     /// Parameters per stage: stem, layer1..layer4, head.
     pub fn parameter_counts(vs: &nn::VarStore) -> Vec<(String, i64)> {
-        let mut groups: Vec<(String, i64)> = ["stem", "layer1", "layer2", "layer3", "layer4", "head"].iter().map(|g| (g.to_string(), 0)).collect();
+        let mut groups: Vec<(String, i64)> =
+            ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+                .iter()
+                .map(|g| (g.to_string(), 0))
+                .collect();
         for (name, t) in vs.variables() {
-            if name.ends_with("running_mean") || name.ends_with("running_var") || name.ends_with("num_batches_tracked") {
+            if name.ends_with("running_mean")
+                || name.ends_with("running_var")
+                || name.ends_with("num_batches_tracked")
+            {
                 continue;
             }
             let g = if name.starts_with("layer") {

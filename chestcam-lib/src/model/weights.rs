@@ -22,26 +22,38 @@ impl Model {
     /// Copies torchvision-named ImageNet weights into this model.
     pub fn load_imagenet(&mut self, path: impl AsRef<Path>) -> Result<LoadReport> {
         let path = path.as_ref();
-        let file = tch::Tensor::read_safetensors(path).map_err(|e| Error::bad_file(path, format!("not a readable safetensors file: {e}")))?;
+        let file = tch::Tensor::read_safetensors(path)
+            .map_err(|e| Error::bad_file(path, format!("not a readable safetensors file: {e}")))?;
         let file: std::collections::HashMap<String, tch::Tensor> = file.into_iter().collect();
-        let mut report = LoadReport { loaded: vec![], skipped: vec![] };
+        let mut report = LoadReport {
+            loaded: vec![],
+            skipped: vec![],
+        };
         let mut vars: Vec<(String, tch::Tensor)> = self.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         tch::no_grad(|| -> Result<()> {
             for (name, mut var) in vars {
                 if name.starts_with("head.") {
-                    report.skipped.push((name, "14-way head: freshly initialised".into()));
+                    report
+                        .skipped
+                        .push((name, "14-way head: freshly initialised".into()));
                     continue;
                 }
                 let Some(src) = file.get(&name) else {
-                    return Err(Error::bad_file(path, format!("missing tensor {name:?} (expected torchvision resnet18 names)")));
+                    return Err(Error::bad_file(
+                        path,
+                        format!("missing tensor {name:?} (expected torchvision resnet18 names)"),
+                    ));
                 };
                 let mut src = src.to_kind(var.kind());
                 if name == "conv1.weight" && src.size().get(1) == Some(&3) {
                     src = src.f_sum_dim_intlist(1i64, true, var.kind())?;
                 }
                 if src.size() != var.size() {
-                    report.skipped.push((name, format!("shape {:?} in the file, {:?} here", src.size(), var.size())));
+                    report.skipped.push((
+                        name,
+                        format!("shape {:?} in the file, {:?} here", src.size(), var.size()),
+                    ));
                     continue;
                 }
                 var.f_copy_(&src.f_to_device(var.device())?)?;

@@ -1,0 +1,162 @@
+//! A training run's configuration: MedMNIST's protocol as defaults, saved
+//! as `config.json` in the run folder before any work starts.
+use crate::model::{check_stem, Stem};
+use crate::{Error, Result};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// `chestmnist[:size]`, `synthetic[:size]` or a path to an npz.
+    pub source: String,
+    /// Stem; `None` picks the default for the image size.
+    pub stem: Option<Stem>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Fractions of `epochs` after which the rate is multiplied by `gamma`.
+    pub milestones: Vec<f64>,
+    pub gamma: f64,
+    pub seed: u64,
+    /// Use only the first `n` training images (quick runs).
+    pub train_subset: Option<usize>,
+    /// Random shifts, brightness and contrast (MedMNIST's protocol has none).
+    pub augment: bool,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// libtorch intra-op threads (`None`: libtorch's default).
+    pub threads: Option<i32>,
+    /// torchvision-named ImageNet weights (safetensors) to start from.
+    pub imagenet: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    /// MedMNIST v2's protocol: Adam, lr 1e-3, batch 128, BCE with logits,
+    /// lr x0.1 at 50% and 75% of 100 epochs.
+    fn default() -> Self {
+        TrainConfig {
+            source: "chestmnist".into(),
+            stem: None,
+            epochs: 100,
+            batch_size: 128,
+            lr: 1e-3,
+            milestones: vec![0.5, 0.75],
+            gamma: 0.1,
+            seed: 0,
+            train_subset: None,
+            augment: false,
+            device: "auto".into(),
+            threads: None,
+            imagenet: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Refuses a bad configuration before any work starts.
+    pub fn validate(&self, image_size: Option<usize>) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch size", "0 (must be at least 1)"));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("epochs", "0 (must be at least 1)"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::invalid(
+                "learning rate",
+                format!("{} (must be a positive number)", self.lr),
+            ));
+        }
+        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            return Err(Error::invalid(
+                "gamma",
+                format!("{} (must be in (0, 1])", self.gamma),
+            ));
+        }
+        if let Some(m) = self.milestones.iter().find(|m| !(**m > 0.0 && **m < 1.0)) {
+            return Err(Error::invalid(
+                "milestones",
+                format!("{m} (fractions of the epochs, in (0, 1))"),
+            ));
+        }
+        if self.train_subset == Some(0) {
+            return Err(Error::invalid("train subset", "0 images"));
+        }
+        if let Some(t) = self.threads.filter(|t| *t < 1) {
+            return Err(Error::invalid("threads", format!("{t} (at least 1)")));
+        }
+        crate::model::parse_device(&self.device)?;
+        self.source.parse::<crate::data::source::DataSource>()?;
+        if let Some(size) = image_size {
+            check_stem(self.stem_for(size), size)?;
+        }
+        Ok(())
+    }
+
+    /// The stem used for `size` px images.
+    pub fn stem_for(&self, size: usize) -> Stem {
+        self.stem.unwrap_or(Stem::default_for(size))
+    }
+
+    /// Learning rate of (0-based) `epoch`, as MedMNIST's
+    /// `MultiStepLR(milestones=[0.5 * E, 0.75 * E], gamma=0.1)`: PyTorch
+    /// fires a milestone only when the epoch counter equals it, so a
+    /// fractional milestone (0.75 * 2 = 1.5) never fires.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let passed = self
+            .milestones
+            .iter()
+            .map(|m| m * self.epochs as f64)
+            .filter(|at| at.fract() == 0.0 && epoch as f64 >= *at)
+            .count();
+        self.lr * self.gamma.powi(passed as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medmnist_schedule() {
+        let c = TrainConfig::default();
+        assert_eq!(c.lr_at(0), 1e-3);
+        assert_eq!(c.lr_at(49), 1e-3);
+        assert!((c.lr_at(50) - 1e-4).abs() < 1e-12);
+        assert!((c.lr_at(75) - 1e-5).abs() < 1e-12);
+        // epochs 2: milestones [1.0, 1.5]; only 1.0 is ever hit.
+        let two = TrainConfig {
+            epochs: 2,
+            ..c.clone()
+        };
+        assert!((two.lr_at(1) - 1e-4).abs() < 1e-12);
+        let ten = TrainConfig {
+            epochs: 10,
+            ..c.clone()
+        };
+        assert_eq!((ten.lr_at(4), ten.lr_at(5)), (1e-3, 1e-3 * 0.1));
+        assert!((ten.lr_at(9) - 1e-4).abs() < 1e-12, "7.5 never fires");
+        assert!(c.validate(Some(28)).is_ok());
+        let bad = TrainConfig {
+            batch_size: 0,
+            ..c.clone()
+        };
+        assert!(bad
+            .validate(None)
+            .unwrap_err()
+            .to_string()
+            .contains("batch size"));
+        let bad = TrainConfig {
+            stem: Some(Stem::Imagenet),
+            ..c.clone()
+        };
+        assert!(bad
+            .validate(Some(28))
+            .unwrap_err()
+            .to_string()
+            .contains("1x1"));
+        let bad = TrainConfig { lr: f64::NAN, ..c };
+        assert!(bad.validate(None).is_err());
+    }
+}

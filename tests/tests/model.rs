@@ -1,0 +1,186 @@
+//! ResNet-18: names, sizes, stems, weight files, ImageNet initialisation.
+use chestcam::model::{check_stem, feature_sizes, Model, ResNet18, Stage, Stem};
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn torchvision_names_and_parameter_counts() {
+    let m = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let vars = m.vs.variables();
+    for name in [
+        "conv1.weight",
+        "bn1.running_var",
+        "layer1.0.conv1.weight",
+        "layer2.0.downsample.0.weight",
+        "layer2.0.downsample.1.running_mean",
+        "layer4.1.bn2.bias",
+        "head.weight",
+        "head.bias",
+    ] {
+        assert!(vars.contains_key(name), "missing {name}");
+    }
+    assert!(!vars.keys().any(|k| k.starts_with("fc.")));
+    assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
+    // python scripts/resnet_torch.py: small 11174862, imagenet 11177422
+    let total = |m: &Model| {
+        ResNet18::parameter_counts(&m.vs)
+            .iter()
+            .map(|(_, n)| n)
+            .sum::<i64>()
+    };
+    assert_eq!(total(&m), 11_174_862);
+    assert_eq!(
+        total(&Model::new(Stem::Imagenet, 224, Device::Cpu).unwrap()),
+        11_177_422
+    );
+    let groups = ResNet18::parameter_counts(&m.vs);
+    assert_eq!(groups[5], ("head".to_string(), 512 * 14 + 14));
+}
+
+#[test]
+fn stage_sizes_and_the_1x1_guard() {
+    assert_eq!(feature_sizes(Stem::Small, 28), [28, 14, 7, 4]);
+    assert_eq!(feature_sizes(Stem::Imagenet, 224), [56, 28, 14, 7]);
+    assert_eq!(feature_sizes(Stem::Imagenet, 28), [7, 4, 2, 1]);
+    let e = check_stem(Stem::Imagenet, 28).unwrap_err().to_string();
+    assert!(
+        e.contains("1x1") && e.contains("constant") && e.contains("--stem small"),
+        "{e}"
+    );
+    assert!(Model::new(Stem::Imagenet, 28, Device::Cpu).is_err());
+    assert_eq!(Stem::default_for(28), Stem::Small);
+    assert_eq!(Stem::default_for(64), Stem::Small);
+    assert_eq!(Stem::default_for(128), Stem::Imagenet);
+    assert!("wide"
+        .parse::<Stem>()
+        .unwrap_err()
+        .to_string()
+        .contains("\"wide\""));
+}
+
+#[test]
+fn forward_keeps_the_chosen_stage() {
+    tch::manual_seed(0);
+    let m = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let x = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    for (stage, shape) in [
+        (Stage::Layer1, [2, 64, 28, 28]),
+        (Stage::Layer2, [2, 128, 14, 14]),
+        (Stage::Layer3, [2, 256, 7, 7]),
+        (Stage::Layer4, [2, 512, 4, 4]),
+    ] {
+        let (logits, act) = m.net.forward_stage(&x, stage, false);
+        assert_eq!(logits.size(), vec![2, 14]);
+        assert_eq!(act.size(), shape.to_vec());
+        assert!(act.requires_grad(), "activation must stay in the graph");
+    }
+    // Gradients with respect to the layer4 activation reach it.
+    let (logits, act) = m.net.forward_stage(&x, Stage::Layer4, false);
+    let g = Tensor::run_backward(&[logits.get(0).get(3)], &[&act], true, false);
+    assert_eq!(g[0].size(), vec![2, 512, 4, 4]);
+    assert!(g[0].get(0).abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    assert_eq!(
+        g[0].get(1).abs().sum(Kind::Float).double_value(&[]),
+        0.0,
+        "image 1 does not affect image 0's score in eval mode"
+    );
+}
+
+#[test]
+fn save_and_load_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.safetensors");
+    tch::manual_seed(1);
+    let a = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    a.save(&p).unwrap();
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temp file left"
+    );
+    tch::manual_seed(2);
+    let mut b = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let x = Tensor::randn([3, 1, 28, 28], (Kind::Float, Device::Cpu));
+    assert!(!a.logits(&x).allclose(&b.logits(&x), 1e-6, 1e-6, false));
+    b.load(&p).unwrap();
+    assert!(a.logits(&x).equal(&b.logits(&x)));
+    let mut c = Model::new(Stem::Imagenet, 224, Device::Cpu).unwrap();
+    let e = c.load(&p).unwrap_err().to_string();
+    assert!(e.contains("w.safetensors") && e.contains("imagenet"), "{e}");
+    let e = c
+        .load(dir.path().join("none.safetensors"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none.safetensors"), "{e}");
+}
+
+#[test]
+fn imagenet_init_sums_rgb_and_keeps_the_head() {
+    // A small generated stand-in for torchvision's resnet18 weights: every
+    // name as torchvision has it, a 3-channel conv1 and a 1000-way fc.
+    tch::manual_seed(3);
+    let donor = Model::new(Stem::Imagenet, 224, Device::Cpu).unwrap();
+    let mut named: Vec<(String, Tensor)> = donor
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("head."))
+        .map(|(n, t)| (n, t.detach().copy()))
+        .collect();
+    let rgb = Tensor::randn([64, 3, 7, 7], (Kind::Float, Device::Cpu));
+    named.retain(|(n, _)| n != "conv1.weight");
+    named.push(("conv1.weight".into(), rgb.copy()));
+    named.push((
+        "fc.weight".into(),
+        Tensor::randn([1000, 512], (Kind::Float, Device::Cpu)),
+    ));
+    named.push((
+        "fc.bias".into(),
+        Tensor::zeros([1000], (Kind::Float, Device::Cpu)),
+    ));
+    named.push(("bn1.num_batches_tracked".into(), Tensor::from(5i64)));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("resnet18_imagenet.safetensors");
+    Tensor::write_safetensors(
+        &named
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .collect::<Vec<_>>(),
+        &p,
+    )
+    .unwrap();
+
+    tch::manual_seed(4);
+    let mut m = Model::new(Stem::Imagenet, 224, Device::Cpu).unwrap();
+    let head_before = m.vs.variables()["head.weight"].copy();
+    let report = m.load_imagenet(&p).unwrap();
+    let vars = m.vs.variables();
+    assert!(vars["conv1.weight"].allclose(
+        &rgb.sum_dim_intlist(1i64, true, Kind::Float),
+        1e-6,
+        1e-6,
+        false
+    ));
+    assert!(vars["layer3.1.conv2.weight"].equal(&donor.vs.variables()["layer3.1.conv2.weight"]));
+    assert!(vars["layer2.0.downsample.1.running_var"]
+        .equal(&donor.vs.variables()["layer2.0.downsample.1.running_var"]));
+    assert!(vars["head.weight"].equal(&head_before));
+    assert_eq!(report.loaded.len(), vars.len() - 2);
+    assert_eq!(report.skipped.len(), 2);
+
+    // A file with a tensor missing names it.
+    named.retain(|(n, _)| n != "layer4.0.bn1.weight");
+    let p2 = dir.path().join("partial.safetensors");
+    Tensor::write_safetensors(
+        &named
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .collect::<Vec<_>>(),
+        &p2,
+    )
+    .unwrap();
+    let e = m.load_imagenet(&p2).unwrap_err().to_string();
+    assert!(
+        e.contains("partial.safetensors") && e.contains("layer4.0.bn1.weight"),
+        "{e}"
+    );
+}
