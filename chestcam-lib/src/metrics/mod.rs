@@ -123,7 +123,7 @@ pub struct Evaluation {
 
 /// Evaluates sigmoid `probs` (`[n, 14]` row-major) against 0/1 `labels`.
 pub fn evaluate(probs: &[f32], labels: &[u8], loss: Option<f64>) -> Result<Evaluation> {
-    if probs.len() != labels.len() || labels.len() % NUM_LABELS != 0 {
+    if probs.len() != labels.len() || !labels.len().is_multiple_of(NUM_LABELS) {
         return Err(Error::invalid(
             "evaluation input",
             format!(

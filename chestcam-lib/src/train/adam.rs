@@ -115,7 +115,7 @@ impl Adam {
                     let src = file
                         .get(&format!("{prefix}{n}"))
                         .ok_or_else(|| Error::bad_file(path, format!("missing {prefix}{n}")))?;
-                    let _ = t.f_copy_(src)?;
+                    t.f_copy_(src)?;
                 }
             }
             Ok(())
