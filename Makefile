@@ -9,7 +9,15 @@ OUT ?= out
 
 NOTEBOOKS := notebooks/train_model.ipynb
 
-.PHONY: setup build demo test notebooks-test
+.PHONY: setup build demo test notebooks-test bench
+
+# Both sides of the benchmark get the same allocator settings (a fresh
+# process otherwise pays for millions of page faults).
+BENCH_ENV := MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824
+BENCH_DATA ?= $(NIH1000)
+
+bench: build
+	$(ENV) $(BENCH_ENV) ./target/release/chestcam bench --data $(BENCH_DATA) --out $(OUT)/bench
 
 setup:
 	@bash scripts/setup.sh

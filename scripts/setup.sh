@@ -8,13 +8,17 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/env.sh"
 mkdir -p "$CHESTCAM_TOOLS"
 stamp_py="$CHESTCAM_VENV/.chestcam-ready"
-if [ ! -f "$stamp_py" ]; then
-  echo "[setup] creating venv at $CHESTCAM_VENV (torch $CHESTCAM_TORCH_VERSION, ~5 GB, a few minutes)"
-  py="$(command -v "python$CHESTCAM_PY_VERSION" || command -v python3)"
-  "$py" -m venv "$CHESTCAM_VENV"
-  "$CHESTCAM_VENV/bin/python" -m pip install --quiet --upgrade pip
+want="$(sha256sum "$here/../requirements.txt" | cut -d' ' -f1)"
+if [ ! -f "$stamp_py" ] || [ "$(cat "$stamp_py")" != "$want" ]; then
+  if [ ! -x "$CHESTCAM_VENV/bin/python" ]; then
+    echo "[setup] creating venv at $CHESTCAM_VENV (torch $CHESTCAM_TORCH_VERSION, ~5 GB, a few minutes)"
+    py="$(command -v "python$CHESTCAM_PY_VERSION" || command -v python3)"
+    "$py" -m venv "$CHESTCAM_VENV"
+    "$CHESTCAM_VENV/bin/python" -m pip install --quiet --upgrade pip
+  fi
+  echo "[setup] installing requirements.txt into $CHESTCAM_VENV"
   "$CHESTCAM_VENV/bin/python" -m pip install --quiet -r "$here/../requirements.txt"
-  touch "$stamp_py"
+  echo "$want" > "$stamp_py"
 else
   echo "[setup] venv ready: $CHESTCAM_VENV"
 fi

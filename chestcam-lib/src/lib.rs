@@ -2,6 +2,7 @@
 //! multi-label) and explains itself with Grad-CAM.
 //!
 //! Table of contents:
+//! - [`bench`]: the benchmark against PyTorch on the same libtorch.
 //! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
 //!   datasets as tch tensors, synthetic phantoms, data-source choice.
 //! - [`model`]: ResNet-18 (two stems), weights, ImageNet initialisation.
@@ -12,6 +13,7 @@
 //! - [`progress`]: progress reporting that never prints unless asked.
 //! - [`error`]: the one error type.
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod metrics;

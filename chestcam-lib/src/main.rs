@@ -30,6 +30,29 @@ enum Cmd {
     Train(TrainArgs),
     /// Evaluate a run's checkpoint on a split: the per-label table.
     Eval(EvalArgs),
+    /// Benchmark training and inference against PyTorch (same libtorch, weights, data).
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// A MedMNIST-format npz (its first train images are the batch).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 6)]
+    reps: usize,
+    #[arg(long, default_value = "out/bench")]
+    out: PathBuf,
+    #[arg(long, default_value = "python")]
+    python: String,
+    #[arg(long, default_value = "scripts/bench_pytorch.py")]
+    script: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -233,6 +256,19 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 );
                 print!("{e}");
             }
+        }
+        Cmd::Bench(a) => {
+            let report = chestcam::bench::run(&chestcam::bench::BenchOptions {
+                data: a.data,
+                batch: a.batch,
+                threads: a.threads,
+                warmup: a.warmup,
+                reps: a.reps,
+                out: a.out,
+                python: a.python,
+                script: a.script,
+            })?;
+            print!("{report}");
         }
         Cmd::Info => {
             let cuda = tch::Cuda::is_available();

@@ -58,17 +58,14 @@ impl Adam {
                 let (Some(m), Some(v)) = (self.m.get_mut(name), self.v.get_mut(name)) else {
                     continue;
                 };
-                let _ = m
-                    .f_mul_scalar_(self.beta1)?
-                    .f_add_(&g.f_mul_scalar(1.0 - self.beta1)?)?;
-                let _ = v
-                    .f_mul_scalar_(self.beta2)?
-                    .f_add_(&g.f_mul(&g)?.f_mul_scalar(1.0 - self.beta2)?)?;
-                let denom = v
-                    .f_sqrt()?
-                    .f_div_scalar(bc2.sqrt())?
-                    .f_add_scalar(self.eps)?;
-                let _ = p.f_sub_(&m.f_div(&denom)?.f_mul_scalar(lr / bc1)?)?;
+                // As torch's Adam: exp_avg.lerp_(grad, 1 - beta1), fewer temporaries.
+                let _ = m.f_lerp_(&g, 1.0 - self.beta1)?;
+                let _ = v.f_lerp_(&g.f_square()?, 1.0 - self.beta2)?;
+                let mut denom = v.f_sqrt()?;
+                let _ = denom.f_div_scalar_(bc2.sqrt())?.f_add_scalar_(self.eps)?;
+                let mut update = m.f_div(&denom)?;
+                let _ = update.f_mul_scalar_(lr / bc1)?;
+                let _ = p.f_sub_(&update)?;
             }
             Ok(())
         })

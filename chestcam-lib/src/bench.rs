@@ -1,0 +1,133 @@
+//! `chestcam bench`: our training step and inference against the identical
+//! network in PyTorch eager (and fed by a DataLoader), same libtorch, same
+//! initial weights, same images, same thread count, run in one command.
+//! Timings are medians over repetitions after warm-up.
+use crate::data::Dataset;
+use crate::model::{Model, Stage, Stem};
+use crate::train::adam::Adam;
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub data: PathBuf,
+    pub batch: usize,
+    pub threads: i32,
+    pub warmup: usize,
+    pub reps: usize,
+    pub out: PathBuf,
+    pub python: String,
+    pub script: PathBuf,
+}
+
+fn median_secs(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut ts = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        f()?;
+        ts.push(t.elapsed().as_secs_f64());
+    }
+    ts.sort_by(f64::total_cmp);
+    Ok(ts[ts.len() / 2])
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs both sides and returns the report text.
+pub fn run(o: &BenchOptions) -> Result<String> {
+    tch::set_num_threads(o.threads);
+    let data = Dataset::from_npz(&o.data)?;
+    let b = o.batch.min(data.train.len());
+    let split = data.train.head(b);
+    let x = split.images_tensor(Device::Cpu)?;
+    let y = split.labels_tensor(Device::Cpu)?;
+    std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
+    let init = o.out.join("init.safetensors");
+    tch::manual_seed(0);
+    let model = Model::new(Stem::Small, data.size, Device::Cpu)?;
+    model.save(&init)?;
+    let logits = model.logits(&x);
+    let logits_path = o.out.join("rust_logits.safetensors");
+    Tensor::write_safetensors(&[("logits", &logits)], &logits_path).map_err(|e| Error::bad_file(&logits_path, e.to_string()))?;
+
+    // Inference is cheap: three times the repetitions for a steadier median.
+    let infer = median_secs(o.warmup + 1, 3 * o.reps, || {
+        let _ = model.logits(&x);
+        Ok(())
+    })?;
+    let mut tm = Model::new(Stem::Small, data.size, Device::Cpu)?;
+    tm.load(&init)?;
+    let mut opt = Adam::new(&tm.vs);
+    let train = median_secs(o.warmup, o.reps, || {
+        opt.zero_grad();
+        let (out, _) = tm.net.forward_stage(&x, Stage::Layer4, true);
+        let loss = out.f_binary_cross_entropy_with_logits(&y, None::<Tensor>, None::<Tensor>, tch::Reduction::Mean)?;
+        loss.f_backward()?;
+        opt.step(1e-3)
+    })?;
+    let rss = peak_rss_mib().unwrap_or(f64::NAN);
+
+    let py = run_python(o, &init, &logits_path, b)?;
+    let get = |k: &str| py.get(k).and_then(|v| v.as_f64());
+    let ips = |secs: f64| b as f64 / secs;
+    let mut t = String::new();
+    t.push_str(&format!(
+        "ResNet-18 (small stem), {0}x{0} px, batch {b}, {1} threads, medians of {2} training steps / {5} inference passes after {3} warm-up; torch {4}\n\n",
+        data.size,
+        o.threads,
+        o.reps,
+        o.warmup,
+        py.get("torch").and_then(|v| v.as_str()).unwrap_or("?"),
+        3 * o.reps
+    ));
+    t.push_str(&format!("{:<34} {:>10} {:>10}\n", "row", "img/s", "ours/row"));
+    let (our_train, our_infer) = (ips(train), ips(infer));
+    t.push_str(&format!("{:<34} {:>10.1} {:>10}\n", "train  chestcam (tch)", our_train, "1.00"));
+    for (name, key) in [("train  PyTorch eager", "train_eager_s"), ("train  PyTorch DataLoader+PIL", "train_dataloader_s")] {
+        match get(key) {
+            Some(s) => t.push_str(&format!("{:<34} {:>10.1} {:>10.2}\n", name, ips(s), our_train / ips(s))),
+            None => t.push_str(&format!("{name:<34} {:>10} {:>10}\n", "skipped", "")),
+        }
+    }
+    t.push_str(&format!("{:<34} {:>10.1} {:>10}\n", "infer  chestcam (tch)", our_infer, "1.00"));
+    if let Some(s) = get("infer_eager_s") {
+        t.push_str(&format!("{:<34} {:>10.1} {:>10.2}\n", "infer  PyTorch eager", ips(s), our_infer / ips(s)));
+    }
+    t.push_str(&format!(
+        "\npeak RSS: chestcam {:.0} MiB, PyTorch process {:.0} MiB\n",
+        rss,
+        get("peak_rss_mb").unwrap_or(f64::NAN)
+    ));
+    if let Some(d) = get("max_abs_logit_diff") {
+        t.push_str(&format!("parity: max |logit difference| on the same weights and batch = {d:.2e}\n"));
+    }
+    Ok(t)
+}
+
+fn run_python(o: &BenchOptions, init: &Path, logits: &Path, batch: usize) -> Result<serde_json::Value> {
+    let out = std::process::Command::new(&o.python)
+        .arg(&o.script)
+        .args(["--weights", &init.display().to_string(), "--data", &o.data.display().to_string()])
+        .args(["--batch", &batch.to_string(), "--threads", &o.threads.to_string()])
+        .args(["--warmup", &o.warmup.to_string(), "--reps", &o.reps.to_string()])
+        .args(["--rust-logits", &logits.display().to_string()])
+        .output()
+        .map_err(|e| Error::io(&o.script, e))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::invalid("PyTorch benchmark", format!("{} failed: {}", o.script.display(), err.lines().last().unwrap_or(""))));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| Error::invalid("PyTorch benchmark output", e.to_string()))
+}
