@@ -59,7 +59,8 @@ pub fn run(o: &BenchOptions) -> Result<String> {
     model.save(&init)?;
     let logits = model.logits(&x);
     let logits_path = o.out.join("rust_logits.safetensors");
-    Tensor::write_safetensors(&[("logits", &logits)], &logits_path).map_err(|e| Error::bad_file(&logits_path, e.to_string()))?;
+    Tensor::write_safetensors(&[("logits", &logits)], &logits_path)
+        .map_err(|e| Error::bad_file(&logits_path, e.to_string()))?;
 
     // Inference is cheap: three times the repetitions for a steadier median.
     let infer = median_secs(o.warmup + 1, 3 * o.reps, || {
@@ -72,7 +73,12 @@ pub fn run(o: &BenchOptions) -> Result<String> {
     let train = median_secs(o.warmup, o.reps, || {
         opt.zero_grad();
         let (out, _) = tm.net.forward_stage(&x, Stage::Layer4, true);
-        let loss = out.f_binary_cross_entropy_with_logits(&y, None::<Tensor>, None::<Tensor>, tch::Reduction::Mean)?;
+        let loss = out.f_binary_cross_entropy_with_logits(
+            &y,
+            None::<Tensor>,
+            None::<Tensor>,
+            tch::Reduction::Mean,
+        )?;
         loss.f_backward()?;
         opt.step(1e-3)
     })?;
@@ -91,18 +97,40 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         py.get("torch").and_then(|v| v.as_str()).unwrap_or("?"),
         3 * o.reps
     ));
-    t.push_str(&format!("{:<34} {:>10} {:>10}\n", "row", "img/s", "ours/row"));
+    t.push_str(&format!(
+        "{:<34} {:>10} {:>10}\n",
+        "row", "img/s", "ours/row"
+    ));
     let (our_train, our_infer) = (ips(train), ips(infer));
-    t.push_str(&format!("{:<34} {:>10.1} {:>10}\n", "train  chestcam (tch)", our_train, "1.00"));
-    for (name, key) in [("train  PyTorch eager", "train_eager_s"), ("train  PyTorch DataLoader+PIL", "train_dataloader_s")] {
+    t.push_str(&format!(
+        "{:<34} {:>10.1} {:>10}\n",
+        "train  chestcam (tch)", our_train, "1.00"
+    ));
+    for (name, key) in [
+        ("train  PyTorch eager", "train_eager_s"),
+        ("train  PyTorch DataLoader+PIL", "train_dataloader_s"),
+    ] {
         match get(key) {
-            Some(s) => t.push_str(&format!("{:<34} {:>10.1} {:>10.2}\n", name, ips(s), our_train / ips(s))),
+            Some(s) => t.push_str(&format!(
+                "{:<34} {:>10.1} {:>10.2}\n",
+                name,
+                ips(s),
+                our_train / ips(s)
+            )),
             None => t.push_str(&format!("{name:<34} {:>10} {:>10}\n", "skipped", "")),
         }
     }
-    t.push_str(&format!("{:<34} {:>10.1} {:>10}\n", "infer  chestcam (tch)", our_infer, "1.00"));
+    t.push_str(&format!(
+        "{:<34} {:>10.1} {:>10}\n",
+        "infer  chestcam (tch)", our_infer, "1.00"
+    ));
     if let Some(s) = get("infer_eager_s") {
-        t.push_str(&format!("{:<34} {:>10.1} {:>10.2}\n", "infer  PyTorch eager", ips(s), our_infer / ips(s)));
+        t.push_str(&format!(
+            "{:<34} {:>10.1} {:>10.2}\n",
+            "infer  PyTorch eager",
+            ips(s),
+            our_infer / ips(s)
+        ));
     }
     t.push_str(&format!(
         "\npeak RSS: chestcam {:.0} MiB, PyTorch process {:.0} MiB\n",
@@ -110,24 +138,54 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         get("peak_rss_mb").unwrap_or(f64::NAN)
     ));
     if let Some(d) = get("max_abs_logit_diff") {
-        t.push_str(&format!("parity: max |logit difference| on the same weights and batch = {d:.2e}\n"));
+        t.push_str(&format!(
+            "parity: max |logit difference| on the same weights and batch = {d:.2e}\n"
+        ));
     }
     Ok(t)
 }
 
-fn run_python(o: &BenchOptions, init: &Path, logits: &Path, batch: usize) -> Result<serde_json::Value> {
+fn run_python(
+    o: &BenchOptions,
+    init: &Path,
+    logits: &Path,
+    batch: usize,
+) -> Result<serde_json::Value> {
     let out = std::process::Command::new(&o.python)
         .arg(&o.script)
-        .args(["--weights", &init.display().to_string(), "--data", &o.data.display().to_string()])
-        .args(["--batch", &batch.to_string(), "--threads", &o.threads.to_string()])
-        .args(["--warmup", &o.warmup.to_string(), "--reps", &o.reps.to_string()])
+        .args([
+            "--weights",
+            &init.display().to_string(),
+            "--data",
+            &o.data.display().to_string(),
+        ])
+        .args([
+            "--batch",
+            &batch.to_string(),
+            "--threads",
+            &o.threads.to_string(),
+        ])
+        .args([
+            "--warmup",
+            &o.warmup.to_string(),
+            "--reps",
+            &o.reps.to_string(),
+        ])
         .args(["--rust-logits", &logits.display().to_string()])
         .output()
         .map_err(|e| Error::io(&o.script, e))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(Error::invalid("PyTorch benchmark", format!("{} failed: {}", o.script.display(), err.lines().last().unwrap_or(""))));
+        return Err(Error::invalid(
+            "PyTorch benchmark",
+            format!(
+                "{} failed: {}",
+                o.script.display(),
+                err.lines().last().unwrap_or("")
+            ),
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| Error::invalid("PyTorch benchmark output", e.to_string()))
+    serde_json::from_str(text.lines().last().unwrap_or(""))
+        .map_err(|e| Error::invalid("PyTorch benchmark output", e.to_string()))
 }

@@ -190,6 +190,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let source: DataSource = cfg.source.parse()?;
             let mut progress = chestcam::progress::auto();
             let data = source.load(progress.as_mut())?;
+            cfg.validate(Some(data.size))?;
             eprintln!(
                 "data: {} ({} train / {} val / {} test, {} px)",
                 data.provenance,
@@ -199,12 +200,19 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 data.size
             );
             let json = a.json;
-            let out = chestcam::train::train(&cfg, &data, &a.run, a.resume, &mut |r| {
-                if !json {
-                    eprintln!("{r}");
-                }
-                std::ops::ControlFlow::Continue(())
-            })?;
+            let mut bar: Box<dyn chestcam::progress::Progress> =
+                if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {
+                    Box::new(chestcam::progress::Bar::images())
+                } else {
+                    Box::new(chestcam::progress::Silent)
+                };
+            let out =
+                chestcam::train::train(&cfg, &data, &a.run, a.resume, bar.as_mut(), &mut |r| {
+                    if !json {
+                        eprintln!("{r}");
+                    }
+                    std::ops::ControlFlow::Continue(())
+                })?;
             let (model, meta) = chestcam::train::load_model(
                 &a.run,
                 "best",

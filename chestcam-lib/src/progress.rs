@@ -80,11 +80,24 @@ impl Progress for Lines {
 /// An indicatif bar on the terminal.
 pub struct Bar {
     bar: Option<indicatif::ProgressBar>,
+    template: &'static str,
 }
 
 impl Bar {
+    /// A bar counting bytes (downloads).
     pub fn new() -> Self {
-        Bar { bar: None }
+        Bar {
+            bar: None,
+            template: "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        }
+    }
+
+    /// A bar counting images (training).
+    pub fn images() -> Self {
+        Bar {
+            bar: None,
+            template: "{msg} [{bar:30}] {pos}/{len} img {per_sec} eta {eta}",
+        }
     }
 }
 
@@ -100,10 +113,8 @@ impl Progress for Bar {
             Some(t) => indicatif::ProgressBar::new(t),
             None => indicatif::ProgressBar::new_spinner(),
         };
-        let style = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let style = indicatif::ProgressStyle::with_template(self.template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         bar.set_style(style.progress_chars("=> "));
         bar.set_message(label.to_string());
         self.bar = Some(bar);
@@ -117,7 +128,7 @@ impl Progress for Bar {
 
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
-            b.finish();
+            b.finish_and_clear();
         }
     }
 }

@@ -144,3 +144,125 @@ fn binary_runs_without_ld_library_path_and_keeps_torch_cuda() {
         );
     }
 }
+
+#[test]
+fn train_then_eval_on_real_xrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = chestcam()
+        .args([
+            "train",
+            "--source",
+            &nih(),
+            "--epochs",
+            "1",
+            "--subset",
+            "64",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--json",
+            "--run",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["epochs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["test"]["per_label"].as_array().unwrap().len(), 14);
+    // nih1000's test split has no pneumonia, edema or hernia.
+    assert_eq!(
+        v["test"]["undefined"],
+        serde_json::json!(["pneumonia", "edema", "hernia"])
+    );
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "best.safetensors",
+        "best.json",
+        "last.json",
+    ] {
+        assert!(run.join(f).exists(), "{f}");
+    }
+    let out = chestcam()
+        .args(["eval", "--split", "val", "--device", "cpu", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("val split of nih1000.npz") && s.contains("mean") && s.contains("AUC undefined"),
+        "{s}"
+    );
+    // Training again into the same folder is refused.
+    let out = chestcam()
+        .args(["train", "--source", &nih(), "--epochs", "1", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+}
+
+#[test]
+fn train_and_eval_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r").display().to_string();
+    for (args, needle) in [
+        (
+            vec![
+                "train",
+                "--source",
+                "synthetic",
+                "--batch-size",
+                "0",
+                "--run",
+                &run,
+            ],
+            "batch size",
+        ),
+        (
+            vec![
+                "train",
+                "--source",
+                "synthetic",
+                "--stem",
+                "imagenet",
+                "--run",
+                &run,
+            ],
+            "1x1",
+        ),
+        (
+            vec![
+                "train",
+                "--source",
+                "synthetic",
+                "--stem",
+                "tiny",
+                "--run",
+                &run,
+            ],
+            "\"tiny\"",
+        ),
+        (vec!["eval", "--run", "/nope/run"], "/nope/run"),
+    ] {
+        let out = chestcam().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    assert!(!std::path::Path::new(&run).exists());
+}

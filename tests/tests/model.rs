@@ -194,16 +194,33 @@ fn torchvision_pth_converted_by_the_script_loads() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     // A randomly initialised torchvision resnet18, saved as torchvision ships it.
     let gen = format!("import torch, torchvision; torch.manual_seed(0); torch.save(torchvision.models.resnet18(weights=None).state_dict(), {:?})", pth.display().to_string());
-    let ok = std::process::Command::new("python").args(["-c", &gen]).status().unwrap();
-    assert!(ok.success(), "python with torchvision is needed (make setup)");
-    let ok = std::process::Command::new("python").arg(format!("{root}/scripts/convert_torchvision_resnet18.py")).arg(&pth).arg(&st).status().unwrap();
+    let ok = std::process::Command::new("python")
+        .args(["-c", &gen])
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "python with torchvision is needed (make setup)"
+    );
+    let ok = std::process::Command::new("python")
+        .arg(format!("{root}/scripts/convert_torchvision_resnet18.py"))
+        .arg(&pth)
+        .arg(&st)
+        .status()
+        .unwrap();
     assert!(ok.success());
-    let file: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&st).unwrap().into_iter().collect();
+    let file: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&st).unwrap().into_iter().collect();
     assert_eq!(file["fc.weight"].size(), vec![1000, 512]);
     let mut m = Model::new(Stem::Imagenet, 128, Device::Cpu).unwrap();
     let report = m.load_imagenet(&st).unwrap();
     let vars = m.vs.variables();
     assert_eq!(report.loaded.len(), vars.len() - 2);
-    assert!(vars["conv1.weight"].allclose(&file["conv1.weight"].sum_dim_intlist(1i64, true, Kind::Float), 1e-6, 1e-6, false));
+    assert!(vars["conv1.weight"].allclose(
+        &file["conv1.weight"].sum_dim_intlist(1i64, true, Kind::Float),
+        1e-6,
+        1e-6,
+        false
+    ));
     assert!(vars["layer4.1.bn2.running_mean"].equal(&file["layer4.1.bn2.running_mean"]));
 }

@@ -1,6 +1,7 @@
 //! Training: run folders, resume, NaN stop, refused configs, learnable phantoms.
 use chestcam::data::phantom::PhantomConfig;
 use chestcam::data::Dataset;
+use chestcam::progress::Silent;
 use chestcam::train::{train, EpochRecord, TrainConfig};
 use std::ops::ControlFlow;
 
@@ -42,7 +43,10 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
     let cfg = quick_cfg();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    let full = train(&cfg, &data, &a, false, &mut |_| ControlFlow::Continue(())).unwrap();
+    let full = train(&cfg, &data, &a, false, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     assert_eq!(full.records.len(), 3);
     for f in [
         "config.json",
@@ -66,9 +70,15 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
         3
     );
     // Stop after epoch 1, then resume: the same numbers and weights.
-    let first = train(&cfg, &data, &b, false, &mut |_| ControlFlow::Break(())).unwrap();
+    let first = train(&cfg, &data, &b, false, &mut Silent, &mut |_| {
+        ControlFlow::Break(())
+    })
+    .unwrap();
     assert_eq!(first.records.len(), 1);
-    let rest = train(&cfg, &data, &b, true, &mut |_| ControlFlow::Continue(())).unwrap();
+    let rest = train(&cfg, &data, &b, true, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     assert_eq!(rest.records.len(), 3);
     let sa: Vec<_> = full.records.iter().map(strip).collect();
     let sb: Vec<_> = rest.records.iter().map(strip).collect();
@@ -82,9 +92,11 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
         (rest.best_epoch, rest.best_auc)
     );
     // A run folder is never overwritten by a new run.
-    let e = train(&cfg, &data, &a, false, &mut |_| ControlFlow::Continue(()))
-        .unwrap_err()
-        .to_string();
+    let e = train(&cfg, &data, &a, false, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("already holds a run") && e.contains("--resume"),
         "{e}"
@@ -126,9 +138,11 @@ fn bad_configs_are_refused_before_any_work() {
         ),
     ] {
         let run = dir.path().join(needle.replace(' ', "_").replace('"', ""));
-        let e = train(&cfg, &data, &run, false, &mut |_| ControlFlow::Continue(()))
-            .unwrap_err()
-            .to_string();
+        let e = train(&cfg, &data, &run, false, &mut Silent, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(needle), "{e}");
         assert!(!run.exists(), "nothing may be written for a refused config");
     }
@@ -137,6 +151,7 @@ fn bad_configs_are_refused_before_any_work() {
         &data,
         &dir.path().join("none"),
         true,
+        &mut Silent,
         &mut |_| ControlFlow::Continue(()),
     )
     .unwrap_err()
@@ -154,9 +169,11 @@ fn a_diverging_loss_stops_with_a_clear_error() {
     };
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("nan");
-    let e = train(&cfg, &data, &run, false, &mut |_| ControlFlow::Continue(()))
-        .unwrap_err()
-        .to_string();
+    let e = train(&cfg, &data, &run, false, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("loss became") && e.contains("last good checkpoint"),
         "{e}"
@@ -182,9 +199,14 @@ fn phantom_patterns_are_learnable() {
         ..quick_cfg()
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = train(&cfg, &data, &dir.path().join("learn"), false, &mut |_| {
-        ControlFlow::Continue(())
-    })
+    let out = train(
+        &cfg,
+        &data,
+        &dir.path().join("learn"),
+        false,
+        &mut Silent,
+        &mut |_| ControlFlow::Continue(()),
+    )
     .unwrap();
     assert!(
         out.best_auc > 0.65,

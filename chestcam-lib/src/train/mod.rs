@@ -121,12 +121,14 @@ pub fn evaluate_split(model: &Model, split: &Split, batch_size: usize) -> Result
 /// Trains on `data` into `run`. With `resume`, continues from `last.json`
 /// (the configuration is the one saved in the folder). `on_epoch` sees each
 /// epoch's record after its checkpoint is written; `ControlFlow::Break`
-/// stops training there (the run can be resumed later).
+/// stops training there (the run can be resumed later). `progress` counts
+/// the images of each epoch (a bar on a terminal; `Silent` elsewhere).
 pub fn train(
     cfg: &TrainConfig,
     data: &Dataset,
     run: &Path,
     resume: bool,
+    progress: &mut dyn crate::progress::Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord) -> std::ops::ControlFlow<()>,
 ) -> Result<TrainOutcome> {
     let saved = run.join("config.json");
@@ -211,6 +213,10 @@ pub fn train(
             augment,
         )?;
         let (mut loss_sum, mut seen) = (0.0, 0usize);
+        progress.start(
+            &format!("epoch {}/{}", epoch + 1, cfg.epochs),
+            Some(train_split.len() as u64),
+        );
         for (b, batch) in batches.enumerate() {
             let (xb, yb) = batch?;
             let n = yb.size()[0] as usize;
@@ -240,7 +246,9 @@ pub fn train(
             opt.step(lr)?;
             loss_sum += lv * n as f64;
             seen += n;
+            progress.update(seen as u64);
         }
+        progress.finish();
         let train_secs = t0.elapsed().as_secs_f64();
         let val = evaluate_split(&model, &data.val, 256)?;
         let rec = EpochRecord {
