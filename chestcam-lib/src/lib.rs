@@ -3,6 +3,7 @@
 //!
 //! Table of contents:
 //! - [`bench`]: the benchmark against PyTorch on the same libtorch.
+//! - [`cam`]: Grad-CAM and its family, all labels of a batch at once.
 //! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
 //!   datasets as tch tensors, synthetic phantoms, data-source choice.
 //! - [`model`]: ResNet-18 (two stems), weights, ImageNet initialisation.
@@ -14,6 +15,7 @@
 //! - [`error`]: the one error type.
 
 pub mod bench;
+pub mod cam;
 pub mod data;
 pub mod error;
 pub mod metrics;

@@ -211,6 +211,18 @@ impl ResNet18 {
         (logits, kept.unwrap_or_else(|| x.shallow_clone()))
     }
 
+    /// Logits from a stage's output: the later stages, pooling and head
+    /// (eval mode). Ablation-CAM runs modified activations through it.
+    pub fn forward_from(&self, stage: Stage, act: &Tensor) -> Tensor {
+        let mut x = act.shallow_clone();
+        for layer in &self.layers[stage.index() + 1..] {
+            for b in layer {
+                x = b.forward(&x, false);
+            }
+        }
+        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.head)
+    }
+
     /// Parameters per stage: stem, layer1..layer4, head.
     pub fn parameter_counts(vs: &nn::VarStore) -> Vec<(String, i64)> {
         let mut groups: Vec<(String, i64)> =

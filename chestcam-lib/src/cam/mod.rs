@@ -1,0 +1,215 @@
+//! Grad-CAM and its family for a multi-label ResNet-18, all labels and a
+//! whole batch at once.
+//!
+//! The engine (this file) owns what every method shares, as
+//! pytorch-grad-cam's `BaseCAM` does: one forward pass keeping the chosen
+//! stage's activation, gradients of each label's logit with respect to that
+//! activation only (not back through the backbone), the ReLU, the min-max
+//! scaling per map, the bilinear upsampling to the input size and the final
+//! scaling. A method (one small file each) only says how the map at the
+//! activation's resolution is made from activations and gradients.
+mod ablation_cam;
+mod eigen_cam;
+mod grad_cam;
+mod grad_cam_plusplus;
+mod hires_cam;
+mod layer_cam;
+mod score_cam;
+mod xgrad_cam;
+
+use crate::data::registry::NUM_LABELS;
+use crate::model::{Model, Stage};
+use crate::{Error, Result};
+use tch::{Kind, Tensor};
+
+/// What a method sees: the input, the kept activation and, for gradient
+/// methods, the gradient of each requested label's logit with respect to it.
+pub struct CamContext<'a> {
+    pub model: &'a Model,
+    pub stage: Stage,
+    /// `[b, 1, H, W]`.
+    pub input: &'a Tensor,
+    /// `[b, c, h, w]`, detached.
+    pub activations: Tensor,
+    /// `[b, L, c, h, w]` for the `labels`, when the method uses gradients.
+    pub grads: Option<Tensor>,
+    /// Logits `[b, 14]` of the forward pass.
+    pub logits: Tensor,
+    /// The labels asked for, in order (L of them).
+    pub labels: &'a [usize],
+    /// Masked or ablated inputs per forward pass (ScoreCAM, AblationCAM).
+    pub chunk: usize,
+}
+
+impl CamContext<'_> {
+    /// `[b, L, c, h, w]` gradients, or an error for a gradient-free context.
+    pub fn grads(&self) -> Result<&Tensor> {
+        self.grads.as_ref().ok_or_else(|| Error::invalid("CAM", "this method needs gradients"))
+    }
+
+    /// The activations broadcast against per-label tensors: `[b, 1, c, h, w]`.
+    pub fn acts5(&self) -> Result<Tensor> {
+        Ok(self.activations.f_unsqueeze(1)?)
+    }
+
+    /// `sum_c weights[b, L, c] * activations[b, c, h, w]` -> `[b, L, h, w]`.
+    pub fn weighted_sum(&self, weights: &Tensor) -> Result<Tensor> {
+        Ok(weights.f_unsqueeze(-1)?.f_unsqueeze(-1)?.f_mul(&self.acts5()?)?.f_sum_dim_intlist(2i64, false, Kind::Float)?)
+    }
+}
+
+/// A CAM method: how the map at the activation's resolution is made.
+pub trait CamMethod {
+    fn name(&self) -> &'static str;
+    /// Whether the engine must compute gradients for it.
+    fn uses_gradients(&self) -> bool {
+        true
+    }
+    /// The raw map `[b, L, h, w]` (before ReLU and scaling).
+    fn cam(&self, ctx: &CamContext) -> Result<Tensor>;
+}
+
+/// The methods, as pytorch-grad-cam defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    GradCam,
+    GradCamPlusPlus,
+    XGradCam,
+    HiResCam,
+    LayerCam,
+    EigenCam,
+    ScoreCam,
+    AblationCam,
+}
+
+impl Method {
+    pub const ALL: [Method; 8] = [
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+        Method::XGradCam,
+        Method::HiResCam,
+        Method::LayerCam,
+        Method::EigenCam,
+        Method::ScoreCam,
+        Method::AblationCam,
+    ];
+
+    fn imp(self) -> Box<dyn CamMethod> {
+        match self {
+            Method::GradCam => Box::new(grad_cam::GradCam),
+            Method::GradCamPlusPlus => Box::new(grad_cam_plusplus::GradCamPlusPlus),
+            Method::XGradCam => Box::new(xgrad_cam::XGradCam),
+            Method::HiResCam => Box::new(hires_cam::HiResCam),
+            Method::LayerCam => Box::new(layer_cam::LayerCam),
+            Method::EigenCam => Box::new(eigen_cam::EigenCam),
+            Method::ScoreCam => Box::new(score_cam::ScoreCam),
+            Method::AblationCam => Box::new(ablation_cam::AblationCam),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.imp().name()
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    /// `gradcam`, `gradcam++` (or `gradcamplusplus`), `xgradcam`,
+    /// `hirescam`, `layercam`, `eigencam`, `scorecam`, `ablationcam`;
+    /// case, `-` and `_` are ignored.
+    fn from_str(s: &str) -> Result<Method> {
+        match s.to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
+            "gradcam" => Ok(Method::GradCam),
+            "gradcam++" | "gradcamplusplus" | "gradcampp" => Ok(Method::GradCamPlusPlus),
+            "xgradcam" => Ok(Method::XGradCam),
+            "hirescam" => Ok(Method::HiResCam),
+            "layercam" => Ok(Method::LayerCam),
+            "eigencam" => Ok(Method::EigenCam),
+            "scorecam" => Ok(Method::ScoreCam),
+            "ablationcam" => Ok(Method::AblationCam),
+            _ => Err(Error::invalid(
+                "CAM method",
+                format!("{s:?} (known: gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam)"),
+            )),
+        }
+    }
+}
+
+/// Heatmaps for a batch: one per image and requested label.
+pub struct CamResult {
+    pub method: Method,
+    pub stage: Stage,
+    /// The labels of the second axis of `low` and `maps`.
+    pub labels: Vec<usize>,
+    /// Sigmoid probabilities `[b, 14]`.
+    pub probs: Tensor,
+    /// `[b, L, h, w]` at the activation's resolution, ReLU'd and scaled to [0, 1].
+    pub low: Tensor,
+    /// `[b, L, H, W]` upsampled (bilinear) to the input and scaled to [0, 1],
+    /// as pytorch-grad-cam returns them.
+    pub maps: Tensor,
+}
+
+/// pytorch-grad-cam's `scale_cam_image`: per map, `(m - min) / (1e-7 + max(m - min))`.
+pub fn scale_maps(m: &Tensor) -> Result<Tensor> {
+    let s = m.size();
+    let flat = m.f_flatten(-2, -1)?;
+    let shifted = flat.f_sub(&flat.f_amin([-1i64].as_slice(), true)?)?;
+    let max = shifted.f_amax([-1i64].as_slice(), true)?;
+    Ok(shifted.f_div(&max.f_add_scalar(1e-7)?)?.f_view(s.as_slice())?)
+}
+
+/// Computes `method`'s maps for `labels` (all 14 when empty) of a batch
+/// `[b, 1, H, W]`, from `stage` (layer4 for the usual Grad-CAM).
+pub fn compute(model: &Model, input: &Tensor, method: Method, stage: Stage, labels: &[usize], chunk: usize) -> Result<CamResult> {
+    let all: Vec<usize> = (0..NUM_LABELS).collect();
+    let labels = if labels.is_empty() { &all[..] } else { labels };
+    if let Some(bad) = labels.iter().find(|l| **l >= NUM_LABELS) {
+        return Err(Error::invalid("label index", format!("{bad} (there are {NUM_LABELS} labels)")));
+    }
+    let dims = input.size();
+    if dims.len() != 4 || dims[1] != 1 {
+        return Err(Error::invalid("CAM input", format!("shape {dims:?}; expected [batch, 1, H, W]")));
+    }
+    let imp = method.imp();
+    let x = input.f_to_device(model.device())?;
+    let (logits, act) = model.net.forward_stage(&x, stage, false);
+    let grads = if imp.uses_gradients() {
+        let mut gs = Vec::with_capacity(labels.len());
+        for (i, &l) in labels.iter().enumerate() {
+            // Each image's score depends on its own activation only (eval
+            // mode), so one backward of the summed logits gives every image's gradient.
+            let score = logits.f_select(1, l as i64)?.f_sum(Kind::Float)?;
+            let keep = i + 1 < labels.len();
+            let g = Tensor::f_run_backward(&[score], &[&act], keep, false)?;
+            gs.push(g.into_iter().next().ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?);
+        }
+        Some(Tensor::f_stack(&gs, 1)?)
+    } else {
+        None
+    };
+    let ctx = CamContext {
+        model,
+        stage,
+        input: &x,
+        activations: act.f_detach()?,
+        grads,
+        logits: logits.f_detach()?,
+        labels,
+        chunk: chunk.max(1),
+    };
+    let raw = tch::no_grad(|| imp.cam(&ctx))?; // [b, L, h, w]
+    let low = scale_maps(&raw.f_relu()?)?;
+    let (b, l, h, w) = (dims[0], labels.len() as i64, low.size()[2], low.size()[3]);
+    let up = low.f_view([b * l, 1, h, w])?.f_upsample_bilinear2d([dims[2], dims[3]], false, None, None)?.f_view([b, l, dims[2], dims[3]])?;
+    let maps = scale_maps(&up.f_relu()?)?;
+    Ok(CamResult {
+        method,
+        stage,
+        labels: labels.to_vec(),
+        probs: ctx.logits.f_sigmoid()?,
+        low,
+        maps,
+    })
+}

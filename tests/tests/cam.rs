@@ -1,0 +1,84 @@
+//! CAM parity with pytorch-grad-cam 1.5.7: the same weights and images,
+//! every method, several labels, maps equal within 1e-4.
+//! The reference is made by `tests/fixtures/make_cam_fixture.py` (run here
+//! with the project venv's python; cached under target/ by the script's hash).
+use chestcam::cam::{compute, Method};
+use chestcam::model::{Model, Stage, Stem};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use tch::{Device, Kind, Tensor};
+
+const LABELS: [usize; 4] = [0, 2, 5, 13];
+
+fn fixture_dir() -> PathBuf {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let script = root.join("tests/fixtures/make_cam_fixture.py");
+    let text = std::fs::read(&script).unwrap();
+    let hash = chestcam::data::download::md5_bytes(&text);
+    let dir = root.join("target").join(format!("cam-fixture-{}", &hash[..12]));
+    if !dir.join("expected.safetensors").exists() {
+        let npz = chestcam_tests::nih1000_dir().join("nih1000.npz");
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let out = std::process::Command::new("python").arg(&script).arg(&npz).arg(&tmp).output().expect("python (make setup)");
+        assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).unwrap();
+    }
+    dir
+}
+
+fn load(dir: &std::path::Path, name: &str) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(dir.join(name)).unwrap().into_iter().collect()
+}
+
+#[test]
+fn every_method_matches_pytorch_grad_cam() {
+    let dir = fixture_dir();
+    let mut model = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    model.load(dir.join("weights.safetensors")).unwrap();
+    let x = load(&dir, "input.safetensors").remove("input").unwrap();
+    let expected = load(&dir, "expected.safetensors");
+    let mut report = vec![];
+    for method in Method::ALL {
+        let want = &expected[method.name()];
+        let n = want.size()[0];
+        let labels: Vec<usize> = LABELS[..want.size()[1] as usize].to_vec();
+        let got = compute(&model, &x.narrow(0, 0, n), method, Stage::Layer4, &labels, 64).unwrap();
+        assert_eq!(got.maps.size(), want.size(), "{}", method.name());
+        let diff = (&got.maps - want).abs().max().double_value(&[]);
+        report.push(format!("{}: max |diff| {diff:.2e}", method.name()));
+        assert!(diff < 1e-4, "{}: max |diff| {diff} vs pytorch-grad-cam\n{}", method.name(), report.join("\n"));
+        // The maps are not constant: a check that would pass on all-zero maps is worthless.
+        assert!(want.std(false).double_value(&[]) > 0.05, "{}: reference maps are flat", method.name());
+    }
+    let want = &expected["GradCAM_layer3"];
+    let got = compute(&model, &x, Method::GradCam, Stage::Layer3, &LABELS, 64).unwrap();
+    assert_eq!(got.low.size(), vec![4, 4, 7, 7]);
+    let diff = (&got.maps - want).abs().max().double_value(&[]);
+    assert!(diff < 1e-4, "GradCAM layer3: {diff}");
+    eprintln!("{}", report.join("\n"));
+}
+
+#[test]
+fn all_labels_in_one_call_and_bad_input() {
+    tch::manual_seed(0);
+    let model = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let x = Tensor::randn([3, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let r = compute(&model, &x, Method::GradCam, Stage::Layer4, &[], 64).unwrap();
+    assert_eq!(r.labels, (0..14).collect::<Vec<_>>());
+    assert_eq!(r.maps.size(), vec![3, 14, 28, 28]);
+    assert_eq!(r.low.size(), vec![3, 14, 4, 4]);
+    assert_eq!(r.probs.size(), vec![3, 14]);
+    assert!(r.maps.min().double_value(&[]) >= 0.0 && r.maps.max().double_value(&[]) <= 1.0);
+    // Label 3 alone equals label 3 within the 14-label call.
+    let one = compute(&model, &x, Method::GradCam, Stage::Layer4, &[3], 64).unwrap();
+    assert!(one.maps.get(1).get(0).allclose(&r.maps.get(1).get(3), 1e-6, 1e-6, false));
+    let e = compute(&model, &x, Method::GradCam, Stage::Layer4, &[14], 64).err().unwrap().to_string();
+    assert!(e.contains("14"), "{e}");
+    let e = compute(&model, &x.squeeze_dim(1), Method::GradCam, Stage::Layer4, &[], 64).err().unwrap().to_string();
+    assert!(e.contains("[batch, 1, H, W]"), "{e}");
+    assert_eq!("gradcam++".parse::<Method>().unwrap(), Method::GradCamPlusPlus);
+    assert_eq!("Score-CAM".parse::<Method>().unwrap(), Method::ScoreCam);
+    assert!("fastcam".parse::<Method>().unwrap_err().to_string().contains("\"fastcam\""));
+}
