@@ -1,6 +1,9 @@
-//! Pictures: a built-in font, montages of samples, inline display.
+//! Pictures: a built-in font, montages of samples, heatmap overlays,
+//! panels and GIFs, inline display.
+mod colormap_tables;
 pub mod display;
 pub mod font;
+pub mod heatmap;
 pub mod montage;
 
 pub use display::{emit, emit_text, png_bytes, save_png};
