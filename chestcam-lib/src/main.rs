@@ -32,6 +32,43 @@ enum Cmd {
     Eval(EvalArgs),
     /// Benchmark training and inference against PyTorch (same libtorch, weights, data).
     Bench(BenchArgs),
+    /// Heatmaps for a run's predictions: panel PNG, GIFs and a JSON per image.
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// The run folder of `chestcam train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// A user's X-ray (PNG or JPEG, any size, grey or RGB).
+    #[arg(long, conflicts_with_all = ["split", "index", "first"])]
+    image: Option<PathBuf>,
+    /// A split of the run's data source.
+    #[arg(long)]
+    split: Option<String>,
+    #[arg(long, conflicts_with = "first")]
+    index: Option<usize>,
+    #[arg(long)]
+    first: Option<usize>,
+    /// gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam.
+    #[arg(long, default_value = "gradcam")]
+    method: String,
+    /// all, topK (top3), positive, or comma-separated label names.
+    #[arg(long, default_value = "top3")]
+    labels: String,
+    /// layer2, layer3 or layer4.
+    #[arg(long, default_value = "layer4")]
+    stage: String,
+    /// jet, inferno, viridis or turbo.
+    #[arg(long, default_value = "jet")]
+    colormap: String,
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -277,6 +314,55 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 script: a.script,
             })?;
             print!("{report}");
+        }
+        Cmd::Explain(a) => {
+            use chestcam::cam::explain::{explain, load_xray, ExplainOptions};
+            let stage = match a.stage.as_str() {
+                "layer2" => chestcam::model::Stage::Layer2,
+                "layer3" => chestcam::model::Stage::Layer3,
+                "layer4" => chestcam::model::Stage::Layer4,
+                other => return Err(chestcam::Error::invalid("stage", format!("{other:?} (expected layer2, layer3 or layer4)"))),
+            };
+            let opts = ExplainOptions {
+                method: a.method.parse()?,
+                stage,
+                labels: a.labels.parse()?,
+                overlay: chestcam::viz::heatmap::OverlayOptions {
+                    colormap: a.colormap.parse()?,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let device = chestcam::model::parse_device(&a.device)?;
+            let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+            let s = meta.size;
+            let (pixels, names, truth) = if let Some(path) = &a.image {
+                let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+                (load_xray(path, s)?, vec![name], None)
+            } else {
+                let split: chestcam::data::SplitName = a.split.as_deref().unwrap_or("test").parse()?;
+                let cfg = chestcam::train::load_config(&a.run)?;
+                let mut progress = chestcam::progress::auto();
+                let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
+                let sp = data.split(split);
+                let idx: Vec<usize> = match (a.index, a.first) {
+                    (Some(i), _) => vec![i],
+                    (None, Some(n)) => (0..n.min(sp.len())).collect(),
+                    (None, None) => return Err(chestcam::Error::invalid("explain", "give --image FILE, or --split with --index I or --first N")),
+                };
+                if let Some(bad) = idx.iter().find(|&&i| i >= sp.len()) {
+                    return Err(chestcam::Error::invalid("--index", format!("{bad}, but the {split} split has {} images", sp.len())));
+                }
+                let px: Vec<u8> = idx.iter().flat_map(|&i| sp.image(i).to_vec()).collect();
+                let tr: Vec<u8> = idx.iter().flat_map(|&i| sp.label_row(i).to_vec()).collect();
+                (px, idx.iter().map(|i| format!("{split}_{i}")).collect(), Some(tr))
+            };
+            let ex = explain(&model, &pixels, s, &names, truth.as_deref(), &opts)?;
+            for e in &ex {
+                for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms)? {
+                    println!("{}", p.display());
+                }
+            }
         }
         Cmd::Info => {
             let cuda = tch::Cuda::is_available();

@@ -16,6 +16,7 @@ mod hires_cam;
 mod layer_cam;
 mod score_cam;
 mod xgrad_cam;
+pub mod explain;
 
 use crate::data::registry::NUM_LABELS;
 use crate::model::{Model, Stage};

@@ -1,0 +1,306 @@
+//! From a model and X-rays to what a person looks at: the labels to show,
+//! their heatmaps, panels, GIFs and a JSON of probabilities.
+use super::{compute, Method};
+use crate::data::registry::{LABELS, NUM_LABELS};
+use crate::model::{Model, Stage};
+use crate::viz::heatmap::{compose, overlay_tile, xray_tile, Gif, OverlayOptions, Picture, Tile};
+use crate::{Error, Result};
+use std::path::Path;
+use tch::{Device, Tensor};
+
+/// Which labels get a heatmap.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelChoice {
+    All,
+    /// The k most probable.
+    Top(usize),
+    /// Every label with probability above the threshold (at least the top one).
+    Positive(f32),
+    /// These labels.
+    Names(Vec<usize>),
+}
+
+impl std::str::FromStr for LabelChoice {
+    type Err = Error;
+    /// `all`, `topK` (`top3`), `positive` (p > 0.5), or comma-separated names.
+    fn from_str(s: &str) -> Result<LabelChoice> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "all" {
+            return Ok(LabelChoice::All);
+        }
+        if t == "positive" {
+            return Ok(LabelChoice::Positive(0.5));
+        }
+        if let Some(k) = t.strip_prefix("top") {
+            let k: usize = k.parse().map_err(|_| Error::invalid("labels", format!("{s:?} (topK needs a number, e.g. top3)")))?;
+            if k == 0 || k > NUM_LABELS {
+                return Err(Error::invalid("labels", format!("{s:?} (k must be 1 to {NUM_LABELS})")));
+            }
+            return Ok(LabelChoice::Top(k));
+        }
+        let names = t.split(',').map(crate::data::registry::label_index).collect::<Result<Vec<_>>>()?;
+        Ok(LabelChoice::Names(names))
+    }
+}
+
+impl LabelChoice {
+    fn pick(&self, probs: &[f32]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..NUM_LABELS).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        match self {
+            LabelChoice::All => (0..NUM_LABELS).collect(),
+            LabelChoice::Top(k) => order[..*k].to_vec(),
+            LabelChoice::Positive(t) => {
+                let p: Vec<usize> = order.iter().copied().filter(|&l| probs[l] > *t).collect();
+                if p.is_empty() {
+                    order[..1].to_vec()
+                } else {
+                    p
+                }
+            }
+            LabelChoice::Names(n) => n.clone(),
+        }
+    }
+}
+
+/// Options of an explanation.
+#[derive(Debug, Clone)]
+pub struct ExplainOptions {
+    pub method: Method,
+    pub stage: Stage,
+    pub labels: LabelChoice,
+    pub overlay: OverlayOptions,
+    pub gif_frames: usize,
+    pub gif_delay_ms: u32,
+    /// Inputs per forward for ScoreCAM / AblationCAM.
+    pub chunk: usize,
+}
+
+impl Default for ExplainOptions {
+    fn default() -> Self {
+        ExplainOptions {
+            method: Method::GradCam,
+            stage: Stage::Layer4,
+            labels: LabelChoice::Top(3),
+            overlay: OverlayOptions::default(),
+            gif_frames: 12,
+            gif_delay_ms: 120,
+            chunk: 64,
+        }
+    }
+}
+
+/// One X-ray explained.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Explanation {
+    pub name: String,
+    pub method: String,
+    pub size: usize,
+    #[serde(skip)]
+    pub pixels: Vec<u8>,
+    /// Probability per label, in label order.
+    pub probs: Vec<f32>,
+    /// Ground truth per label when known.
+    pub truth: Option<Vec<u8>>,
+    /// The labels shown, in order.
+    pub shown: Vec<usize>,
+    /// One `size x size` map in [0, 1] per shown label.
+    #[serde(skip)]
+    pub maps: Vec<Vec<f32>>,
+    /// Per shown label: the map is constant (after the ReLU nothing in the
+    /// image raised the score), so it shows no location at all. Panels say
+    /// so instead of showing a uniform colour as if it meant something.
+    pub flat: Vec<bool>,
+    #[serde(skip)]
+    pub options: Option<OverlayOptions>,
+}
+
+/// Explains `n` grey images (`n * s * s` bytes) with optional truth rows.
+pub fn explain(model: &Model, pixels: &[u8], s: usize, names: &[String], truth: Option<&[u8]>, o: &ExplainOptions) -> Result<Vec<Explanation>> {
+    let n = names.len();
+    if pixels.len() != n * s * s {
+        return Err(Error::invalid("explain input", format!("{} bytes for {n} images of {s}x{s}", pixels.len())));
+    }
+    if s != model.size {
+        return Err(Error::invalid("explain input", format!("images are {s} px but the model was trained on {} px", model.size)));
+    }
+    let x = Tensor::f_from_slice(pixels)?.f_view([n as i64, 1, s as i64, s as i64])?.f_to_kind(tch::Kind::Float)?.f_div_scalar(127.5)?.f_sub_scalar(1.0)?;
+    let r = compute(model, &x, o.method, o.stage, &[], o.chunk)?;
+    let probs: Vec<f32> = Vec::<f32>::try_from(r.probs.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+    let maps: Vec<f32> = Vec::<f32>::try_from(r.maps.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+    let mut out = Vec::with_capacity(n);
+    for (i, name) in names.iter().enumerate() {
+        let p = probs[i * NUM_LABELS..(i + 1) * NUM_LABELS].to_vec();
+        let shown = o.labels.pick(&p);
+        let ms: Vec<Vec<f32>> = shown.iter().map(|&l| maps[(i * NUM_LABELS + l) * s * s..(i * NUM_LABELS + l + 1) * s * s].to_vec()).collect();
+        let flat = ms.iter().map(|m| is_flat(m)).collect();
+        out.push(Explanation {
+            name: name.clone(),
+            method: o.method.name().to_string(),
+            size: s,
+            pixels: pixels[i * s * s..(i + 1) * s * s].to_vec(),
+            probs: p,
+            truth: truth.map(|t| t[i * NUM_LABELS..(i + 1) * NUM_LABELS].to_vec()),
+            shown,
+            maps: ms,
+            flat,
+            options: Some(o.overlay),
+        });
+    }
+    Ok(out)
+}
+
+/// A map whose values span less than 1e-6: it locates nothing.
+pub fn is_flat(map: &[f32]) -> bool {
+    let (lo, hi) = map.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    hi - lo < 1e-6
+}
+
+/// Writes a warning across a tile whose map is flat.
+fn mark_flat(img: &mut image::RgbImage) {
+    use crate::viz::font::{draw_text, text_width};
+    let msg = "FLAT MAP: NO LOCATION";
+    let x = (img.width().saturating_sub(text_width(msg, 1))) / 2;
+    let y = img.height() / 2;
+    for yy in y.saturating_sub(4)..(y + 11).min(img.height()) {
+        for xx in 0..img.width() {
+            img.put_pixel(xx, yy, image::Rgb([20, 20, 24]));
+        }
+    }
+    draw_text(img, x as i64, y as i64, msg, 1, image::Rgb([255, 170, 60]));
+}
+
+impl Explanation {
+    fn overlay(&self, k: usize) -> Result<image::RgbImage> {
+        let mut img = overlay_tile(&self.pixels, &self.maps[k], self.size, &self.opts())?;
+        if self.flat[k] {
+            mark_flat(&mut img);
+        }
+        Ok(img)
+    }
+
+    fn opts(&self) -> OverlayOptions {
+        self.options.unwrap_or_default()
+    }
+
+    fn title(&self, label: usize) -> Vec<String> {
+        let gt = match &self.truth {
+            Some(t) if t[label] == 1 => "  GT: YES",
+            Some(_) => "  GT: NO",
+            None => "",
+        };
+        vec![LABELS[label].to_string(), format!("P={:.2}{gt}", self.probs[label])]
+    }
+
+    /// The X-ray, then one overlay per shown label, titled.
+    pub fn panel(&self) -> Result<Picture> {
+        let o = self.opts();
+        let mut tiles = vec![Tile {
+            image: xray_tile(&self.pixels, self.size, &o),
+            title: vec!["X-RAY".into(), format!("{0}X{0} PX", self.size)],
+        }];
+        for (k, &l) in self.shown.iter().enumerate() {
+            tiles.push(Tile {
+                image: self.overlay(k)?,
+                title: self.title(l),
+            });
+        }
+        Ok(Picture {
+            image: compose(&tiles, 5, &format!("{} - {}", self.name, self.method)),
+        })
+    }
+
+    /// The raw X-ray fading into the overlay of the `k`-th shown label.
+    pub fn fade_gif(&self, k: usize, frames: usize, delay_ms: u32) -> Result<Gif> {
+        let map = self.maps.get(k).ok_or_else(|| Error::invalid("GIF", format!("label {k} of {} shown", self.maps.len())))?;
+        Gif::fade(&self.pixels, map, self.size, &self.opts(), frames, delay_ms)
+    }
+
+    /// One titled frame per shown label, cycling.
+    pub fn label_gif(&self, delay_ms: u32) -> Result<Gif> {
+        let frames = self
+            .shown
+            .iter()
+            .enumerate()
+            .map(|(k, &l)| {
+                Ok(compose(
+                    &[Tile {
+                        image: self.overlay(k)?,
+                        title: self.title(l),
+                    }],
+                    1,
+                    "",
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Gif::encode(&frames, delay_ms)
+    }
+
+    /// Writes `<name>_panel.png`, `<name>_fade.gif`, `<name>_labels.gif`
+    /// and `<name>.json` (probabilities per label) into `dir`.
+    pub fn write(&self, dir: &Path, frames: usize, delay_ms: u32) -> Result<Vec<std::path::PathBuf>> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let stem: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let p = |suffix: &str| dir.join(format!("{stem}{suffix}"));
+        self.panel()?.save(p("_panel.png"))?;
+        self.fade_gif(0, frames, delay_ms)?.save(p("_fade.gif"))?;
+        self.label_gif(delay_ms.max(400) * 2)?.save(p("_labels.gif"))?;
+        let probs: serde_json::Map<String, serde_json::Value> = LABELS.iter().zip(&self.probs).map(|(l, p)| (l.to_string(), serde_json::json!(p))).collect();
+        let v = serde_json::json!({
+            "name": self.name, "method": self.method, "size": self.size,
+            "probabilities": probs,
+            "truth": self.truth.as_ref().map(|t| LABELS.iter().zip(t).filter(|(_, v)| **v == 1).map(|(l, _)| l.to_string()).collect::<Vec<_>>()),
+            "shown": self.shown.iter().map(|&l| LABELS[l]).collect::<Vec<_>>(),
+            "flat_maps": self.shown.iter().zip(&self.flat).filter(|(_, f)| **f).map(|(&l, _)| LABELS[l]).collect::<Vec<_>>(),
+        });
+        let text = serde_json::to_string_pretty(&v).map_err(|e| Error::invalid("json", e.to_string()))?;
+        crate::util::write_atomic(p(".json"), text.as_bytes())?;
+        Ok(vec![p("_panel.png"), p("_fade.gif"), p("_labels.gif"), p(".json")])
+    }
+}
+
+/// One image, one label, each method side by side.
+pub fn method_comparison(model: &Model, pixels: &[u8], s: usize, label: usize, methods: &[Method], o: &ExplainOptions) -> Result<Picture> {
+    let mut tiles = vec![Tile {
+        image: xray_tile(pixels, s, &o.overlay),
+        title: vec!["X-RAY".into(), LABELS.get(label).copied().unwrap_or("?").to_string()],
+    }];
+    for &m in methods {
+        let opts = ExplainOptions {
+            method: m,
+            labels: LabelChoice::Names(vec![label]),
+            ..o.clone()
+        };
+        let e = explain(model, pixels, s, &["x".to_string()], None, &opts)?;
+        tiles.push(Tile {
+            image: overlay_tile(pixels, &e[0].maps[0], s, &o.overlay)?,
+            title: vec![m.name().to_string(), format!("P={:.2}", e[0].probs[label])],
+        });
+    }
+    Ok(Picture {
+        image: compose(&tiles, 5, &format!("methods compared on {}", LABELS.get(label).copied().unwrap_or("?"))),
+    })
+}
+
+/// Reads a user's X-ray (PNG or JPEG, any size, grey or RGB) and converts it
+/// as the training data was: grey as PIL's `convert("L")`, centre-cropped to
+/// a square, resized (Lanczos, antialiased) to `size`.
+pub fn load_xray(path: &Path, size: usize) -> Result<Vec<u8>> {
+    let img = image::ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?
+        .decode()
+        .map_err(|e| Error::Image { path: path.to_path_buf(), source: e })?;
+    let (w, h) = (img.width(), img.height());
+    if w == 0 || h == 0 {
+        return Err(Error::bad_file(path, "empty image (0 pixels)"));
+    }
+    let rgb = img.to_rgb8();
+    let grey = crate::data::rgb_to_grey(rgb.as_raw());
+    let side = w.min(h);
+    let g = image::GrayImage::from_raw(w, h, grey).ok_or_else(|| Error::bad_file(path, "cannot convert to grey"))?;
+    let crop = image::imageops::crop_imm(&g, (w - side) / 2, (h - side) / 2, side, side).to_image();
+    let small = image::imageops::resize(&crop, size as u32, size as u32, image::imageops::FilterType::Lanczos3);
+    Ok(small.into_raw())
+}
