@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--cam-reps", type=int, default=3)
     ap.add_argument("--rust-logits", default=None, help="safetensors with chestcam's eval logits (key 'logits')")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -127,6 +128,24 @@ def main():
     except ImportError as e:
         res["train_dataloader_s"] = None
         res["dataloader_skipped"] = str(e)
+    # pytorch-grad-cam: all 14 labels for the batch = 14 calls, each with a
+    # ClassifierOutputTarget per image (it has no multi-label target).
+    try:
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        m = fresh_model().eval()
+        cam = GradCAM(model=m, target_layers=[m.layer4])
+        cam(input_tensor=x, targets=[ClassifierOutputTarget(0)] * len(x))  # warm-up
+
+        def all14():
+            for label in range(14):
+                cam(input_tensor=x, targets=[ClassifierOutputTarget(label)] * len(x))
+
+        res["gradcam14_s"] = timed(all14, 0, a.cam_reps)
+    except ImportError as e:
+        res["gradcam14_s"] = None
+        res["gradcam_skipped"] = str(e)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(res))
 

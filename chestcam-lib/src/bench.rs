@@ -20,6 +20,8 @@ pub struct BenchOptions {
     pub out: PathBuf,
     pub python: String,
     pub script: PathBuf,
+    /// Images for the (slow) Score-CAM timing.
+    pub score_batch: usize,
 }
 
 fn median_secs(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -82,6 +84,31 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         loss.f_backward()?;
         opt.step(1e-3)
     })?;
+    // Grad-CAM for all 14 labels of the batch, in one call.
+    let cam = median_secs(1, o.reps, || {
+        crate::cam::compute(
+            &model,
+            &x,
+            crate::cam::Method::GradCam,
+            Stage::Layer4,
+            &[],
+            64,
+        )?;
+        Ok(())
+    })?;
+    // Score-CAM: one forward per channel and image, 64 at a time.
+    let score_n = o.score_batch.min(b) as i64;
+    let xs = x.f_narrow(0, 0, score_n)?;
+    let t = Instant::now();
+    crate::cam::compute(
+        &model,
+        &xs,
+        crate::cam::Method::ScoreCam,
+        Stage::Layer4,
+        &[],
+        64,
+    )?;
+    let score = t.elapsed().as_secs_f64();
     let rss = peak_rss_mib().unwrap_or(f64::NAN);
 
     let py = run_python(o, &init, &logits_path, b)?;
@@ -133,9 +160,32 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         ));
     }
     t.push_str(&format!(
-        "\npeak RSS: chestcam {:.0} MiB, PyTorch process {:.0} MiB\n",
+        "\npeak RSS over the whole run (training, inference, CAM): chestcam {:.0} MiB, PyTorch process {:.0} MiB\n",
         rss,
         get("peak_rss_mb").unwrap_or(f64::NAN)
+    ));
+    t.push_str(&format!(
+        "\nGrad-CAM, all 14 labels for the batch of {b} (layer4):\n"
+    ));
+    t.push_str(&format!("{:<34} {:>9.3} s\n", "chestcam, one call", cam));
+    t.push_str(&format!(
+        "{:<34} {:>9.3} s   (cam / forward = {:.2})\n",
+        "plain forward (chestcam)",
+        infer,
+        cam / infer
+    ));
+    match get("gradcam14_s") {
+        Some(s) => t.push_str(&format!(
+            "{:<34} {:>9.3} s   (chestcam is {:.1}x faster)\n",
+            "pytorch-grad-cam, 14 calls",
+            s,
+            s / cam
+        )),
+        None => t.push_str("pytorch-grad-cam: skipped (not installed)\n"),
+    }
+    t.push_str(&format!(
+        "Score-CAM, all 14 labels, {score_n} images (512 masked forwards each, 64 at a time): {score:.1} s ({:.2} s per image)\n",
+        score / score_n as f64
     ));
     if let Some(d) = get("max_abs_logit_diff") {
         t.push_str(&format!(
@@ -172,6 +222,7 @@ fn run_python(
             &o.reps.to_string(),
         ])
         .args(["--rust-logits", &logits.display().to_string()])
+        .args(["--cam-reps", &o.reps.min(3).to_string()])
         .output()
         .map_err(|e| Error::io(&o.script, e))?;
     if !out.status.success() {

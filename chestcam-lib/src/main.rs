@@ -90,6 +90,9 @@ struct BenchArgs {
     python: String,
     #[arg(long, default_value = "scripts/bench_pytorch.py")]
     script: PathBuf,
+    /// Images for the Score-CAM timing (it runs 512 forwards per image).
+    #[arg(long, default_value_t = 8)]
+    score_batch: usize,
 }
 
 #[derive(clap::Args)]
@@ -312,6 +315,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 out: a.out,
                 python: a.python,
                 script: a.script,
+                score_batch: a.score_batch,
             })?;
             print!("{report}");
         }
@@ -321,7 +325,12 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 "layer2" => chestcam::model::Stage::Layer2,
                 "layer3" => chestcam::model::Stage::Layer3,
                 "layer4" => chestcam::model::Stage::Layer4,
-                other => return Err(chestcam::Error::invalid("stage", format!("{other:?} (expected layer2, layer3 or layer4)"))),
+                other => {
+                    return Err(chestcam::Error::invalid(
+                        "stage",
+                        format!("{other:?} (expected layer2, layer3 or layer4)"),
+                    ))
+                }
             };
             let opts = ExplainOptions {
                 method: a.method.parse()?,
@@ -337,10 +346,14 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
             let s = meta.size;
             let (pixels, names, truth) = if let Some(path) = &a.image {
-                let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+                let name = path
+                    .file_stem()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image".into());
                 (load_xray(path, s)?, vec![name], None)
             } else {
-                let split: chestcam::data::SplitName = a.split.as_deref().unwrap_or("test").parse()?;
+                let split: chestcam::data::SplitName =
+                    a.split.as_deref().unwrap_or("test").parse()?;
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
                 let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
@@ -348,14 +361,26 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let idx: Vec<usize> = match (a.index, a.first) {
                     (Some(i), _) => vec![i],
                     (None, Some(n)) => (0..n.min(sp.len())).collect(),
-                    (None, None) => return Err(chestcam::Error::invalid("explain", "give --image FILE, or --split with --index I or --first N")),
+                    (None, None) => {
+                        return Err(chestcam::Error::invalid(
+                            "explain",
+                            "give --image FILE, or --split with --index I or --first N",
+                        ))
+                    }
                 };
                 if let Some(bad) = idx.iter().find(|&&i| i >= sp.len()) {
-                    return Err(chestcam::Error::invalid("--index", format!("{bad}, but the {split} split has {} images", sp.len())));
+                    return Err(chestcam::Error::invalid(
+                        "--index",
+                        format!("{bad}, but the {split} split has {} images", sp.len()),
+                    ));
                 }
                 let px: Vec<u8> = idx.iter().flat_map(|&i| sp.image(i).to_vec()).collect();
                 let tr: Vec<u8> = idx.iter().flat_map(|&i| sp.label_row(i).to_vec()).collect();
-                (px, idx.iter().map(|i| format!("{split}_{i}")).collect(), Some(tr))
+                (
+                    px,
+                    idx.iter().map(|i| format!("{split}_{i}")).collect(),
+                    Some(tr),
+                )
             };
             let ex = explain(&model, &pixels, s, &names, truth.as_deref(), &opts)?;
             for e in &ex {

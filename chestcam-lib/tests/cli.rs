@@ -266,3 +266,151 @@ fn train_and_eval_errors_are_one_line() {
     }
     assert!(!std::path::Path::new(&run).exists());
 }
+
+#[test]
+fn explain_writes_panels_gifs_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = chestcam()
+        .args([
+            "train",
+            "--source",
+            &nih(),
+            "--epochs",
+            "1",
+            "--subset",
+            "64",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--json",
+            "--run",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ex = dir.path().join("ex");
+    let out = chestcam()
+        .args([
+            "explain", "--split", "test", "--first", "2", "--labels", "top2", "--run",
+        ])
+        .arg(&run)
+        .arg("--out")
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "test_0_panel.png",
+        "test_0_fade.gif",
+        "test_0_labels.gif",
+        "test_1_panel.png",
+        "test_1.json",
+    ] {
+        assert!(ex.join(f).exists(), "{f}");
+    }
+    assert_eq!(
+        &std::fs::read(ex.join("test_0_fade.gif")).unwrap()[..6],
+        b"GIF89a"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ex.join("test_1.json")).unwrap()).unwrap();
+    assert_eq!(j["probabilities"].as_object().unwrap().len(), 14);
+    assert_eq!(j["shown"].as_array().unwrap().len(), 2);
+    // A user's RGB, non-square JPEG and a grey PNG.
+    let rgb = image::RgbImage::from_fn(300, 200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    let jpg = dir.path().join("mine.jpg");
+    rgb.save(&jpg).unwrap();
+    let out = chestcam()
+        .args([
+            "explain",
+            "--labels",
+            "effusion,nodule",
+            "--method",
+            "gradcam++",
+            "--image",
+        ])
+        .arg(&jpg)
+        .arg("--run")
+        .arg(&run)
+        .arg("--out")
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ex.join("mine.json")).unwrap()).unwrap();
+    assert_eq!(j["shown"], serde_json::json!(["effusion", "nodule"]));
+    assert_eq!(j["method"], "GradCAM++");
+    // Bad input: one line, non-zero exit.
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let runs = run.display().to_string();
+    let exs = ex.display().to_string();
+    let emptys = empty.display().to_string();
+    let jpgs = jpg.display().to_string();
+    for (args, needle) in [
+        (
+            vec!["explain", "--image", &emptys, "--run", &runs, "--out", &exs],
+            "empty.png",
+        ),
+        (
+            vec![
+                "explain",
+                "--image",
+                "/nope/x.png",
+                "--run",
+                &runs,
+                "--out",
+                &exs,
+            ],
+            "/nope/x.png",
+        ),
+        (
+            vec![
+                "explain", "--image", &jpgs, "--labels", "flu", "--run", &runs, "--out", &exs,
+            ],
+            "\"flu\"",
+        ),
+        (
+            vec![
+                "explain",
+                "--image",
+                &jpgs,
+                "--run",
+                "/nope/run",
+                "--out",
+                &exs,
+            ],
+            "/nope/run",
+        ),
+        (
+            vec![
+                "explain", "--split", "test", "--index", "999", "--run", &runs, "--out", &exs,
+            ],
+            "999",
+        ),
+    ] {
+        let out = chestcam().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}

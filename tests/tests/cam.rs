@@ -15,13 +15,24 @@ fn fixture_dir() -> PathBuf {
     let script = root.join("tests/fixtures/make_cam_fixture.py");
     let text = std::fs::read(&script).unwrap();
     let hash = chestcam::data::download::md5_bytes(&text);
-    let dir = root.join("target").join(format!("cam-fixture-{}", &hash[..12]));
+    let dir = root
+        .join("target")
+        .join(format!("cam-fixture-{}", &hash[..12]));
     if !dir.join("expected.safetensors").exists() {
         let npz = chestcam_tests::nih1000_dir().join("nih1000.npz");
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        let out = std::process::Command::new("python").arg(&script).arg(&npz).arg(&tmp).output().expect("python (make setup)");
-        assert!(out.status.success(), "fixture script failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("python")
+            .arg(&script)
+            .arg(&npz)
+            .arg(&tmp)
+            .output()
+            .expect("python (make setup)");
+        assert!(
+            out.status.success(),
+            "fixture script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&tmp, &dir).unwrap();
     }
@@ -29,7 +40,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn load(dir: &std::path::Path, name: &str) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(dir.join(name)).unwrap().into_iter().collect()
+    Tensor::read_safetensors(dir.join(name))
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -44,13 +58,30 @@ fn every_method_matches_pytorch_grad_cam() {
         let want = &expected[method.name()];
         let n = want.size()[0];
         let labels: Vec<usize> = LABELS[..want.size()[1] as usize].to_vec();
-        let got = compute(&model, &x.narrow(0, 0, n), method, Stage::Layer4, &labels, 64).unwrap();
+        let got = compute(
+            &model,
+            &x.narrow(0, 0, n),
+            method,
+            Stage::Layer4,
+            &labels,
+            64,
+        )
+        .unwrap();
         assert_eq!(got.maps.size(), want.size(), "{}", method.name());
         let diff = (&got.maps - want).abs().max().double_value(&[]);
         report.push(format!("{}: max |diff| {diff:.2e}", method.name()));
-        assert!(diff < 1e-4, "{}: max |diff| {diff} vs pytorch-grad-cam\n{}", method.name(), report.join("\n"));
+        assert!(
+            diff < 1e-4,
+            "{}: max |diff| {diff} vs pytorch-grad-cam\n{}",
+            method.name(),
+            report.join("\n")
+        );
         // The maps are not constant: a check that would pass on all-zero maps is worthless.
-        assert!(want.std(false).double_value(&[]) > 0.05, "{}: reference maps are flat", method.name());
+        assert!(
+            want.std(false).double_value(&[]) > 0.05,
+            "{}: reference maps are flat",
+            method.name()
+        );
     }
     let want = &expected["GradCAM_layer3"];
     let got = compute(&model, &x, Method::GradCam, Stage::Layer3, &LABELS, 64).unwrap();
@@ -73,12 +104,66 @@ fn all_labels_in_one_call_and_bad_input() {
     assert!(r.maps.min().double_value(&[]) >= 0.0 && r.maps.max().double_value(&[]) <= 1.0);
     // Label 3 alone equals label 3 within the 14-label call.
     let one = compute(&model, &x, Method::GradCam, Stage::Layer4, &[3], 64).unwrap();
-    assert!(one.maps.get(1).get(0).allclose(&r.maps.get(1).get(3), 1e-6, 1e-6, false));
-    let e = compute(&model, &x, Method::GradCam, Stage::Layer4, &[14], 64).err().unwrap().to_string();
+    assert!(one
+        .maps
+        .get(1)
+        .get(0)
+        .allclose(&r.maps.get(1).get(3), 1e-6, 1e-6, false));
+    let e = compute(&model, &x, Method::GradCam, Stage::Layer4, &[14], 64)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("14"), "{e}");
-    let e = compute(&model, &x.squeeze_dim(1), Method::GradCam, Stage::Layer4, &[], 64).err().unwrap().to_string();
+    let e = compute(
+        &model,
+        &x.squeeze_dim(1),
+        Method::GradCam,
+        Stage::Layer4,
+        &[],
+        64,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("[batch, 1, H, W]"), "{e}");
-    assert_eq!("gradcam++".parse::<Method>().unwrap(), Method::GradCamPlusPlus);
+    assert_eq!(
+        "gradcam++".parse::<Method>().unwrap(),
+        Method::GradCamPlusPlus
+    );
     assert_eq!("Score-CAM".parse::<Method>().unwrap(), Method::ScoreCam);
-    assert!("fastcam".parse::<Method>().unwrap_err().to_string().contains("\"fastcam\""));
+    assert!("fastcam"
+        .parse::<Method>()
+        .unwrap_err()
+        .to_string()
+        .contains("\"fastcam\""));
+}
+
+#[test]
+fn pictures_from_a_trained_run() {
+    use chestcam::cam::explain::{label_grid, method_comparison, ExplainOptions};
+    let data = chestcam::data::phantom::PhantomConfig {
+        counts: [8, 8, 12],
+        seed: 3,
+        ..Default::default()
+    }
+    .generate()
+    .unwrap()
+    .0;
+    tch::manual_seed(0);
+    let model = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let o = ExplainOptions::default();
+    let grid = label_grid(&model, &data.test, 2, 6, &o).unwrap();
+    // 6 tiles of 224 px in one row, with gaps.
+    assert_eq!(grid.image.width(), 6 * (224 + 8) + 8);
+    let cmp = method_comparison(
+        &model,
+        data.test.image(0),
+        28,
+        2,
+        &[Method::GradCam, Method::HiResCam, Method::EigenCam],
+        &o,
+    )
+    .unwrap();
+    assert_eq!(cmp.image.width(), 4 * (224 + 8) + 8);
+    assert!(label_grid(&model, &data.test, 14, 6, &o).is_err());
 }

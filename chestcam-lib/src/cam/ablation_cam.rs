@@ -19,7 +19,9 @@ impl CamMethod for AblationCam {
     fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
         let a = &ctx.activations;
         let (b, c) = (a.size()[0], a.size()[1]);
-        let labels = Tensor::f_from_slice(&ctx.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?.f_to_device(a.device())?;
+        let labels =
+            Tensor::f_from_slice(&ctx.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?
+                .f_to_device(a.device())?;
         let original = ctx.logits.f_index_select(1, &labels)?; // [b, L]
         let mut weights = Vec::with_capacity(b as usize);
         for i in 0..b {
@@ -29,7 +31,11 @@ impl CamMethod for AblationCam {
             while start < c {
                 let len = (ctx.chunk as i64).min(c - start);
                 let batch = ai.f_unsqueeze(0)?.f_repeat([len, 1, 1, 1])?;
-                let value = if batch.f_min()?.f_double_value(&[])? == 0.0 { 0.0 } else { batch.f_min()?.f_double_value(&[])? - 1e7 };
+                let value = if batch.f_min()?.f_double_value(&[])? == 0.0 {
+                    0.0
+                } else {
+                    batch.f_min()?.f_double_value(&[])? - 1e7
+                };
                 for j in 0..len {
                     let _ = batch.f_get(j)?.f_get(start + j)?.f_fill_(value)?;
                 }

@@ -23,6 +23,8 @@ impl CamMethod for EigenCam {
         let (_, _, v) = m.f_svd(true, true)?; // v [b, c, k]: right singular vectors as columns
         let v0 = v.f_narrow(2, 0, 1)?; // [b, c, 1]
         let proj = m.f_matmul(&v0)?.f_view([b, 1, h, w])?;
-        Ok(proj.f_expand([b, ctx.labels.len() as i64, h, w], false)?.f_contiguous()?)
+        Ok(proj
+            .f_expand([b, ctx.labels.len() as i64, h, w], false)?
+            .f_contiguous()?)
     }
 }

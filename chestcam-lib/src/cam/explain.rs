@@ -32,13 +32,21 @@ impl std::str::FromStr for LabelChoice {
             return Ok(LabelChoice::Positive(0.5));
         }
         if let Some(k) = t.strip_prefix("top") {
-            let k: usize = k.parse().map_err(|_| Error::invalid("labels", format!("{s:?} (topK needs a number, e.g. top3)")))?;
+            let k: usize = k.parse().map_err(|_| {
+                Error::invalid("labels", format!("{s:?} (topK needs a number, e.g. top3)"))
+            })?;
             if k == 0 || k > NUM_LABELS {
-                return Err(Error::invalid("labels", format!("{s:?} (k must be 1 to {NUM_LABELS})")));
+                return Err(Error::invalid(
+                    "labels",
+                    format!("{s:?} (k must be 1 to {NUM_LABELS})"),
+                ));
             }
             return Ok(LabelChoice::Top(k));
         }
-        let names = t.split(',').map(crate::data::registry::label_index).collect::<Result<Vec<_>>>()?;
+        let names = t
+            .split(',')
+            .map(crate::data::registry::label_index)
+            .collect::<Result<Vec<_>>>()?;
         Ok(LabelChoice::Names(names))
     }
 }
@@ -116,23 +124,47 @@ pub struct Explanation {
 }
 
 /// Explains `n` grey images (`n * s * s` bytes) with optional truth rows.
-pub fn explain(model: &Model, pixels: &[u8], s: usize, names: &[String], truth: Option<&[u8]>, o: &ExplainOptions) -> Result<Vec<Explanation>> {
+pub fn explain(
+    model: &Model,
+    pixels: &[u8],
+    s: usize,
+    names: &[String],
+    truth: Option<&[u8]>,
+    o: &ExplainOptions,
+) -> Result<Vec<Explanation>> {
     let n = names.len();
     if pixels.len() != n * s * s {
-        return Err(Error::invalid("explain input", format!("{} bytes for {n} images of {s}x{s}", pixels.len())));
+        return Err(Error::invalid(
+            "explain input",
+            format!("{} bytes for {n} images of {s}x{s}", pixels.len()),
+        ));
     }
     if s != model.size {
-        return Err(Error::invalid("explain input", format!("images are {s} px but the model was trained on {} px", model.size)));
+        return Err(Error::invalid(
+            "explain input",
+            format!(
+                "images are {s} px but the model was trained on {} px",
+                model.size
+            ),
+        ));
     }
-    let x = Tensor::f_from_slice(pixels)?.f_view([n as i64, 1, s as i64, s as i64])?.f_to_kind(tch::Kind::Float)?.f_div_scalar(127.5)?.f_sub_scalar(1.0)?;
+    let x = Tensor::f_from_slice(pixels)?
+        .f_view([n as i64, 1, s as i64, s as i64])?
+        .f_to_kind(tch::Kind::Float)?
+        .f_div_scalar(127.5)?
+        .f_sub_scalar(1.0)?;
     let r = compute(model, &x, o.method, o.stage, &[], o.chunk)?;
-    let probs: Vec<f32> = Vec::<f32>::try_from(r.probs.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+    let probs: Vec<f32> =
+        Vec::<f32>::try_from(r.probs.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
     let maps: Vec<f32> = Vec::<f32>::try_from(r.maps.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
     let mut out = Vec::with_capacity(n);
     for (i, name) in names.iter().enumerate() {
         let p = probs[i * NUM_LABELS..(i + 1) * NUM_LABELS].to_vec();
         let shown = o.labels.pick(&p);
-        let ms: Vec<Vec<f32>> = shown.iter().map(|&l| maps[(i * NUM_LABELS + l) * s * s..(i * NUM_LABELS + l + 1) * s * s].to_vec()).collect();
+        let ms: Vec<Vec<f32>> = shown
+            .iter()
+            .map(|&l| maps[(i * NUM_LABELS + l) * s * s..(i * NUM_LABELS + l + 1) * s * s].to_vec())
+            .collect();
         let flat = ms.iter().map(|m| is_flat(m)).collect();
         out.push(Explanation {
             name: name.clone(),
@@ -152,7 +184,9 @@ pub fn explain(model: &Model, pixels: &[u8], s: usize, names: &[String], truth: 
 
 /// A map whose values span less than 1e-6: it locates nothing.
 pub fn is_flat(map: &[f32]) -> bool {
-    let (lo, hi) = map.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = map
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     hi - lo < 1e-6
 }
 
@@ -189,7 +223,10 @@ impl Explanation {
             Some(_) => "  GT: NO",
             None => "",
         };
-        vec![LABELS[label].to_string(), format!("P={:.2}{gt}", self.probs[label])]
+        vec![
+            LABELS[label].to_string(),
+            format!("P={:.2}{gt}", self.probs[label]),
+        ]
     }
 
     /// The X-ray, then one overlay per shown label, titled.
@@ -212,7 +249,9 @@ impl Explanation {
 
     /// The raw X-ray fading into the overlay of the `k`-th shown label.
     pub fn fade_gif(&self, k: usize, frames: usize, delay_ms: u32) -> Result<Gif> {
-        let map = self.maps.get(k).ok_or_else(|| Error::invalid("GIF", format!("label {k} of {} shown", self.maps.len())))?;
+        let map = self.maps.get(k).ok_or_else(|| {
+            Error::invalid("GIF", format!("label {k} of {} shown", self.maps.len()))
+        })?;
         Gif::fade(&self.pixels, map, self.size, &self.opts(), frames, delay_ms)
     }
 
@@ -238,14 +277,34 @@ impl Explanation {
 
     /// Writes `<name>_panel.png`, `<name>_fade.gif`, `<name>_labels.gif`
     /// and `<name>.json` (probabilities per label) into `dir`.
-    pub fn write(&self, dir: &Path, frames: usize, delay_ms: u32) -> Result<Vec<std::path::PathBuf>> {
+    pub fn write(
+        &self,
+        dir: &Path,
+        frames: usize,
+        delay_ms: u32,
+    ) -> Result<Vec<std::path::PathBuf>> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let stem: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let stem: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let p = |suffix: &str| dir.join(format!("{stem}{suffix}"));
         self.panel()?.save(p("_panel.png"))?;
         self.fade_gif(0, frames, delay_ms)?.save(p("_fade.gif"))?;
-        self.label_gif(delay_ms.max(400) * 2)?.save(p("_labels.gif"))?;
-        let probs: serde_json::Map<String, serde_json::Value> = LABELS.iter().zip(&self.probs).map(|(l, p)| (l.to_string(), serde_json::json!(p))).collect();
+        self.label_gif(delay_ms.max(400) * 2)?
+            .save(p("_labels.gif"))?;
+        let probs: serde_json::Map<String, serde_json::Value> = LABELS
+            .iter()
+            .zip(&self.probs)
+            .map(|(l, p)| (l.to_string(), serde_json::json!(p)))
+            .collect();
         let v = serde_json::json!({
             "name": self.name, "method": self.method, "size": self.size,
             "probabilities": probs,
@@ -253,17 +312,33 @@ impl Explanation {
             "shown": self.shown.iter().map(|&l| LABELS[l]).collect::<Vec<_>>(),
             "flat_maps": self.shown.iter().zip(&self.flat).filter(|(_, f)| **f).map(|(&l, _)| LABELS[l]).collect::<Vec<_>>(),
         });
-        let text = serde_json::to_string_pretty(&v).map_err(|e| Error::invalid("json", e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&v).map_err(|e| Error::invalid("json", e.to_string()))?;
         crate::util::write_atomic(p(".json"), text.as_bytes())?;
-        Ok(vec![p("_panel.png"), p("_fade.gif"), p("_labels.gif"), p(".json")])
+        Ok(vec![
+            p("_panel.png"),
+            p("_fade.gif"),
+            p("_labels.gif"),
+            p(".json"),
+        ])
     }
 }
 
 /// One image, one label, each method side by side.
-pub fn method_comparison(model: &Model, pixels: &[u8], s: usize, label: usize, methods: &[Method], o: &ExplainOptions) -> Result<Picture> {
+pub fn method_comparison(
+    model: &Model,
+    pixels: &[u8],
+    s: usize,
+    label: usize,
+    methods: &[Method],
+    o: &ExplainOptions,
+) -> Result<Picture> {
     let mut tiles = vec![Tile {
         image: xray_tile(pixels, s, &o.overlay),
-        title: vec!["X-RAY".into(), LABELS.get(label).copied().unwrap_or("?").to_string()],
+        title: vec![
+            "X-RAY".into(),
+            LABELS.get(label).copied().unwrap_or("?").to_string(),
+        ],
     }];
     for &m in methods {
         let opts = ExplainOptions {
@@ -278,7 +353,64 @@ pub fn method_comparison(model: &Model, pixels: &[u8], s: usize, label: usize, m
         });
     }
     Ok(Picture {
-        image: compose(&tiles, 5, &format!("methods compared on {}", LABELS.get(label).copied().unwrap_or("?"))),
+        image: compose(
+            &tiles,
+            5,
+            &format!(
+                "methods compared on {}",
+                LABELS.get(label).copied().unwrap_or("?")
+            ),
+        ),
+    })
+}
+
+/// Many images for one label: the `n` images of `split` most likely to show
+/// it (positives first), each with its heatmap for that label.
+pub fn label_grid(
+    model: &Model,
+    split: &crate::data::Split,
+    label: usize,
+    n: usize,
+    o: &ExplainOptions,
+) -> Result<Picture> {
+    if label >= NUM_LABELS {
+        return Err(Error::invalid(
+            "label index",
+            format!("{label} (there are {NUM_LABELS} labels)"),
+        ));
+    }
+    let mut idx: Vec<usize> = (0..split.len()).collect();
+    idx.sort_by_key(|&i| (split.label_row(i)[label] == 0, i));
+    idx.truncate(n.max(1));
+    let s = split.size;
+    let pixels: Vec<u8> = idx.iter().flat_map(|&i| split.image(i).to_vec()).collect();
+    let truth: Vec<u8> = idx
+        .iter()
+        .flat_map(|&i| split.label_row(i).to_vec())
+        .collect();
+    let names: Vec<String> = idx.iter().map(|i| format!("{}_{i}", split.name)).collect();
+    let opts = ExplainOptions {
+        labels: LabelChoice::Names(vec![label]),
+        ..o.clone()
+    };
+    let ex = explain(model, &pixels, s, &names, Some(&truth), &opts)?;
+    let tiles = ex
+        .iter()
+        .map(|e| {
+            let mut t = e.title(label);
+            t[0] = e.name.to_ascii_uppercase();
+            Ok(Tile {
+                image: e.overlay(0)?,
+                title: t,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Picture {
+        image: compose(
+            &tiles,
+            6,
+            &format!("{} - {}", LABELS[label], o.method.name()),
+        ),
     })
 }
 
@@ -291,7 +423,10 @@ pub fn load_xray(path: &Path, size: usize) -> Result<Vec<u8>> {
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?
         .decode()
-        .map_err(|e| Error::Image { path: path.to_path_buf(), source: e })?;
+        .map_err(|e| Error::Image {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         return Err(Error::bad_file(path, "empty image (0 pixels)"));
@@ -299,8 +434,14 @@ pub fn load_xray(path: &Path, size: usize) -> Result<Vec<u8>> {
     let rgb = img.to_rgb8();
     let grey = crate::data::rgb_to_grey(rgb.as_raw());
     let side = w.min(h);
-    let g = image::GrayImage::from_raw(w, h, grey).ok_or_else(|| Error::bad_file(path, "cannot convert to grey"))?;
+    let g = image::GrayImage::from_raw(w, h, grey)
+        .ok_or_else(|| Error::bad_file(path, "cannot convert to grey"))?;
     let crop = image::imageops::crop_imm(&g, (w - side) / 2, (h - side) / 2, side, side).to_image();
-    let small = image::imageops::resize(&crop, size as u32, size as u32, image::imageops::FilterType::Lanczos3);
+    let small = image::imageops::resize(
+        &crop,
+        size as u32,
+        size as u32,
+        image::imageops::FilterType::Lanczos3,
+    );
     Ok(small.into_raw())
 }

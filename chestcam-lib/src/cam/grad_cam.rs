@@ -10,7 +10,9 @@ impl CamMethod for GradCam {
         "GradCAM"
     }
     fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
-        let w = ctx.grads()?.f_mean_dim([3i64, 4].as_slice(), false, Kind::Float)?; // [b, L, c]
+        let w = ctx
+            .grads()?
+            .f_mean_dim([3i64, 4].as_slice(), false, Kind::Float)?; // [b, L, c]
         ctx.weighted_sum(&w)
     }
 }

@@ -15,9 +15,16 @@ impl CamMethod for GradCamPlusPlus {
         let g2 = g.f_square()?;
         let g3 = g2.f_mul(g)?;
         let sum_a = a.f_sum_dim_intlist([3i64, 4].as_slice(), true, Kind::Float)?;
-        let aij = g2.f_div(&g2.f_mul_scalar(2.0)?.f_add(&sum_a.f_mul(&g3)?)?.f_add_scalar(1e-6)?)?;
+        let aij = g2.f_div(
+            &g2.f_mul_scalar(2.0)?
+                .f_add(&sum_a.f_mul(&g3)?)?
+                .f_add_scalar(1e-6)?,
+        )?;
         let aij = aij.f_where_self(&g.f_ne(0.0)?, &aij.f_zeros_like()?)?;
-        let w = g.f_relu()?.f_mul(&aij)?.f_sum_dim_intlist([3i64, 4].as_slice(), false, Kind::Float)?;
+        let w =
+            g.f_relu()?
+                .f_mul(&aij)?
+                .f_sum_dim_intlist([3i64, 4].as_slice(), false, Kind::Float)?;
         ctx.weighted_sum(&w)
     }
 }

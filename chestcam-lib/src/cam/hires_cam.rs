@@ -11,6 +11,9 @@ impl CamMethod for HiResCam {
         "HiResCAM"
     }
     fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
-        Ok(ctx.grads()?.f_mul(&ctx.acts5()?)?.f_sum_dim_intlist(2i64, false, Kind::Float)?)
+        Ok(ctx
+            .grads()?
+            .f_mul(&ctx.acts5()?)?
+            .f_sum_dim_intlist(2i64, false, Kind::Float)?)
     }
 }

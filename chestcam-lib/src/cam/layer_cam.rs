@@ -10,6 +10,10 @@ impl CamMethod for LayerCam {
         "LayerCAM"
     }
     fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
-        Ok(ctx.grads()?.f_relu()?.f_mul(&ctx.acts5()?)?.f_sum_dim_intlist(2i64, false, Kind::Float)?)
+        Ok(ctx
+            .grads()?
+            .f_relu()?
+            .f_mul(&ctx.acts5()?)?
+            .f_sum_dim_intlist(2i64, false, Kind::Float)?)
     }
 }

@@ -10,13 +10,13 @@
 //! activation's resolution is made from activations and gradients.
 mod ablation_cam;
 mod eigen_cam;
+pub mod explain;
 mod grad_cam;
 mod grad_cam_plusplus;
 mod hires_cam;
 mod layer_cam;
 mod score_cam;
 mod xgrad_cam;
-pub mod explain;
 
 use crate::data::registry::NUM_LABELS;
 use crate::model::{Model, Stage};
@@ -45,7 +45,9 @@ pub struct CamContext<'a> {
 impl CamContext<'_> {
     /// `[b, L, c, h, w]` gradients, or an error for a gradient-free context.
     pub fn grads(&self) -> Result<&Tensor> {
-        self.grads.as_ref().ok_or_else(|| Error::invalid("CAM", "this method needs gradients"))
+        self.grads
+            .as_ref()
+            .ok_or_else(|| Error::invalid("CAM", "this method needs gradients"))
     }
 
     /// The activations broadcast against per-label tensors: `[b, 1, c, h, w]`.
@@ -55,7 +57,11 @@ impl CamContext<'_> {
 
     /// `sum_c weights[b, L, c] * activations[b, c, h, w]` -> `[b, L, h, w]`.
     pub fn weighted_sum(&self, weights: &Tensor) -> Result<Tensor> {
-        Ok(weights.f_unsqueeze(-1)?.f_unsqueeze(-1)?.f_mul(&self.acts5()?)?.f_sum_dim_intlist(2i64, false, Kind::Float)?)
+        Ok(weights
+            .f_unsqueeze(-1)?
+            .f_unsqueeze(-1)?
+            .f_mul(&self.acts5()?)?
+            .f_sum_dim_intlist(2i64, false, Kind::Float)?)
     }
 }
 
@@ -158,20 +164,35 @@ pub fn scale_maps(m: &Tensor) -> Result<Tensor> {
     let flat = m.f_flatten(-2, -1)?;
     let shifted = flat.f_sub(&flat.f_amin([-1i64].as_slice(), true)?)?;
     let max = shifted.f_amax([-1i64].as_slice(), true)?;
-    Ok(shifted.f_div(&max.f_add_scalar(1e-7)?)?.f_view(s.as_slice())?)
+    Ok(shifted
+        .f_div(&max.f_add_scalar(1e-7)?)?
+        .f_view(s.as_slice())?)
 }
 
 /// Computes `method`'s maps for `labels` (all 14 when empty) of a batch
 /// `[b, 1, H, W]`, from `stage` (layer4 for the usual Grad-CAM).
-pub fn compute(model: &Model, input: &Tensor, method: Method, stage: Stage, labels: &[usize], chunk: usize) -> Result<CamResult> {
+pub fn compute(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    stage: Stage,
+    labels: &[usize],
+    chunk: usize,
+) -> Result<CamResult> {
     let all: Vec<usize> = (0..NUM_LABELS).collect();
     let labels = if labels.is_empty() { &all[..] } else { labels };
     if let Some(bad) = labels.iter().find(|l| **l >= NUM_LABELS) {
-        return Err(Error::invalid("label index", format!("{bad} (there are {NUM_LABELS} labels)")));
+        return Err(Error::invalid(
+            "label index",
+            format!("{bad} (there are {NUM_LABELS} labels)"),
+        ));
     }
     let dims = input.size();
     if dims.len() != 4 || dims[1] != 1 {
-        return Err(Error::invalid("CAM input", format!("shape {dims:?}; expected [batch, 1, H, W]")));
+        return Err(Error::invalid(
+            "CAM input",
+            format!("shape {dims:?}; expected [batch, 1, H, W]"),
+        ));
     }
     let imp = method.imp();
     let x = input.f_to_device(model.device())?;
@@ -184,7 +205,11 @@ pub fn compute(model: &Model, input: &Tensor, method: Method, stage: Stage, labe
             let score = logits.f_select(1, l as i64)?.f_sum(Kind::Float)?;
             let keep = i + 1 < labels.len();
             let g = Tensor::f_run_backward(&[score], &[&act], keep, false)?;
-            gs.push(g.into_iter().next().ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?);
+            gs.push(
+                g.into_iter()
+                    .next()
+                    .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?,
+            );
         }
         Some(Tensor::f_stack(&gs, 1)?)
     } else {
@@ -203,7 +228,10 @@ pub fn compute(model: &Model, input: &Tensor, method: Method, stage: Stage, labe
     let raw = tch::no_grad(|| imp.cam(&ctx))?; // [b, L, h, w]
     let low = scale_maps(&raw.f_relu()?)?;
     let (b, l, h, w) = (dims[0], labels.len() as i64, low.size()[2], low.size()[3]);
-    let up = low.f_view([b * l, 1, h, w])?.f_upsample_bilinear2d([dims[2], dims[3]], false, None, None)?.f_view([b, l, dims[2], dims[3]])?;
+    let up = low
+        .f_view([b * l, 1, h, w])?
+        .f_upsample_bilinear2d([dims[2], dims[3]], false, None, None)?
+        .f_view([b, l, dims[2], dims[3]])?;
     let maps = scale_maps(&up.f_relu()?)?;
     Ok(CamResult {
         method,

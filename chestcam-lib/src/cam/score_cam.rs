@@ -20,22 +20,35 @@ impl CamMethod for ScoreCam {
         let (hh, ww) = (dims[2], dims[3]);
         let a = &ctx.activations;
         let (b, c) = (a.size()[0], a.size()[1]);
-        let labels = Tensor::f_from_slice(&ctx.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?.f_to_device(a.device())?;
+        let labels =
+            Tensor::f_from_slice(&ctx.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?
+                .f_to_device(a.device())?;
         let mut weights = Vec::with_capacity(b as usize);
         for i in 0..b {
             // torch.nn.UpsamplingBilinear2d: align_corners=True.
-            let up = a.f_get(i)?.f_unsqueeze(0)?.f_upsample_bilinear2d([hh, ww], true, None, None)?.f_squeeze_dim(0)?; // [c, H, W]
+            let up = a
+                .f_get(i)?
+                .f_unsqueeze(0)?
+                .f_upsample_bilinear2d([hh, ww], true, None, None)?
+                .f_squeeze_dim(0)?; // [c, H, W]
             let flat = up.f_view([c, -1])?;
             let mins = flat.f_amin([1i64].as_slice(), true)?;
             let maxs = flat.f_amax([1i64].as_slice(), true)?;
-            let masks = flat.f_sub(&mins)?.f_div(&maxs.f_sub(&mins)?.f_add_scalar(1e-8)?)?.f_view([c, 1, hh, ww])?;
+            let masks = flat
+                .f_sub(&mins)?
+                .f_div(&maxs.f_sub(&mins)?.f_add_scalar(1e-8)?)?
+                .f_view([c, 1, hh, ww])?;
             let img = ctx.input.f_get(i)?; // [1, H, W]
             let mut scores = Vec::new();
             let mut start = 0;
             while start < c {
                 let len = (ctx.chunk as i64).min(c - start);
                 let batch = masks.f_narrow(0, start, len)?.f_mul(&img)?;
-                let out = ctx.model.net.forward_stage(&batch, crate::model::Stage::Layer4, false).0; // [len, 14]
+                let out = ctx
+                    .model
+                    .net
+                    .forward_stage(&batch, crate::model::Stage::Layer4, false)
+                    .0; // [len, 14]
                 scores.push(out.f_index_select(1, &labels)?); // [len, L]
                 start += len;
             }

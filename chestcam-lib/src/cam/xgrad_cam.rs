@@ -12,7 +12,11 @@ impl CamMethod for XGradCam {
     fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
         let a = ctx.acts5()?;
         let sum_a = a.f_sum_dim_intlist([3i64, 4].as_slice(), true, Kind::Float)?;
-        let w = ctx.grads()?.f_mul(&a)?.f_div(&sum_a.f_add_scalar(1e-7)?)?.f_sum_dim_intlist([3i64, 4].as_slice(), false, Kind::Float)?;
+        let w = ctx
+            .grads()?
+            .f_mul(&a)?
+            .f_div(&sum_a.f_add_scalar(1e-7)?)?
+            .f_sum_dim_intlist([3i64, 4].as_slice(), false, Kind::Float)?;
         ctx.weighted_sum(&w)
     }
 }

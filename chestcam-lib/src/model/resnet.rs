@@ -220,7 +220,9 @@ impl ResNet18 {
                 x = b.forward(&x, false);
             }
         }
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.head)
+        x.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&self.head)
     }
 
     /// Parameters per stage: stem, layer1..layer4, head.

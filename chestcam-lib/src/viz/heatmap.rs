@@ -40,7 +40,10 @@ impl std::str::FromStr for Colormap {
             "inferno" => Ok(Colormap::Inferno),
             "viridis" => Ok(Colormap::Viridis),
             "turbo" => Ok(Colormap::Turbo),
-            _ => Err(Error::invalid("colormap", format!("{s:?} (known: jet, inferno, viridis, turbo)"))),
+            _ => Err(Error::invalid(
+                "colormap",
+                format!("{s:?} (known: jet, inferno, viridis, turbo)"),
+            )),
         }
     }
 }
@@ -51,18 +54,39 @@ impl std::str::FromStr for Colormap {
 ///
 /// `cam = (1 - image_weight) * colormap(mask) + image_weight * img`, divided
 /// by its maximum, times 255, truncated.
-pub fn show_cam_on_image(img: &[f32], mask: &[f32], cmap: Colormap, image_weight: f32) -> Result<Vec<u8>> {
+pub fn show_cam_on_image(
+    img: &[f32],
+    mask: &[f32],
+    cmap: Colormap,
+    image_weight: f32,
+) -> Result<Vec<u8>> {
     if img.len() != mask.len() * 3 {
-        return Err(Error::invalid("overlay", format!("image has {} values, expected 3 x {} (one RGB pixel per mask value)", img.len(), mask.len())));
+        return Err(Error::invalid(
+            "overlay",
+            format!(
+                "image has {} values, expected 3 x {} (one RGB pixel per mask value)",
+                img.len(),
+                mask.len()
+            ),
+        ));
     }
     if let Some(v) = img.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(Error::invalid("overlay image", format!("value {v}: the image must be float RGB in [0, 1]")));
+        return Err(Error::invalid(
+            "overlay image",
+            format!("value {v}: the image must be float RGB in [0, 1]"),
+        ));
     }
     if let Some(v) = mask.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(Error::invalid("overlay mask", format!("value {v}: the heatmap must be in [0, 1]")));
+        return Err(Error::invalid(
+            "overlay mask",
+            format!("value {v}: the heatmap must be in [0, 1]"),
+        ));
     }
     if !(0.0..=1.0).contains(&image_weight) {
-        return Err(Error::invalid("image weight", format!("{image_weight} (must be in [0, 1])")));
+        return Err(Error::invalid(
+            "image weight",
+            format!("{image_weight} (must be in [0, 1])"),
+        ));
     }
     let mut cam: Vec<f32> = Vec::with_capacity(img.len());
     for (i, &m) in mask.iter().enumerate() {
@@ -138,7 +162,11 @@ fn xray_rgb(pixels: &[u8], s: usize, o: &OverlayOptions) -> Vec<f32> {
                 pixels[(y * s / o.tile).min(s - 1) * s + (x * s / o.tile).min(s - 1)] as f32 / 255.0
             })
             .collect(),
-        Upscale::Bilinear => resize_bilinear(&pixels.iter().map(|&p| p as f32 / 255.0).collect::<Vec<_>>(), s, o.tile),
+        Upscale::Bilinear => resize_bilinear(
+            &pixels.iter().map(|&p| p as f32 / 255.0).collect::<Vec<_>>(),
+            s,
+            o.tile,
+        ),
     };
     grey.iter().flat_map(|&g| [g, g, g]).collect()
 }
@@ -152,14 +180,24 @@ fn to_image(rgb: &[u8], side: usize) -> RgbImage {
 
 /// The enlarged X-ray as a picture.
 pub fn xray_tile(pixels: &[u8], s: usize, o: &OverlayOptions) -> RgbImage {
-    let rgb: Vec<u8> = xray_rgb(pixels, s, o).iter().map(|v| (v * 255.0).round() as u8).collect();
+    let rgb: Vec<u8> = xray_rgb(pixels, s, o)
+        .iter()
+        .map(|v| (v * 255.0).round() as u8)
+        .collect();
     to_image(&rgb, o.tile)
 }
 
 /// The heatmap (`s x s` in [0, 1]) enlarged smoothly and blended on the X-ray.
 pub fn overlay_tile(pixels: &[u8], map: &[f32], s: usize, o: &OverlayOptions) -> Result<RgbImage> {
     if pixels.len() != s * s || map.len() != s * s {
-        return Err(Error::invalid("overlay", format!("image {} and map {} values, expected {s} x {s}", pixels.len(), map.len())));
+        return Err(Error::invalid(
+            "overlay",
+            format!(
+                "image {} and map {} values, expected {s} x {s}",
+                pixels.len(),
+                map.len()
+            ),
+        ));
     }
     let big = resize_bilinear(map, s, o.tile);
     let big: Vec<f32> = big.iter().map(|v| v.clamp(0.0, 1.0)).collect();
@@ -185,7 +223,11 @@ pub fn compose(tiles: &[Tile], per_row: usize, heading: &str) -> RgbImage {
     let mut img = RgbImage::from_pixel(w, h, Rgb([20, 20, 24]));
     let white = Rgb([235, 235, 235]);
     if !heading.is_empty() {
-        let scale = if text_width(heading, 2) + 16 <= w { 2 } else { 1 };
+        let scale = if text_width(heading, 2) + 16 <= w {
+            2
+        } else {
+            1
+        };
         draw_text(&mut img, 8, 8, heading, scale, white);
     }
     for (i, t) in tiles.iter().enumerate() {
@@ -194,7 +236,14 @@ pub fn compose(tiles: &[Tile], per_row: usize, heading: &str) -> RgbImage {
         let y0 = head_h + gap + r * (side + title_h + gap);
         for (k, line) in t.title.iter().take(2).enumerate() {
             let scale = if text_width(line, 2) <= side { 2 } else { 1 };
-            draw_text(&mut img, x0 as i64, (y0 + k as u32 * 17) as i64, line, scale, if k == 0 { white } else { Rgb([190, 190, 190]) });
+            draw_text(
+                &mut img,
+                x0 as i64,
+                (y0 + k as u32 * 17) as i64,
+                line,
+                scale,
+                if k == 0 { white } else { Rgb([190, 190, 190]) },
+            );
         }
         image::imageops::replace(&mut img, &t.image, x0 as i64, (y0 + title_h) as i64);
     }
@@ -233,11 +282,19 @@ impl Gif {
         let mut bytes = Vec::new();
         {
             let mut enc = GifEncoder::new_with_speed(&mut bytes, 10);
-            let err = |e: image::ImageError| Error::Image { path: "<gif in memory>".into(), source: e };
+            let err = |e: image::ImageError| Error::Image {
+                path: "<gif in memory>".into(),
+                source: e,
+            };
             enc.set_repeat(Repeat::Infinite).map_err(err)?;
             for f in frames {
                 let rgba = image::DynamicImage::ImageRgb8(f.clone()).to_rgba8();
-                let frame = image::Frame::from_parts(rgba, 0, 0, image::Delay::from_numer_denom_ms(delay_ms, 1));
+                let frame = image::Frame::from_parts(
+                    rgba,
+                    0,
+                    0,
+                    image::Delay::from_numer_denom_ms(delay_ms, 1),
+                );
                 enc.encode_frame(frame).map_err(err)?;
             }
         }
@@ -245,7 +302,14 @@ impl Gif {
     }
 
     /// Raw X-ray and overlay fading into each other over `frames` frames.
-    pub fn fade(pixels: &[u8], map: &[f32], s: usize, o: &OverlayOptions, frames: usize, delay_ms: u32) -> Result<Gif> {
+    pub fn fade(
+        pixels: &[u8],
+        map: &[f32],
+        s: usize,
+        o: &OverlayOptions,
+        frames: usize,
+        delay_ms: u32,
+    ) -> Result<Gif> {
         let raw = xray_tile(pixels, s, o);
         let over = overlay_tile(pixels, map, s, o)?;
         let n = frames.max(2);
@@ -254,7 +318,9 @@ impl Gif {
                 let t = 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / n as f32).cos();
                 RgbImage::from_fn(raw.width(), raw.height(), |x, y| {
                     let (a, b) = (raw.get_pixel(x, y).0, over.get_pixel(x, y).0);
-                    Rgb(std::array::from_fn(|k| ((1.0 - t) * a[k] as f32 + t * b[k] as f32).round() as u8))
+                    Rgb(std::array::from_fn(|k| {
+                        ((1.0 - t) * a[k] as f32 + t * b[k] as f32).round() as u8
+                    }))
                 })
             })
             .collect();
@@ -283,12 +349,24 @@ mod tests {
         img[..3].copy_from_slice(&[0.1, 0.2, 0.3]);
         let m = [0.0, 0.25, 0.5, 1.0];
         let got = show_cam_on_image(&img, &m, Colormap::Jet, 0.5).unwrap();
-        assert_eq!(got, vec![18, 36, 146, 72, 161, 255, 162, 255, 165, 164, 72, 72]);
+        assert_eq!(
+            got,
+            vec![18, 36, 146, 72, 161, 255, 162, 255, 165, 164, 72, 72]
+        );
         // ... image_weight=0.3
         let got = show_cam_on_image(&img, &m, Colormap::Jet, 0.3).unwrap();
-        assert_eq!(got, vec![9, 18, 137, 37, 143, 255, 144, 255, 148, 146, 37, 37]);
-        assert!(show_cam_on_image(&[2.0; 12], &m, Colormap::Jet, 0.5).unwrap_err().to_string().contains("[0, 1]"));
-        assert!(show_cam_on_image(&img, &m, Colormap::Jet, 1.5).unwrap_err().to_string().contains("1.5"));
+        assert_eq!(
+            got,
+            vec![9, 18, 137, 37, 143, 255, 144, 255, 148, 146, 37, 37]
+        );
+        assert!(show_cam_on_image(&[2.0; 12], &m, Colormap::Jet, 0.5)
+            .unwrap_err()
+            .to_string()
+            .contains("[0, 1]"));
+        assert!(show_cam_on_image(&img, &m, Colormap::Jet, 1.5)
+            .unwrap_err()
+            .to_string()
+            .contains("1.5"));
         assert!(show_cam_on_image(&img[..9], &m, Colormap::Jet, 0.5).is_err());
     }
 
@@ -305,7 +383,10 @@ mod tests {
     fn gif_loops_and_has_frames() {
         let px = vec![128u8; 28 * 28];
         let map: Vec<f32> = (0..28 * 28).map(|i| (i % 28) as f32 / 27.0).collect();
-        let o = OverlayOptions { tile: 56, ..Default::default() };
+        let o = OverlayOptions {
+            tile: 56,
+            ..Default::default()
+        };
         let g = Gif::fade(&px, &map, 28, &o, 6, 80).unwrap();
         assert_eq!(&g.bytes[..6], b"GIF89a");
         // NETSCAPE2.0 application extension = loop forever.
