@@ -7,7 +7,7 @@ NIH1000 ?= ../shared/data/nih1000/nih1000.npz
 SOURCES ?= synthetic $(wildcard $(NIH1000))
 OUT ?= out
 
-NOTEBOOKS := notebooks/train_model.ipynb
+NOTEBOOKS := notebooks/train_model.ipynb notebooks/gradcam_visualizer.ipynb
 
 .PHONY: setup build demo test notebooks-test bench
 
@@ -27,7 +27,7 @@ build: setup
 
 demo: build
 	@mkdir -p $(OUT)
-	$(ENV) python scripts/run_notebooks.py $(OUT)/notebooks $(NOTEBOOKS)
+	$(ENV) CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-notebook python scripts/run_notebooks.py $(OUT)/notebooks $(NOTEBOOKS)
 	@for src in $(SOURCES); do \
 	  name=$$(basename $$src .npz | tr ':' '_'); \
 	  echo "== chestcam data --source $$src --summary --montage $(OUT)/montage_$$name.png"; \
@@ -43,4 +43,5 @@ test: setup
 # Notebooks headless in quick mode, offline (no test contacts another host):
 # any cell error, panic or missing inline output fails.
 notebooks-test: setup
-	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)
+	rm -rf $(OUT)/runs-test
+	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)

@@ -30,30 +30,119 @@ TRAIN = [
     ("markdown", """
 # Training a ResNet-18 to read chest X-rays (ChestMNIST)
 
-This notebook is a lesson in cells: each cell is short and shows its result.
-The logic lives in the `chestcam` library; the cells call it.
+A lesson in short cells: each one calls the `chestcam` library and shows its
+result. Run them top to bottom. On a GPU the same cells use CUDA.
 """),
     ("code", ':dep chestcam = { path = "../chestcam-lib" }'),
     ("code", "use chestcam::prelude::*;"),
     ("markdown", """
 ## 1. Data
 
-The source comes from `CHESTCAM_SOURCE`: `chestmnist` (the default, downloaded
-once into the cache), `chestmnist:64` for larger images, a path to any
-MedMNIST-format `.npz`, or `synthetic`. When ChestMNIST cannot be downloaded,
-the notebook says so in a banner and continues on synthetic phantoms.
+The source comes from `CHESTCAM_SOURCE`: `chestmnist` (the default,
+downloaded once into the cache), `chestmnist:64` for larger images, a path to
+any MedMNIST-format `.npz`, or `synthetic`. When ChestMNIST cannot be
+downloaded, a banner says so and the notebook continues on synthetic
+phantoms, labelled SYNTHETIC wherever results are shown.
 """),
     ("code", "let nd = load_data()?;\nnd"),
     ("markdown", """
-Each row is one of the 14 findings, with images from the training split that
-carry it. ChestMNIST is **multi-label**: one X-ray can show several findings
-at once (or none: about half say "No Finding"). So the model gives 14
-independent yes/no answers, one sigmoid per label, trained with binary
-cross-entropy, not one softmax over 14 classes.
+Each row is one of the 14 findings, with training images that carry it.
+ChestMNIST is **multi-label**: one X-ray can show several findings at once,
+or none (about half say "No Finding"). So the model gives 14 independent
+yes/no answers, one sigmoid per label, trained with binary cross-entropy
+summed over labels, not one softmax choosing a single class.
 """),
     ("code", "Montage::new(&nd.data, MontageOptions::default())"),
-    ("markdown", "How common is each finding in each split? Rare labels make AUC noisy."),
+    ("markdown", "How common is each finding? Rare labels have few positives, so their AUC is noisy."),
+    ("code", "prevalence_chart(&nd.data)?"),
     ("code", "Summary::of(&nd.data)"),
+    ("markdown", """
+## 2. Model
+
+ResNet-18 with one grey input channel and 14 outputs. The *stem* (its first
+layers) decides how large the last feature maps are, and Grad-CAM's heatmaps
+have exactly that resolution.
+"""),
+    ("code", "let stem = Stem::default_for(nd.data.size);\nmodel_summary(stem, nd.data.size)?"),
+    ("markdown", """
+## 3. Training
+
+The defaults below finish in a few minutes on a laptop CPU: a few epochs on
+a subset. The full MedMNIST protocol (Adam, lr 0.001, batch 128, 100 epochs,
+lr x0.1 at epochs 50 and 75, all 78,468 images) wants a GPU: set
+`epochs: 100, train_subset: None` in the config cell, or run
+`chestcam train --source chestmnist --run runs/full` in a terminal.
+"""),
+    ("code", "let cfg = notebook_config();\n(cfg.epochs, cfg.train_subset, cfg.batch_size, cfg.lr)"),
+    ("code", "let out = train_here(&cfg, &nd.data)?;"),
+    ("markdown", "## 4. Results\n\nLoss and validation AUC per epoch:"),
+    ("code", "let (loss_chart, auc_chart) = training_curves(&out)?;\nloss_chart"),
+    ("code", "auc_chart"),
+    ("markdown", "The best checkpoint (by validation AUC) on the test split, label by label:"),
+    ("code", "let (eval, roc, reference) = test_report(&out.run, &nd.data)?;\neval"),
+    ("code", "roc"),
+    ("code", "reference"),
+    ("markdown", """
+## 5. Save
+
+Everything is in the run folder: `config.json`, `metrics.jsonl`, the `best`
+and `last` checkpoints. `gradcam_visualizer.ipynb` loads it from here.
+"""),
+    ("code", "println!(\"run folder: {}\", out.run.display());\nout.run.join(\"best.safetensors\").exists()"),
+]
+
+GRADCAM = [
+    ("markdown", """
+# Where does the model look? Grad-CAM on chest X-rays
+
+This notebook loads the model trained in `train_model.ipynb` and shows, for
+each prediction, which part of the X-ray raised that label's score.
+"""),
+    ("code", ':dep chestcam = { path = "../chestcam-lib" }'),
+    ("code", "use chestcam::prelude::*;\nuse chestcam::cam::explain::{label_grid, method_comparison};"),
+    ("markdown", "## 1. The model"),
+    ("code", "let lr = load_run_or_train()?;\nlr"),
+    ("markdown", "## 2. Test images\n\nImages with at least one finding first. Predictions against the ground truth:"),
+    ("code", "let idx = lr.pick_test_images(if quick() { 3 } else { 6 });\nlr.predictions(&idx)?"),
+    ("markdown", """
+## 3. Grad-CAM panels
+
+For each image: the X-ray, then a heatmap for each of its three most
+probable labels, titled with the probability and the ground truth. A map
+marked FLAT shows no location at all: nothing in the image raised that score.
+"""),
+    ("code", "let ex = lr.explain(&idx, &ExplainOptions::default())?;\nex[0].panel()?"),
+    ("code", "ex[1].panel()?"),
+    ("code", "ex[2].panel()?"),
+    ("markdown", "One label across many test images:"),
+    ("code", "let label = ex[0].shown[0];\nlabel_grid(&lr.model, &lr.data.test, label, 6, &ExplainOptions::default())?"),
+    ("markdown", "The same image and label under each method of the Grad-CAM family:"),
+    ("code", "method_comparison(&lr.model, lr.data.test.image(idx[0]), lr.data.size, label, &Method::ALL, &ExplainOptions::default())?"),
+    ("markdown", "## 4. Animated\n\nThe X-ray fading into its heatmap, then a cycle through the labels:"),
+    ("code", "ex[0].fade_gif(0, 12, 120)?"),
+    ("code", "ex[0].label_gif(900)?"),
+    ("markdown", """
+## 5. What Grad-CAM computes, and what it cannot tell
+
+**What it computes.** For one label, take the gradient of that label's score
+with respect to the last feature maps (layer4: 512 maps). Average each
+gradient map into one weight per channel, form the weighted sum of the 512
+feature maps, keep the positive part, and scale it to [0, 1]. Bright areas
+are where features that raise this label's score are active.
+
+**What it cannot tell.**
+- It is coarse: at 28 px, layer4 is 4x4, so every heatmap is 16 cells blown
+  up to the image. Smooth edges are interpolation, not detail.
+- It shows correlation, not cause: the model may "look" at a tube, a marker
+  or the patient's position because they went with the label in training.
+- It explains the model, not the patient. This is a teaching tool, not a
+  clinical one.
+
+**Check before trusting.** Compare methods (above): where they disagree, be
+careful. Look at images without the finding too. On the synthetic phantoms
+the true lesion masks are known, so whether a heatmap points at the lesion
+can be measured rather than judged by eye.
+"""),
 ]
 
 
@@ -61,6 +150,7 @@ def main():
     here = pathlib.Path(__file__).resolve().parent.parent / "notebooks"
     here.mkdir(exist_ok=True)
     (here / "train_model.ipynb").write_text(json.dumps(nb(TRAIN), indent=1) + "\n")
+    (here / "gradcam_visualizer.ipynb").write_text(json.dumps(nb(GRADCAM), indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ BAD = re.compile(r"panicked at|^error(\[E\d+\])?:|Error:|dlopen failed", re.M)
 
 # What each notebook must show inline (mime type: minimum count).
 EXPECT = {
-    "train_model.ipynb": {"image/png": 1, "text/html": 2},
+    "train_model.ipynb": {"image/png": 1, "image/svg+xml": 4, "text/html": 4},
+    "gradcam_visualizer.ipynb": {"image/png": 5, "image/gif": 2, "text/html": 2},
+}
+
+# Text that must appear in a notebook's outputs.
+MUST_SAY = {
+    "gradcam_visualizer.ipynb": "Loaded the run of train_model.ipynb",
 }
 
 
@@ -41,6 +47,9 @@ def check(nb, name):
                 text = out.get("data", {}).get("text/plain", "")
                 if BAD.search(text):
                     problems.append(f"cell {i}: {text.strip()[:400]}")
+    said = MUST_SAY.get(name)
+    if said and not any(said in str(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])):
+        problems.append(f"expected the outputs to say {said!r}")
     for mime, n in EXPECT.get(name, {}).items():
         if seen.get(mime, 0) < n:
             problems.append(f"expected at least {n} {mime} outputs, saw {seen.get(mime, 0)}")

@@ -30,11 +30,15 @@ pub use error::{Error, Result};
 
 /// The common imports for notebooks and examples.
 pub mod prelude {
+    pub use crate::cam::explain::{ExplainOptions, LabelChoice};
+    pub use crate::cam::Method;
     pub use crate::data::summary::Summary;
     pub use crate::data::{
         phantom::PhantomConfig, registry::LABELS, source::DataSource, Dataset, Split, SplitName,
     };
     pub use crate::error::{Error, Result};
-    pub use crate::notebook::{load_data, quick};
+    pub use crate::model::Stem;
+    pub use crate::notebook::*;
+    pub use crate::viz::heatmap::Colormap;
     pub use crate::viz::montage::{Montage, MontageOptions};
 }

@@ -4,7 +4,7 @@ use crate::data::phantom::PhantomConfig;
 use crate::data::source::DataSource;
 use crate::data::Dataset;
 use crate::viz::display::html_escape as escape;
-use crate::Result;
+use crate::{Error, Result};
 
 /// True when `CHESTCAM_QUICK=1`: fewer images and epochs, same cells.
 pub fn quick() -> bool {
@@ -68,5 +68,335 @@ impl NotebookData {
             d.test.len(),
         ));
         crate::viz::emit_text("text/html", &html);
+    }
+}
+
+/// HTML shown inline by evcxr.
+pub struct Html(pub String);
+
+impl Html {
+    pub fn evcxr_display(&self) {
+        crate::viz::emit_text("text/html", &self.0);
+    }
+}
+
+/// The prevalence of each label per split, as a bar chart.
+pub fn prevalence_chart(d: &Dataset) -> Result<crate::viz::charts::Chart> {
+    let title = format!("Findings per split - {}", d.provenance);
+    crate::viz::charts::prevalence(
+        &title,
+        &[
+            ("train", d.train.prevalence()),
+            ("val", d.val.prevalence()),
+            ("test", d.test.prevalence()),
+        ],
+    )
+}
+
+/// Parameters and feature-map size per stage for a stem and input size,
+/// and what the stem means for Grad-CAM.
+pub fn model_summary(stem: crate::model::Stem, size: usize) -> Result<Html> {
+    let m = crate::model::Model::new(stem, size, tch::Device::Cpu)?;
+    let counts = crate::model::ResNet18::parameter_counts(&m.vs);
+    let f = crate::model::feature_sizes(stem, size);
+    let mut h = format!("<p>ResNet-18, <b>{stem}</b> stem, {size}x{size} px input, 14 sigmoid outputs.</p><table><tr><th>part</th><th>parameters</th><th>output size</th></tr>");
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    for (i, (name, n)) in counts.iter().enumerate() {
+        let out = match i {
+            0 => format!(
+                "64 x {0}x{0}",
+                if stem == crate::model::Stem::Small {
+                    size
+                } else {
+                    f[0]
+                }
+            ),
+            1..=4 => format!("{} x {1}x{1}", [64, 128, 256, 512][i - 1], f[i - 1]),
+            _ => "14 logits".to_string(),
+        };
+        h.push_str(&format!(
+            "<tr><td>{name}</td><td style=\"text-align:right\">{n}</td><td>{out}</td></tr>"
+        ));
+    }
+    h.push_str(&format!(
+        "<tr><td><b>total</b></td><td style=\"text-align:right\"><b>{total}</b></td><td></td></tr></table><p>Grad-CAM reads layer4, which is <b>{0}x{0}</b> here: every heatmap has {1} cells, upsampled to the image. torchvision's stem (7x7 stride 2 plus max-pool) would leave a 28 px image at {2}x{2} in layer4, and every heatmap would be a constant.</p>",
+        f[3],
+        f[3] * f[3],
+        crate::model::feature_sizes(crate::model::Stem::Imagenet, size)[3]
+    ));
+    Ok(Html(h))
+}
+
+/// A training config sized for a notebook: a few minutes on a laptop CPU
+/// (fewer epochs and images in quick mode); MedMNIST's protocol otherwise.
+pub fn notebook_config() -> crate::train::TrainConfig {
+    let (epochs, subset) = if quick() {
+        (2, Some(256))
+    } else {
+        (3, Some(2000))
+    };
+    crate::train::TrainConfig {
+        epochs,
+        train_subset: subset,
+        seed: 0,
+        ..Default::default()
+    }
+}
+
+/// Where the notebooks keep runs: `$CHESTCAM_RUNS`, else `runs` beside the notebooks.
+pub fn runs_dir() -> std::path::PathBuf {
+    std::env::var_os("CHESTCAM_RUNS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("runs"))
+}
+
+/// Trains into a fresh run folder, printing a line per epoch, and records
+/// it as the latest run (`runs/latest.txt`) for the second notebook.
+pub fn train_here(
+    cfg: &crate::train::TrainConfig,
+    d: &Dataset,
+) -> Result<crate::train::TrainOutcome> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs())
+        .unwrap_or(0);
+    let run = runs_dir().join(format!("run-{stamp}"));
+    let cfg = crate::train::TrainConfig {
+        source: d
+            .provenance
+            .path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| {
+                if d.provenance.synthetic {
+                    format!("synthetic:{}", d.size)
+                } else {
+                    format!("chestmnist:{}", d.size)
+                }
+            }),
+        ..cfg.clone()
+    };
+    println!(
+        "training {} epoch(s) on {} train images into {}",
+        cfg.epochs,
+        cfg.train_subset.unwrap_or(d.train.len()).min(d.train.len()),
+        run.display()
+    );
+    let out = crate::train::train(
+        &cfg,
+        d,
+        &run,
+        false,
+        &mut crate::progress::Silent,
+        &mut |r| {
+            println!("{r}");
+            std::ops::ControlFlow::Continue(())
+        },
+    )?;
+    let abs = std::fs::canonicalize(&run).map_err(|e| Error::io(&run, e))?;
+    crate::util::write_atomic(
+        runs_dir().join("latest.txt"),
+        abs.display().to_string().as_bytes(),
+    )?;
+    Ok(out)
+}
+
+/// Loss and AUC curves of a run.
+pub fn training_curves(
+    out: &crate::train::TrainOutcome,
+) -> Result<(crate::viz::charts::Chart, crate::viz::charts::Chart)> {
+    let r = &out.records;
+    let loss = crate::viz::charts::curves(
+        "Loss",
+        "BCE",
+        &[
+            ("train", r.iter().map(|x| x.train_loss).collect()),
+            ("val", r.iter().map(|x| x.val_loss).collect()),
+        ],
+    )?;
+    let auc = crate::viz::charts::curves(
+        "Validation AUC",
+        "mean AUC",
+        &[("val AUC", r.iter().map(|x| x.val_auc).collect())],
+    )?;
+    Ok((loss, auc))
+}
+
+/// The test evaluation of a run's best checkpoint, its ROC chart, and the
+/// MedMNIST reference beside it.
+pub fn test_report(
+    run: &std::path::Path,
+    d: &Dataset,
+) -> Result<(crate::metrics::Evaluation, crate::viz::charts::Chart, Html)> {
+    let (model, _) = crate::train::load_model(run, "best", tch::Device::cuda_if_available())?;
+    let e = crate::train::evaluate_split(&model, &d.test, 256)?;
+    let logits = crate::train::split_logits(&model, &d.test, 256)?;
+    let probs: Vec<f32> = Vec::<f32>::try_from(logits.f_sigmoid()?.f_flatten(0, -1)?)?;
+    let n = d.test.len();
+    let curves: Vec<(String, Vec<(f64, f64)>)> = crate::data::registry::LABELS
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let s: Vec<f64> = (0..n).map(|i| probs[i * 14 + k] as f64).collect();
+            let y: Vec<u8> = (0..n).map(|i| d.test.labels[i * 14 + k]).collect();
+            (name.to_string(), crate::metrics::roc_curve(&s, &y))
+        })
+        .collect();
+    let roc = crate::viz::charts::roc_curves(
+        &format!(
+            "ROC per label, test split ({})",
+            if d.provenance.synthetic {
+                "SYNTHETIC"
+            } else {
+                "real"
+            }
+        ),
+        &curves,
+    )?;
+    let html = Html(format!(
+        "<table><tr><th></th><th>test AUC</th><th>test ACC</th></tr><tr><td>this run ({})</td><td>{:.3}</td><td>{:.3}</td></tr><tr><td>MedMNIST v2, ResNet-18 (28), 100 epochs on 78,468 images</td><td>0.768</td><td>0.947</td></tr></table><p>A few epochs on a CPU, on a subset (or on {}), cannot be compared one to one with the reference: fewer images and epochs mean a weaker model, a small test split makes AUC noisy, and labels with one class only are left out of our mean. ACC is high for any model here because most labels are rare: predicting \"no\" everywhere already scores about 0.95.</p>",
+        escape(&d.provenance.to_string()),
+        e.auc,
+        e.acc,
+        if d.provenance.synthetic { "synthetic phantoms" } else { "a small sample" }
+    ));
+    Ok((e, roc, html))
+}
+
+impl crate::metrics::Evaluation {
+    /// evcxr display: the per-label table.
+    pub fn evcxr_display(&self) {
+        crate::viz::emit_text(
+            "text/html",
+            &format!("<pre>{}</pre>", escape(&self.to_string())),
+        );
+    }
+}
+
+/// The run the first notebook trained (`runs/latest.txt`), if any.
+pub fn latest_run() -> Option<std::path::PathBuf> {
+    let p = std::fs::read_to_string(runs_dir().join("latest.txt")).ok()?;
+    let p = std::path::PathBuf::from(p.trim());
+    p.join("best.json").exists().then_some(p)
+}
+
+/// The first notebook's run with its model and data; or, when there is
+/// none, a quick model trained here (the note says so).
+pub struct LoadedRun {
+    pub run: std::path::PathBuf,
+    pub model: crate::model::Model,
+    pub data: Dataset,
+    pub note: String,
+}
+
+pub fn load_run_or_train() -> Result<LoadedRun> {
+    let (run, note) = match latest_run() {
+        Some(r) => (
+            r.clone(),
+            format!("Loaded the run of train_model.ipynb: {}", r.display()),
+        ),
+        None => {
+            let nd = load_data()?;
+            let cfg = crate::train::TrainConfig {
+                epochs: 1,
+                train_subset: Some(256),
+                ..notebook_config()
+            };
+            let out = train_here(&cfg, &nd.data)?;
+            (out.run.clone(), format!("No run of train_model.ipynb was found, so a quick model (1 epoch, 256 images) was trained here: {}. Its heatmaps mean little.", out.run.display()))
+        }
+    };
+    let cfg = crate::train::load_config(&run)?;
+    let mut progress = crate::progress::Silent;
+    let (data, _) = cfg
+        .source
+        .parse::<DataSource>()?
+        .load_or_synthetic(&mut progress)?;
+    let (model, _) = crate::train::load_model(&run, "best", tch::Device::cuda_if_available())?;
+    Ok(LoadedRun {
+        run,
+        model,
+        data,
+        note,
+    })
+}
+
+impl LoadedRun {
+    pub fn evcxr_display(&self) {
+        crate::viz::emit_text(
+            "text/html",
+            &format!(
+                "<p>{}</p><p>Data: <b>{}</b></p>",
+                escape(&self.note),
+                escape(&self.data.provenance.to_string())
+            ),
+        );
+    }
+
+    /// Test images with at least one finding first, then the rest: `n` indices.
+    pub fn pick_test_images(&self, n: usize) -> Vec<usize> {
+        let t = &self.data.test;
+        let mut idx: Vec<usize> = (0..t.len()).collect();
+        idx.sort_by_key(|&i| (t.label_row(i).iter().all(|&v| v == 0), i));
+        idx.truncate(n);
+        idx
+    }
+
+    /// Explanations of test images `idx` with the given options.
+    pub fn explain(
+        &self,
+        idx: &[usize],
+        o: &crate::cam::explain::ExplainOptions,
+    ) -> Result<Vec<crate::cam::explain::Explanation>> {
+        let t = &self.data.test;
+        let px: Vec<u8> = idx.iter().flat_map(|&i| t.image(i).to_vec()).collect();
+        let tr: Vec<u8> = idx.iter().flat_map(|&i| t.label_row(i).to_vec()).collect();
+        let names: Vec<String> = idx.iter().map(|i| format!("test_{i}")).collect();
+        crate::cam::explain::explain(&self.model, &px, t.size, &names, Some(&tr), o)
+    }
+
+    /// Predictions against ground truth for test images `idx`, as a table.
+    pub fn predictions(&self, idx: &[usize]) -> Result<Html> {
+        let ex = self.explain(
+            idx,
+            &crate::cam::explain::ExplainOptions {
+                labels: crate::cam::explain::LabelChoice::Top(3),
+                ..Default::default()
+            },
+        )?;
+        let mut h = String::from("<table><tr><th>image</th><th>findings (ground truth)</th><th>top 3 predicted (probability)</th></tr>");
+        for e in &ex {
+            let truth = e
+                .truth
+                .as_ref()
+                .map(|t| {
+                    crate::data::registry::LABELS
+                        .iter()
+                        .zip(t)
+                        .filter(|(_, v)| **v == 1)
+                        .map(|(l, _)| *l)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let pred = e
+                .shown
+                .iter()
+                .map(|&l| format!("{} ({:.2})", crate::data::registry::LABELS[l], e.probs[l]))
+                .collect::<Vec<_>>()
+                .join(", ");
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                e.name,
+                if truth.is_empty() {
+                    "no finding".into()
+                } else {
+                    truth
+                },
+                pred
+            ));
+        }
+        h.push_str("</table>");
+        Ok(Html(h))
     }
 }

@@ -1,5 +1,6 @@
 //! Pictures: a built-in font, montages of samples, heatmap overlays,
 //! panels and GIFs, inline display.
+pub mod charts;
 mod colormap_tables;
 pub mod display;
 pub mod font;
