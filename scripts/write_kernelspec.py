@@ -8,8 +8,12 @@ import sys
 
 venv = pathlib.Path(os.environ["CHESTCAM_VENV"])
 root = pathlib.Path(os.environ["CHESTCAM_EVCXR_ROOT"])
-site = next((venv / "lib").glob("python3*/site-packages"))
-torch_lib = site / "torch" / "lib"
+import importlib.util
+
+spec = importlib.util.find_spec("torch")
+if spec is None or not spec.origin:
+    sys.exit("torch is not installed for this python: run scripts/setup.sh first")
+torch_lib = pathlib.Path(spec.origin).parent / "lib"
 # evcxr loads each cell as a dylib linked against the toolchain's libstd.so.
 sysroot = pathlib.Path(subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip())
 host = next(l.split(": ")[1] for l in subprocess.check_output(["rustc", "-vV"], text=True).splitlines() if l.startswith("host: "))

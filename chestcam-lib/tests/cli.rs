@@ -145,34 +145,37 @@ fn binary_runs_without_ld_library_path_and_keeps_torch_cuda() {
     }
 }
 
-#[test]
-fn train_then_eval_on_real_xrays() {
+/// Trains one epoch on 64 nih1000 images into a temp run folder (`--json`).
+fn train_tiny() -> (tempfile::TempDir, std::path::PathBuf, std::process::Output) {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let out = chestcam()
-        .args([
-            "train",
-            "--source",
-            &nih(),
-            "--epochs",
-            "1",
-            "--subset",
-            "64",
-            "--batch-size",
-            "32",
-            "--device",
-            "cpu",
-            "--json",
-            "--run",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
+    let args = [
+        "train",
+        "--source",
+        &nih(),
+        "--epochs",
+        "1",
+        "--subset",
+        "64",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--json",
+        "--run",
+    ];
+    let out = chestcam().args(args).arg(&run).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (dir, run, out)
+}
+
+#[test]
+fn train_then_eval_on_real_xrays() {
+    let (_dir, run, out) = train_tiny();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["epochs"].as_array().unwrap().len(), 1);
     assert_eq!(v["test"]["per_label"].as_array().unwrap().len(), 14);
@@ -269,32 +272,7 @@ fn train_and_eval_errors_are_one_line() {
 
 #[test]
 fn explain_writes_panels_gifs_and_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = dir.path().join("run");
-    let out = chestcam()
-        .args([
-            "train",
-            "--source",
-            &nih(),
-            "--epochs",
-            "1",
-            "--subset",
-            "64",
-            "--batch-size",
-            "32",
-            "--device",
-            "cpu",
-            "--json",
-            "--run",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (dir, run, _) = train_tiny();
     let ex = dir.path().join("ex");
     let out = chestcam()
         .args([

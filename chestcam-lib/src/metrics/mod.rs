@@ -36,15 +36,12 @@ pub fn roc_auc(scores: &[f64], labels: &[u8]) -> Option<f64> {
     Some((rank_sum - (p * (p + 1)) as f64 / 2.0) / (p as f64 * n as f64))
 }
 
-/// Average precision as sklearn computes it; `None` without positives.
-pub fn average_precision(scores: &[f64], labels: &[u8]) -> Option<f64> {
-    let p = labels.iter().filter(|&&y| y == 1).count();
-    if p == 0 {
-        return None;
-    }
+/// Cumulative (true positives, false positives) after each distinct
+/// threshold, scores taken from the highest down (ties form one step).
+fn threshold_steps(scores: &[f64], labels: &[u8]) -> Vec<(usize, usize)> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut prev_recall, mut ap) = (0usize, 0usize, 0.0, 0.0);
+    let (mut tp, mut fp, mut steps) = (0usize, 0usize, Vec::new());
     let mut i = 0;
     while i < idx.len() {
         let s = scores[idx[i]];
@@ -56,9 +53,21 @@ pub fn average_precision(scores: &[f64], labels: &[u8]) -> Option<f64> {
             }
             i += 1;
         }
+        steps.push((tp, fp));
+    }
+    steps
+}
+
+/// Average precision as sklearn computes it; `None` without positives.
+pub fn average_precision(scores: &[f64], labels: &[u8]) -> Option<f64> {
+    let p = labels.iter().filter(|&&y| y == 1).count();
+    if p == 0 {
+        return None;
+    }
+    let (mut prev_recall, mut ap) = (0.0, 0.0);
+    for (tp, fp) in threshold_steps(scores, labels) {
         let recall = tp as f64 / p as f64;
-        let precision = tp as f64 / (tp + fp) as f64;
-        ap += (recall - prev_recall) * precision;
+        ap += (recall - prev_recall) * (tp as f64 / (tp + fp) as f64);
         prev_recall = recall;
     }
     Some(ap)
@@ -73,24 +82,13 @@ pub fn roc_curve(scores: &[f64], labels: &[u8]) -> Vec<(f64, f64)> {
     if p == 0 || n == 0 {
         return vec![];
     }
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let mut pts = vec![(0.0, 0.0)];
-    let (mut tp, mut fp) = (0usize, 0usize);
-    let mut i = 0;
-    while i < idx.len() {
-        let s = scores[idx[i]];
-        while i < idx.len() && scores[idx[i]] == s {
-            if labels[idx[i]] == 1 {
-                tp += 1;
-            } else {
-                fp += 1;
-            }
-            i += 1;
-        }
-        pts.push((fp as f64 / n as f64, tp as f64 / p as f64));
-    }
-    pts
+    std::iter::once((0.0, 0.0))
+        .chain(
+            threshold_steps(scores, labels)
+                .into_iter()
+                .map(|(tp, fp)| (fp as f64 / n as f64, tp as f64 / p as f64)),
+        )
+        .collect()
 }
 
 /// Metrics of one label.
