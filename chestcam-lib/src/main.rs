@@ -183,6 +183,14 @@ struct PhantomArgs {
     out: PathBuf,
 }
 
+/// Prints `v` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(v: &T) -> chestcam::Result<()> {
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
 fn run(cli: Cli) -> chestcam::Result<()> {
     match cli.cmd {
         Cmd::Data(a) => {
@@ -191,9 +199,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let data = source.load(progress.as_mut())?;
             let summary = Summary::of(&data);
             if a.json {
-                let s = serde_json::to_string_pretty(&summary)
-                    .map_err(|e| chestcam::Error::invalid("summary", e.to_string()))?;
-                println!("{s}");
+                print_json(&summary)?;
             } else if a.summary || a.montage.is_none() {
                 print!("{summary}");
             }
@@ -261,11 +267,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
             if json {
                 let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test});
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v)
-                        .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?
-                );
+                print_json(&v)?;
             } else {
                 println!(
                     "best epoch {} (val AUC {:.4}); test split of {}:",
@@ -292,11 +294,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             }
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&e)
-                        .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?
-                );
+                print_json(&e)?;
             } else {
                 println!(
                     "{} checkpoint (epoch {}) on the {split} split of {}:",

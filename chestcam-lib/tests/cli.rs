@@ -13,6 +13,15 @@ fn nih() -> String {
     format!("{dir}/nih1000.npz")
 }
 
+/// Runs chestcam with `args`: exit code 1 and one line `error: ...` naming `needle`.
+fn fails_in_one_line(args: &[&str], needle: &str) {
+    let out = chestcam().args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+}
+
 #[test]
 fn data_summary_on_real_xrays() {
     let out = chestcam()
@@ -73,11 +82,7 @@ fn errors_are_one_line_with_nonzero_exit() {
             "\"dev\"",
         ),
     ] {
-        let out = chestcam().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+        fails_in_one_line(&args, needle);
     }
 }
 
@@ -261,11 +266,7 @@ fn train_and_eval_errors_are_one_line() {
         ),
         (vec!["eval", "--run", "/nope/run"], "/nope/run"),
     ] {
-        let out = chestcam().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains(needle), "{err}");
+        fails_in_one_line(&args, needle);
     }
     assert!(!std::path::Path::new(&run).exists());
 }
@@ -385,10 +386,6 @@ fn explain_writes_panels_gifs_and_json() {
             "999",
         ),
     ] {
-        let out = chestcam().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        assert!(err.contains(needle), "{err}");
+        fails_in_one_line(&args, needle);
     }
 }

@@ -100,51 +100,49 @@ pub fn prevalence(title: &str, splits: &[(&str, [f64; 14])]) -> Result<Chart> {
     Ok(Chart { svg })
 }
 
-/// Curves over epochs: each `(name, values)` on a shared y axis.
-pub fn curves(title: &str, y_desc: &str, series: &[(&str, Vec<f64>)]) -> Result<Chart> {
+/// A line chart: each `(name, points)` a coloured line with a legend entry.
+fn line_chart(
+    title: &str,
+    size: (u32, u32),
+    x: (std::ops::Range<f64>, &str),
+    y: (std::ops::Range<f64>, &str),
+    series: &[(&str, Vec<(f64, f64)>)],
+    diagonal: bool,
+    legend: SeriesLabelPosition,
+) -> Result<Chart> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (640, 360)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let n = series
-            .iter()
-            .map(|(_, v)| v.len())
-            .max()
-            .unwrap_or(1)
-            .max(2);
-        let vals = series
-            .iter()
-            .flat_map(|(_, v)| v.iter())
-            .filter(|v| v.is_finite());
-        let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        let (lo, hi) = if lo > hi {
-            (0.0, 1.0)
-        } else {
-            (
-                lo - 0.05 * (hi - lo).max(1e-3),
-                hi + 0.05 * (hi - lo).max(1e-3),
-            )
-        };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(55)
-            .build_cartesian_2d(1.0..n as f64, lo..hi)
+            .build_cartesian_2d(x.0.clone(), y.0.clone())
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(y_desc)
+            .x_desc(x.1)
+            .y_desc(y.1)
             .draw()
             .map_err(err)?;
-        for (i, (name, v)) in series.iter().enumerate() {
-            let c = COLORS[i % COLORS.len()];
+        if diagonal {
             chart
                 .draw_series(LineSeries::new(
-                    v.iter().enumerate().map(|(e, y)| ((e + 1) as f64, *y)),
-                    c.stroke_width(2),
+                    vec![(x.0.start, y.0.start), (x.0.end, y.0.end)],
+                    BLACK.mix(0.3),
                 ))
+                .map_err(err)?;
+        }
+        for (i, (name, pts)) in series
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, p))| !p.is_empty())
+        {
+            let c = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                 .map_err(err)?
                 .label(*name)
                 .legend(move |(x, y)| {
@@ -153,6 +151,7 @@ pub fn curves(title: &str, y_desc: &str, series: &[(&str, Vec<f64>)]) -> Result<
         }
         chart
             .configure_series_labels()
+            .position(legend)
             .border_style(BLACK)
             .background_style(WHITE)
             .draw()
@@ -162,55 +161,65 @@ pub fn curves(title: &str, y_desc: &str, series: &[(&str, Vec<f64>)]) -> Result<
     Ok(Chart { svg })
 }
 
+/// Curves over epochs: each `(name, values)` on a shared y axis.
+pub fn curves(title: &str, y_desc: &str, series: &[(&str, Vec<f64>)]) -> Result<Chart> {
+    let n = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let vals = series
+        .iter()
+        .flat_map(|(_, v)| v.iter())
+        .filter(|v| v.is_finite());
+    let (lo, hi) = vals.fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo > hi {
+        (0.0, 1.0)
+    } else {
+        (
+            lo - 0.05 * (hi - lo).max(1e-3),
+            hi + 0.05 * (hi - lo).max(1e-3),
+        )
+    };
+    let pts: Vec<(&str, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(name, v)| {
+            (
+                *name,
+                v.iter()
+                    .enumerate()
+                    .map(|(e, y)| ((e + 1) as f64, *y))
+                    .collect(),
+            )
+        })
+        .collect();
+    line_chart(
+        title,
+        (640, 360),
+        (1.0..n as f64, "epoch"),
+        (lo..hi, y_desc),
+        &pts,
+        false,
+        SeriesLabelPosition::UpperRight,
+    )
+}
+
 /// ROC curves of every label (those with both classes) in one chart.
 pub fn roc_curves(title: &str, curves: &[(String, Vec<(f64, f64)>)]) -> Result<Chart> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (620, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("false positive rate")
-            .y_desc("true positive rate")
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(
-                vec![(0.0, 0.0), (1.0, 1.0)],
-                BLACK.mix(0.3),
-            ))
-            .map_err(err)?;
-        for (i, (name, pts)) in curves
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, p))| !p.is_empty())
-        {
-            let c = COLORS[i % COLORS.len()];
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 15, y)], c.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(Chart { svg })
+    let series: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.clone()))
+        .collect();
+    line_chart(
+        title,
+        (620, 560),
+        (0.0..1.0, "false positive rate"),
+        (0.0..1.0, "true positive rate"),
+        &series,
+        true,
+        SeriesLabelPosition::LowerRight,
+    )
 }
 
 #[cfg(test)]
