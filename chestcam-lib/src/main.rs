@@ -318,7 +318,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             print!("{report}");
         }
         Cmd::Explain(a) => {
-            use chestcam::cam::explain::{explain, load_xray, ExplainOptions};
+            use chestcam::cam::explain::{explain, explain_split, load_xray, ExplainOptions};
             let stage = match a.stage.as_str() {
                 "layer2" => chestcam::model::Stage::Layer2,
                 "layer3" => chestcam::model::Stage::Layer3,
@@ -342,13 +342,19 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             };
             let device = chestcam::model::parse_device(&a.device)?;
             let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
-            let s = meta.size;
-            let (pixels, names, truth) = if let Some(path) = &a.image {
+            let ex = if let Some(path) = &a.image {
                 let name = path
                     .file_stem()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "image".into());
-                (load_xray(path, s)?, vec![name], None)
+                explain(
+                    &model,
+                    &load_xray(path, meta.size)?,
+                    meta.size,
+                    &[name],
+                    None,
+                    &opts,
+                )?
             } else {
                 let split: chestcam::data::SplitName =
                     a.split.as_deref().unwrap_or("test").parse()?;
@@ -366,21 +372,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                         ))
                     }
                 };
-                if let Some(bad) = idx.iter().find(|&&i| i >= sp.len()) {
-                    return Err(chestcam::Error::invalid(
-                        "--index",
-                        format!("{bad}, but the {split} split has {} images", sp.len()),
-                    ));
-                }
-                let px: Vec<u8> = idx.iter().flat_map(|&i| sp.image(i).to_vec()).collect();
-                let tr: Vec<u8> = idx.iter().flat_map(|&i| sp.label_row(i).to_vec()).collect();
-                (
-                    px,
-                    idx.iter().map(|i| format!("{split}_{i}")).collect(),
-                    Some(tr),
-                )
+                explain_split(&model, sp, &idx, &opts)?
             };
-            let ex = explain(&model, &pixels, s, &names, truth.as_deref(), &opts)?;
             for e in &ex {
                 for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms)? {
                     println!("{}", p.display());

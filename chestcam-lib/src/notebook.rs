@@ -348,11 +348,7 @@ impl LoadedRun {
         idx: &[usize],
         o: &crate::cam::explain::ExplainOptions,
     ) -> Result<Vec<crate::cam::explain::Explanation>> {
-        let t = &self.data.test;
-        let px: Vec<u8> = idx.iter().flat_map(|&i| t.image(i).to_vec()).collect();
-        let tr: Vec<u8> = idx.iter().flat_map(|&i| t.label_row(i).to_vec()).collect();
-        let names: Vec<String> = idx.iter().map(|i| format!("test_{i}")).collect();
-        crate::cam::explain::explain(&self.model, &px, t.size, &names, Some(&tr), o)
+        crate::cam::explain::explain_split(&self.model, &self.data.test, idx, o)
     }
 
     /// Predictions against ground truth for test images `idx`, as a table.

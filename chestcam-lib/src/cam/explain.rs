@@ -364,6 +364,33 @@ pub fn method_comparison(
     })
 }
 
+/// Explains images `idx` of `split` (named `<split>_<index>`, with their
+/// ground truth); an index past the split's end is an error naming both.
+pub fn explain_split(
+    model: &Model,
+    split: &crate::data::Split,
+    idx: &[usize],
+    o: &ExplainOptions,
+) -> Result<Vec<Explanation>> {
+    if let Some(bad) = idx.iter().find(|&&i| i >= split.len()) {
+        return Err(Error::invalid(
+            "image index",
+            format!(
+                "{bad}, but the {} split has {} images",
+                split.name,
+                split.len()
+            ),
+        ));
+    }
+    let pixels: Vec<u8> = idx.iter().flat_map(|&i| split.image(i).to_vec()).collect();
+    let truth: Vec<u8> = idx
+        .iter()
+        .flat_map(|&i| split.label_row(i).to_vec())
+        .collect();
+    let names: Vec<String> = idx.iter().map(|i| format!("{}_{i}", split.name)).collect();
+    explain(model, &pixels, split.size, &names, Some(&truth), o)
+}
+
 /// Many images for one label: the `n` images of `split` most likely to show
 /// it (positives first), each with its heatmap for that label.
 pub fn label_grid(
@@ -382,18 +409,11 @@ pub fn label_grid(
     let mut idx: Vec<usize> = (0..split.len()).collect();
     idx.sort_by_key(|&i| (split.label_row(i)[label] == 0, i));
     idx.truncate(n.max(1));
-    let s = split.size;
-    let pixels: Vec<u8> = idx.iter().flat_map(|&i| split.image(i).to_vec()).collect();
-    let truth: Vec<u8> = idx
-        .iter()
-        .flat_map(|&i| split.label_row(i).to_vec())
-        .collect();
-    let names: Vec<String> = idx.iter().map(|i| format!("{}_{i}", split.name)).collect();
     let opts = ExplainOptions {
         labels: LabelChoice::Names(vec![label]),
         ..o.clone()
     };
-    let ex = explain(model, &pixels, s, &names, Some(&truth), &opts)?;
+    let ex = explain_split(model, split, &idx, &opts)?;
     let tiles = ex
         .iter()
         .map(|e| {

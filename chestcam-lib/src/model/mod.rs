@@ -78,15 +78,16 @@ impl Model {
         tch::no_grad(|| self.net.forward_stage(xs, Stage::Layer4, false).0)
     }
 
-    /// Sigmoid probabilities `[n, 14]` for a whole split, in batches.
-    pub fn predict(&self, images: &Tensor, batch_size: usize) -> Result<Tensor> {
+    /// Logits `[n, 14]` on the CPU for `images` (`[n, 1, S, S]` on any
+    /// device), `batch_size` at a time on the model's device.
+    pub fn logits_batched(&self, images: &Tensor, batch_size: usize) -> Result<Tensor> {
         let n = images.size().first().copied().unwrap_or(0);
         let mut out = Vec::new();
         let mut start = 0;
         while start < n {
-            let len = (batch_size as i64).min(n - start);
+            let len = (batch_size.max(1) as i64).min(n - start);
             let x = images.f_narrow(0, start, len)?.f_to_device(self.device())?;
-            out.push(self.logits(&x).f_sigmoid()?.f_to_device(Device::Cpu)?);
+            out.push(self.logits(&x).f_to_device(Device::Cpu)?);
             start += len;
         }
         if out.is_empty() {

@@ -19,7 +19,7 @@ use crate::util::write_atomic;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// One epoch's line in `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -86,20 +86,7 @@ pub fn load_config(run: &Path) -> Result<TrainConfig> {
 
 /// Logits `[n, 14]` on the CPU for a whole split, in batches, eval mode.
 pub fn split_logits(model: &Model, split: &Split, batch_size: usize) -> Result<Tensor> {
-    let x = split.images_tensor(Device::Cpu)?;
-    let n = split.len() as i64;
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = (batch_size as i64).min(n - start);
-        let xb = x.f_narrow(0, start, len)?.f_to_device(model.device())?;
-        out.push(model.logits(&xb).f_to_device(Device::Cpu)?);
-        start += len;
-    }
-    if out.is_empty() {
-        return Ok(Tensor::zeros([0, 14], (Kind::Float, Device::Cpu)));
-    }
-    Ok(Tensor::f_cat(&out, 0)?)
+    model.logits_batched(&split.images_tensor(Device::Cpu)?, batch_size)
 }
 
 /// Evaluates `model` on `split`: loss, AUC, ACC, AP as MedMNIST defines them.
