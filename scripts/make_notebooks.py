@@ -122,7 +122,43 @@ marked FLAT shows no location at all: nothing in the image raised that score.
     ("code", "ex[0].fade_gif(0, 12, 120)?"),
     ("code", "ex[0].label_gif(900)?"),
     ("markdown", """
-## 5. What Grad-CAM computes, and what it cannot tell
+## 5. Can we trust these maps?
+
+A heatmap always looks like an answer. These tests measure how far it is
+one, on synthetic phantoms where the true lesion of every label is known.
+Each method sits beside two baselines that know nothing: **RandomCAM**
+(random channel weights) and a **centre prior** (a blob in the middle). A
+method that does not beat them has shown nothing.
+
+- **Pointing game, mass, Otsu IoU** (localisation): is the hottest pixel in
+  the lesion, how much of the heat lies in it, how well the hot area overlaps
+  it. Scored on images that have the finding.
+- **Deletion / insertion** (faithfulness): delete the hottest pixels first;
+  if the map is right, the label's probability falls fast (low area).
+- **Randomisation** (sanity): scramble the trained weights from the head
+  down; maps that do not change were never about what the model learned.
+- **Label sensitivity**: how alike two labels' maps of one image are (1 =
+  the same map whatever the finding).
+"""),
+    ("code", "let trust = lr.trust_on_phantoms(if quick() { 16 } else { 48 })?;\ntrust"),
+    ("markdown", "Deletion: the mean probability of the label as the hottest pixels (by each method's map) are deleted. Lower and faster is more faithful."),
+    ("code", "trust.curves_chart(false)?"),
+    ("markdown", "The randomisation cascade: how alike the maps stay as the network is randomised from the head down. A trustworthy method falls to the \"random pairs\" line (two unrelated images) once layer4 (the layer it reads) is random."),
+    ("code", "trust.cascade_chart()?"),
+    ("code", "trust.cascade_strip()?"),
+    ("markdown", """
+**What these tests can show.** That a method's map follows the model (it
+changes when the weights do), follows the label (it differs between
+findings), and points where the lesion is on images where we know that.
+
+**What they cannot show.** That the maps are right on real X-rays: there the
+lesions are not known (NIH's boxes cover a few hundred images; `chestcam
+trust --boxes` scores them). Deletion measures what the model uses, which
+can be a shortcut rather than the disease. And every number here is from
+SYNTHETIC phantoms, made to be easy.
+"""),
+    ("markdown", """
+## 6. What Grad-CAM computes, and what it cannot tell
 
 **What it computes.** For one label, take the gradient of that label's score
 with respect to the last feature maps (layer4: 512 maps). Average each

@@ -20,7 +20,7 @@ BAD = re.compile(r"panicked at|^error(\[E\d+\])?:|Error:|dlopen failed", re.M)
 # What each notebook must show inline (mime type: minimum count).
 EXPECT = {
     "train_model.ipynb": {"image/png": 1, "image/svg+xml": 4, "text/html": 4},
-    "gradcam_visualizer.ipynb": {"image/png": 5, "image/gif": 2, "text/html": 2},
+    "gradcam_visualizer.ipynb": {"image/png": 6, "image/gif": 2, "image/svg+xml": 2, "text/html": 3},
 }
 
 # Text that must appear in a notebook's outputs.

@@ -22,6 +22,9 @@ pub struct BenchOptions {
     pub script: PathBuf,
     /// Images for the (slow) Score-CAM timing.
     pub score_batch: usize,
+    /// Images for the ROAD row (14 labels each, against pytorch-grad-cam's
+    /// ROADCombined on the same maps); 0 skips it.
+    pub road_images: usize,
 }
 
 fn median_secs(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -192,7 +195,65 @@ pub fn run(o: &BenchOptions) -> Result<String> {
             "parity: max |logit difference| on the same weights and batch = {d:.2e}\n"
         ));
     }
+    if o.road_images > 0 {
+        t.push_str(&road_row(o, &model, &x, &init)?);
+    }
     Ok(t)
+}
+
+/// ROAD (MoRF + LeRF at 10..90, combined) for all 14 labels of the first
+/// `road_images` images, chestcam against pytorch-grad-cam's ROADCombined
+/// on the same Grad-CAM maps, noise off on both sides; one timed run each.
+fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<String> {
+    use crate::trust::road::{road, PERCENTILES};
+    let n = (o.road_images as i64).min(x.size()[0]);
+    let xr = x.f_narrow(0, 0, n)?;
+    let maps = crate::cam::compute(model, &xr, crate::cam::Method::GradCam, Stage::Layer4, &[], 64)?.maps;
+    let labels: Vec<usize> = (0..crate::data::registry::NUM_LABELS).collect();
+    let t = Instant::now();
+    let ours = road(model, &xr, &maps, &labels, &PERCENTILES, 0.0, 256)?;
+    let secs = t.elapsed().as_secs_f64();
+    let path = o.out.join("road_maps.safetensors");
+    Tensor::write_safetensors(&[("input", &xr), ("maps", &maps)], &path)
+        .map_err(|e| Error::bad_file(&path, e.to_string()))?;
+    let script = o.script.with_file_name("bench_road.py");
+    let out = std::process::Command::new(&o.python)
+        .arg(&script)
+        .args(["--weights", &init.display().to_string()])
+        .args(["--maps", &path.display().to_string()])
+        .args(["--threads", &o.threads.to_string()])
+        .output()
+        .map_err(|e| Error::io(&script, e))?;
+    let mut row = format!(
+        "\nROAD (MoRF + LeRF, percentiles 10..90, combined), 14 labels x {n} images, Grad-CAM maps:\n{:<34} {:>9.1} s\n",
+        "chestcam, one batched call", secs
+    );
+    let py: Option<serde_json::Value> = out
+        .status
+        .success()
+        .then(|| serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("")).ok())
+        .flatten();
+    match py.as_ref().and_then(|v| Some((v.get("road_s")?.as_f64()?, v.get("combined")?))) {
+        Some((ref_s, comb)) => {
+            let want: Vec<f32> = serde_json::from_value::<Vec<Vec<f32>>>(comb.clone())
+                .map_err(|e| Error::invalid("ROAD benchmark output", e.to_string()))?
+                .concat();
+            let got: Vec<f32> = Vec::try_from(ours.combined.f_flatten(0, -1)?)?;
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            row.push_str(&format!(
+                "{:<34} {:>9.1} s   (chestcam is {:.1}x faster)\nparity: max |ROADCombined difference| over {} scores = {diff:.2e}\n",
+                "pytorch-grad-cam, 14 calls",
+                ref_s,
+                ref_s / secs,
+                want.len()
+            ));
+        }
+        None => row.push_str(&format!(
+            "pytorch-grad-cam ROAD: skipped ({})\n",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no output")
+        )),
+    }
+    Ok(row)
 }
 
 fn run_python(

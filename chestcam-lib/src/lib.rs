@@ -9,6 +9,8 @@
 //! - [`model`]: ResNet-18 (two stems), weights, ImageNet initialisation.
 //! - [`metrics`]: AUC, ACC (MedMNIST), AP, ROC.
 //! - [`train`]: config, Adam, the loop, run folders and checkpoints.
+//! - [`trust`]: can a heatmap be trusted? Localisation, faithfulness and
+//!   sanity checks for every method and label, beside their baselines.
 //! - [`viz`]: pictures (montages) and inline notebook display.
 //! - [`notebook`]: helpers that keep notebook cells short.
 //! - [`progress`]: progress reporting that never prints unless asked.
@@ -23,6 +25,7 @@ pub mod model;
 pub mod notebook;
 pub mod progress;
 pub mod train;
+pub mod trust;
 pub mod util;
 pub mod viz;
 

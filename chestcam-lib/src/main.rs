@@ -34,6 +34,161 @@ enum Cmd {
     Bench(BenchArgs),
     /// Heatmaps for a run's predictions: panel PNG, GIFs and a JSON per image.
     Explain(ExplainArgs),
+    /// Can the heatmaps be trusted? Localisation, faithfulness and sanity
+    /// checks per method and label, beside RandomCAM and a centre prior.
+    Trust(TrustArgs),
+}
+
+#[derive(clap::Args)]
+struct TrustArgs {
+    /// The run folder of `chestcam train`.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Comma-separated methods, or all (every method but RandomCAM, which is
+    /// always added as a baseline with the centre prior).
+    #[arg(long, default_value = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam")]
+    methods: String,
+    /// layer1 .. layer4.
+    #[arg(long, default_value = "layer4")]
+    stage: String,
+    /// The first N images of the split.
+    #[arg(long, default_value_t = 32)]
+    images: usize,
+    /// all, or comma-separated label names.
+    #[arg(long, default_value = "all")]
+    labels: String,
+    /// Comma-separated: localisation, deletion, road, confidence,
+    /// randomisation, labels; or all.
+    #[arg(long, default_value = "all")]
+    metrics: String,
+    /// Deletion/insertion steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// ROAD's imputation noise (0 for none).
+    #[arg(long, default_value_t = 0.01)]
+    noise: f64,
+    /// Pointing-game tolerance in pixels (default: 15 px at 224 px, scaled).
+    #[arg(long)]
+    tolerance: Option<f64>,
+    /// A masks npz (`{split}_masks`, [n, 14, S, S]); phantom sources find theirs.
+    #[arg(long, conflicts_with = "boxes")]
+    masks: Option<PathBuf>,
+    /// Boxes in NIH's BBox_List_2017.csv format (needs --names).
+    #[arg(long, requires = "names")]
+    boxes: Option<PathBuf>,
+    /// A CSV naming the NIH image of each row (image_index, npz_split, npz_index).
+    #[arg(long, requires = "boxes")]
+    names: Option<PathBuf>,
+    #[arg(long, default_value = "best")]
+    checkpoint: String,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Images per forward.
+    #[arg(long, default_value_t = 64)]
+    chunk: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Parses a comma-separated list with `parse`, `all` giving `all`.
+fn list<T>(s: &str, all: &[T], parse: impl Fn(&str) -> chestcam::Result<T>) -> chestcam::Result<Vec<T>>
+where
+    T: Clone + PartialEq,
+{
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(all.to_vec());
+    }
+    let mut out: Vec<T> = Vec::new();
+    for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let v = parse(part)?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Err(chestcam::Error::invalid("list", format!("{s:?} names nothing")));
+    }
+    Ok(out)
+}
+
+fn trust(a: TrustArgs) -> chestcam::Result<()> {
+    use chestcam::cam::Method;
+    use chestcam::trust::report::{Check, TrustOptions};
+    use chestcam::trust::truth::{load_truth, TruthSource};
+    // Every argument is checked before the model and data are loaded.
+    let methods: Vec<Method> = Method::ALL.into_iter().filter(|m| *m != Method::RandomCam).collect();
+    let methods = list(&a.methods, &methods, |m| m.trim().parse())?;
+    let checks = list(&a.metrics, &Check::ALL, |m| m.parse())?;
+    let labels = if a.labels.trim().eq_ignore_ascii_case("all") {
+        Vec::new()
+    } else {
+        list(&a.labels, &[], chestcam::data::registry::label_index)?
+    };
+    let split: chestcam::data::SplitName = a.split.parse()?;
+    if a.images == 0 {
+        return Err(chestcam::Error::invalid("--images", "0: check at least 1 image (2 for the randomisation check)"));
+    }
+    if a.steps == 0 || a.steps > 1000 {
+        return Err(chestcam::Error::invalid("--steps", format!("{} (1 to 1000)", a.steps)));
+    }
+    if !(0.0..=1.0).contains(&a.noise) {
+        return Err(chestcam::Error::invalid("--noise", format!("{} (0 to 1)", a.noise)));
+    }
+    if a.chunk == 0 {
+        return Err(chestcam::Error::invalid("--chunk", "0 (at least 1 image per forward)"));
+    }
+    if let Some(t) = a.tolerance.filter(|t| !t.is_finite() || *t < 0.0) {
+        return Err(chestcam::Error::invalid("--tolerance", format!("{t} (pixels, 0 or more)")));
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        return Err(chestcam::Error::invalid("--out", format!("{} exists and is not a folder", a.out.display())));
+    }
+    let opts = TrustOptions {
+        methods,
+        stage: a.stage.parse()?,
+        labels,
+        checks,
+        steps: a.steps,
+        noise: a.noise,
+        tolerance: a.tolerance,
+        chunk: a.chunk,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let device = chestcam::model::parse_device(&a.device)?;
+    let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+    let cfg = chestcam::train::load_config(&a.run)?;
+    let source: DataSource = cfg.source.parse()?;
+    let mut progress = chestcam::progress::auto();
+    let data = source.load(progress.as_mut())?;
+    if data.size != meta.size {
+        return Err(chestcam::Error::invalid(
+            "data",
+            format!("{} has {} px images but the model was trained on {} px", data.provenance, data.size, meta.size),
+        ));
+    }
+    let sp = data.split(split);
+    let idx: Vec<usize> = (0..a.images.min(sp.len())).collect();
+    if idx.is_empty() {
+        return Err(chestcam::Error::invalid("--split", format!("the {split} split of {} is empty", data.provenance)));
+    }
+    let from = TruthSource {
+        masks: a.masks,
+        boxes: a.boxes.zip(a.names),
+    };
+    let truth = load_truth(&source, split, sp.len(), data.size, &idx, &from)?;
+    if truth.is_none() {
+        eprintln!("no ground truth for {} (give --masks or --boxes/--names): localisation is not scored", data.provenance);
+    }
+    let report = chestcam::trust::report::run(&model, sp, &idx, &data.provenance, truth, &opts, progress.as_mut())?;
+    for p in report.write(&a.out)? {
+        println!("{}", p.display());
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -57,7 +212,7 @@ struct ExplainArgs {
     /// all, topK (top3), positive, or comma-separated label names.
     #[arg(long, default_value = "top3")]
     labels: String,
-    /// layer2, layer3 or layer4.
+    /// layer1, layer2, layer3 or layer4.
     #[arg(long, default_value = "layer4")]
     stage: String,
     /// jet, inferno, viridis or turbo.
@@ -67,6 +222,10 @@ struct ExplainArgs {
     checkpoint: String,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Deletion steps of each map's trust line (deletion AUC beside
+    /// RandomCAM's); 0 switches it off.
+    #[arg(long, default_value_t = 10)]
+    trust_steps: usize,
     #[arg(long)]
     out: PathBuf,
 }
@@ -93,6 +252,9 @@ struct BenchArgs {
     /// Images for the Score-CAM timing (it runs 512 forwards per image).
     #[arg(long, default_value_t = 8)]
     score_batch: usize,
+    /// Images for the ROAD row (14 labels each, against pytorch-grad-cam); 0 skips it.
+    #[arg(long, default_value_t = 128)]
+    road_images: usize,
 }
 
 #[derive(clap::Args)]
@@ -314,30 +476,22 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 python: a.python,
                 script: a.script,
                 score_batch: a.score_batch,
+                road_images: a.road_images,
             })?;
             print!("{report}");
         }
+        Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {
             use chestcam::cam::explain::{explain, explain_split, load_xray, ExplainOptions};
-            let stage = match a.stage.as_str() {
-                "layer2" => chestcam::model::Stage::Layer2,
-                "layer3" => chestcam::model::Stage::Layer3,
-                "layer4" => chestcam::model::Stage::Layer4,
-                other => {
-                    return Err(chestcam::Error::invalid(
-                        "stage",
-                        format!("{other:?} (expected layer2, layer3 or layer4)"),
-                    ))
-                }
-            };
             let opts = ExplainOptions {
                 method: a.method.parse()?,
-                stage,
+                stage: a.stage.parse()?,
                 labels: a.labels.parse()?,
                 overlay: chestcam::viz::heatmap::OverlayOptions {
                     colormap: a.colormap.parse()?,
                     ..Default::default()
                 },
+                trust_steps: a.trust_steps.min(1000),
                 ..Default::default()
             };
             let device = chestcam::model::parse_device(&a.device)?;

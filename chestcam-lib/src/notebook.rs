@@ -342,6 +342,76 @@ impl LoadedRun {
         idx
     }
 
+    /// The trust checks where the right answer is known: on this run's
+    /// phantoms (or, for a run on real X-rays, on a small phantom model
+    /// trained here), `n` test images, the 4 labels most often present
+    /// among them, Grad-CAM, Grad-CAM++, HiResCAM and EigenCAM beside
+    /// RandomCAM and the centre prior. ROAD and the confidence change run
+    /// outside quick mode only.
+    pub fn trust_on_phantoms(&self, n: usize) -> Result<crate::trust::report::TrustReport> {
+        use crate::trust::report::{run, Check, TrustOptions};
+        use crate::trust::truth::{load_truth, TruthSource};
+        let cfg = crate::train::load_config(&self.run)?;
+        let (source, model, data);
+        let owned;
+        if self.data.provenance.synthetic {
+            source = cfg.source.parse::<DataSource>()?;
+            model = &self.model;
+            data = &self.data;
+        } else {
+            let pc = PhantomConfig {
+                size: self.data.size,
+                counts: [1000, 100, n.max(2)],
+                ..Default::default()
+            };
+            let d = pc.generate()?.0;
+            let tc = crate::train::TrainConfig {
+                source: format!("synthetic:{}", pc.size),
+                epochs: 2,
+                ..notebook_config()
+            };
+            // Outside the runs folder: this is not the notebook's model.
+            let run = std::env::temp_dir().join(format!("chestcam-trust-phantoms-{}", std::process::id()));
+            println!("training a phantom model ({} epochs, {} images) into {}", tc.epochs, d.train.len(), run.display());
+            crate::train::train(&tc, &d, &run, false, &mut crate::progress::Silent, &mut |_| {
+                std::ops::ControlFlow::Continue(())
+            })?;
+            let (m, _) = crate::train::load_model(&run, "best", tch::Device::cuda_if_available())?;
+            owned = (m, d);
+            source = DataSource::Synthetic(pc);
+            model = &owned.0;
+            data = &owned.1;
+        }
+        let test = &data.test;
+        let idx: Vec<usize> = (0..n.min(test.len())).collect();
+        let mut counts = [0usize; crate::data::registry::NUM_LABELS];
+        for &i in &idx {
+            for (c, &v) in counts.iter_mut().zip(test.label_row(i)) {
+                *c += v as usize;
+            }
+        }
+        let mut labels: Vec<usize> = (0..counts.len()).collect();
+        labels.sort_by_key(|&l| std::cmp::Reverse(counts[l]));
+        labels.truncate(4);
+        let mut checks = vec![Check::Localisation, Check::Deletion, Check::Randomisation, Check::LabelSensitivity];
+        if !quick() {
+            checks.extend([Check::Road, Check::Confidence]);
+        }
+        let o = TrustOptions {
+            methods: {
+                use crate::cam::Method;
+                vec![Method::GradCam, Method::GradCamPlusPlus, Method::HiResCam, Method::EigenCam]
+            },
+            labels,
+            checks,
+            steps: 8,
+            ..Default::default()
+        };
+        let truth = load_truth(&source, crate::data::SplitName::Test, test.len(), data.size, &idx, &TruthSource::default())?;
+        let mut progress = crate::progress::Lines::default();
+        run(model, test, &idx, &data.provenance, truth, &o, &mut progress)
+    }
+
     /// Explanations of test images `idx` with the given options.
     pub fn explain(
         &self,
@@ -357,6 +427,7 @@ impl LoadedRun {
             idx,
             &crate::cam::explain::ExplainOptions {
                 labels: crate::cam::explain::LabelChoice::Top(3),
+                trust_steps: 0,
                 ..Default::default()
             },
         )?;

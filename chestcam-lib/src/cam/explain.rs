@@ -82,6 +82,8 @@ pub struct ExplainOptions {
     pub gif_delay_ms: u32,
     /// Inputs per forward for ScoreCAM / AblationCAM.
     pub chunk: usize,
+    /// Deletion steps of each map's trust line (0: no trust line).
+    pub trust_steps: usize,
 }
 
 impl Default for ExplainOptions {
@@ -94,6 +96,7 @@ impl Default for ExplainOptions {
             gif_frames: 12,
             gif_delay_ms: 120,
             chunk: 64,
+            trust_steps: 10,
         }
     }
 }
@@ -119,8 +122,53 @@ pub struct Explanation {
     /// image raised the score), so it shows no location at all. Panels say
     /// so instead of showing a uniform colour as if it meant something.
     pub flat: Vec<bool>,
+    /// Per shown label (empty when switched off): how faithful the map is.
+    pub trust: Vec<MapTrust>,
     #[serde(skip)]
     pub options: Option<OverlayOptions>,
+}
+
+/// A map's trust line: its deletion AUC (the label's probability as its
+/// hottest pixels are deleted; lower is more faithful) beside RandomCAM's
+/// on the same image and label.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MapTrust {
+    pub deletion_auc: f64,
+    pub random_cam_deletion_auc: f64,
+}
+
+impl MapTrust {
+    /// Whether the map beats the random baseline.
+    pub fn beats_random(&self) -> bool {
+        self.deletion_auc < self.random_cam_deletion_auc
+    }
+}
+
+/// Deletion AUCs of `maps` (`[1, 14, S, S]`) and of `random` for the
+/// `shown` labels of image `x` (`[1, 1, S, S]`).
+fn trust_line(
+    model: &Model,
+    x: &Tensor,
+    maps: &Tensor,
+    random: &Tensor,
+    shown: &[usize],
+    o: &ExplainOptions,
+) -> Result<Vec<MapTrust>> {
+    use crate::trust::deletion::{auc, curves};
+    let sel = Tensor::f_from_slice(&shown.iter().map(|&l| l as i64).collect::<Vec<_>>())?
+        .f_to_device(maps.device())?;
+    let area = |m: &Tensor| -> Result<Vec<f64>> {
+        let c = curves(model, x, &m.f_index_select(1, &sel)?, shown, o.trust_steps, o.chunk, false)?;
+        Ok(Vec::try_from(auc(&c)?.f_to_kind(tch::Kind::Double)?.f_flatten(0, -1)?)?)
+    };
+    let (a, r) = (area(maps)?, area(random)?);
+    Ok(a.into_iter()
+        .zip(r)
+        .map(|(deletion_auc, random_cam_deletion_auc)| MapTrust {
+            deletion_auc,
+            random_cam_deletion_auc,
+        })
+        .collect())
 }
 
 /// Explains `n` grey images (`n * s * s` bytes) with optional truth rows.
@@ -154,6 +202,11 @@ pub fn explain(
         .f_div_scalar(127.5)?
         .f_sub_scalar(1.0)?;
     let r = compute(model, &x, o.method, o.stage, &[], o.chunk)?;
+    let random = if o.trust_steps > 0 {
+        Some(compute(model, &x, Method::RandomCam, o.stage, &[], o.chunk)?.maps)
+    } else {
+        None
+    };
     let probs: Vec<f32> =
         Vec::<f32>::try_from(r.probs.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
     let maps: Vec<f32> = Vec::<f32>::try_from(r.maps.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
@@ -166,6 +219,20 @@ pub fn explain(
             .map(|&l| maps[(i * NUM_LABELS + l) * s * s..(i * NUM_LABELS + l + 1) * s * s].to_vec())
             .collect();
         let flat = ms.iter().map(|m| is_flat(m)).collect();
+        let trust = match &random {
+            Some(rm) => {
+                let i = i as i64;
+                trust_line(
+                    model,
+                    &x.f_narrow(0, i, 1)?,
+                    &r.maps.f_narrow(0, i, 1)?,
+                    &rm.f_narrow(0, i, 1)?,
+                    &shown,
+                    o,
+                )?
+            }
+            None => Vec::new(),
+        };
         out.push(Explanation {
             name: name.clone(),
             method: o.method.name().to_string(),
@@ -176,6 +243,7 @@ pub fn explain(
             shown,
             maps: ms,
             flat,
+            trust,
             options: Some(o.overlay),
         });
     }
@@ -223,9 +291,16 @@ impl Explanation {
             Some(_) => "  GT: NO",
             None => "",
         };
+        let trust = self
+            .shown
+            .iter()
+            .position(|&l| l == label)
+            .and_then(|k| self.trust.get(k))
+            .map(|t| format!("  DEL {:.2} VS RND {:.2}", t.deletion_auc, t.random_cam_deletion_auc))
+            .unwrap_or_default();
         vec![
             LABELS[label].to_string(),
-            format!("P={:.2}{gt}", self.probs[label]),
+            format!("P={:.2}{gt}{trust}", self.probs[label]),
         ]
     }
 
@@ -311,6 +386,11 @@ impl Explanation {
             "truth": self.truth.as_ref().map(|t| LABELS.iter().zip(t).filter(|(_, v)| **v == 1).map(|(l, _)| l.to_string()).collect::<Vec<_>>()),
             "shown": self.shown.iter().map(|&l| LABELS[l]).collect::<Vec<_>>(),
             "flat_maps": self.shown.iter().zip(&self.flat).filter(|(_, f)| **f).map(|(&l, _)| LABELS[l]).collect::<Vec<_>>(),
+            "trust": self.shown.iter().zip(&self.trust).map(|(&l, t)| (LABELS[l].to_string(), serde_json::json!({
+                "deletion_auc": t.deletion_auc,
+                "random_cam_deletion_auc": t.random_cam_deletion_auc,
+                "beats_random": t.beats_random(),
+            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
         });
         let text =
             serde_json::to_string_pretty(&v).map_err(|e| Error::invalid("json", e.to_string()))?;
@@ -344,6 +424,7 @@ pub fn method_comparison(
         let opts = ExplainOptions {
             method: m,
             labels: LabelChoice::Names(vec![label]),
+            trust_steps: 0,
             ..o.clone()
         };
         let e = explain(model, pixels, s, &["x".to_string()], None, &opts)?;

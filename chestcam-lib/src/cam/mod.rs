@@ -15,6 +15,7 @@ mod grad_cam;
 mod grad_cam_plusplus;
 mod hires_cam;
 mod layer_cam;
+mod random_cam;
 mod score_cam;
 mod xgrad_cam;
 
@@ -88,10 +89,12 @@ pub enum Method {
     EigenCam,
     ScoreCam,
     AblationCam,
+    /// Random channel weights: the baseline of the trust checks.
+    RandomCam,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::GradCam,
         Method::GradCamPlusPlus,
         Method::XGradCam,
@@ -100,6 +103,7 @@ impl Method {
         Method::EigenCam,
         Method::ScoreCam,
         Method::AblationCam,
+        Method::RandomCam,
     ];
 
     fn imp(self) -> Box<dyn CamMethod> {
@@ -112,6 +116,7 @@ impl Method {
             Method::EigenCam => Box::new(eigen_cam::EigenCam),
             Method::ScoreCam => Box::new(score_cam::ScoreCam),
             Method::AblationCam => Box::new(ablation_cam::AblationCam),
+            Method::RandomCam => Box::new(random_cam::RandomCam { seed: 0 }),
         }
     }
 
@@ -123,7 +128,8 @@ impl Method {
 impl std::str::FromStr for Method {
     type Err = Error;
     /// `gradcam`, `gradcam++` (or `gradcamplusplus`), `xgradcam`,
-    /// `hirescam`, `layercam`, `eigencam`, `scorecam`, `ablationcam`;
+    /// `hirescam`, `layercam`, `eigencam`, `scorecam`, `ablationcam`,
+    /// `randomcam`;
     /// case, `-` and `_` are ignored.
     fn from_str(s: &str) -> Result<Method> {
         match s.to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
@@ -135,9 +141,10 @@ impl std::str::FromStr for Method {
             "eigencam" => Ok(Method::EigenCam),
             "scorecam" => Ok(Method::ScoreCam),
             "ablationcam" => Ok(Method::AblationCam),
+            "randomcam" | "random" => Ok(Method::RandomCam),
             _ => Err(Error::invalid(
                 "CAM method",
-                format!("{s:?} (known: gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam)"),
+                format!("{s:?} (known: gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam, randomcam)"),
             )),
         }
     }
@@ -151,6 +158,9 @@ pub struct CamResult {
     pub labels: Vec<usize>,
     /// Sigmoid probabilities `[b, 14]`.
     pub probs: Tensor,
+    /// `[b, L, h, w]` at the activation's resolution before the ReLU (the
+    /// signed map: the sanity checks compare it with and without sign).
+    pub raw: Tensor,
     /// `[b, L, h, w]` at the activation's resolution, ReLU'd and scaled to [0, 1].
     pub low: Tensor,
     /// `[b, L, H, W]` upsampled (bilinear) to the input and scaled to [0, 1],
@@ -238,6 +248,7 @@ pub fn compute(
         stage,
         labels: labels.to_vec(),
         probs: ctx.logits.f_sigmoid()?,
+        raw,
         low,
         maps,
     })

@@ -60,6 +60,29 @@ pub enum Stage {
     Layer4,
 }
 
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "layer{}", self.index() + 1)
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = Error;
+    /// `layer1` .. `layer4`.
+    fn from_str(s: &str) -> Result<Stage> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "layer1" => Ok(Stage::Layer1),
+            "layer2" => Ok(Stage::Layer2),
+            "layer3" => Ok(Stage::Layer3),
+            "layer4" => Ok(Stage::Layer4),
+            other => Err(Error::invalid(
+                "stage",
+                format!("{other:?} (expected layer1, layer2, layer3 or layer4)"),
+            )),
+        }
+    }
+}
+
 impl Stage {
     pub const ALL: [Stage; 4] = [Stage::Layer1, Stage::Layer2, Stage::Layer3, Stage::Layer4];
     fn index(self) -> usize {

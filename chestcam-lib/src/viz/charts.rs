@@ -161,6 +161,25 @@ fn line_chart(
     Ok(Chart { svg })
 }
 
+/// Curves of `(x, y)` points on shared axes (`x` over `x_range`, `y` over
+/// `y_range`): trust curves such as deletion or the randomisation cascade.
+pub fn xy_curves(
+    title: &str,
+    x: (std::ops::Range<f64>, &str),
+    y: (std::ops::Range<f64>, &str),
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<Chart> {
+    line_chart(
+        title,
+        (640, 380),
+        x,
+        y,
+        series,
+        false,
+        SeriesLabelPosition::UpperRight,
+    )
+}
+
 /// Curves over epochs: each `(name, values)` on a shared y axis.
 pub fn curves(title: &str, y_desc: &str, series: &[(&str, Vec<f64>)]) -> Result<Chart> {
     let n = series

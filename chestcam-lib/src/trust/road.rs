@@ -1,0 +1,190 @@
+//! ROAD: RemOve And Debias (Rong et al., "A Consistent and Efficient
+//! Evaluation Strategy for Attribution Methods", ICML 2022), as
+//! pytorch-grad-cam's `metrics/road.py` computes it, batched on the device.
+//!
+//! For a percentile p, MoRF (most relevant first) removes the pixels whose
+//! map value is at least the map's p-th percentile (numpy's linear
+//! interpolation), LeRF does the same on `1 - map`; removed pixels are
+//! filled by noisy linear imputation: each equals the weighted mean of its 8
+//! neighbours (1/6 for edges, 1/12 for corners), removed neighbours
+//! included, plus Gaussian noise. pytorch-grad-cam solves that sparse
+//! system per image on the CPU; here it is solved for the whole batch at
+//! once by conjugate gradients (the system is symmetric positive
+//! definite) in double precision. The score is the change in the label's
+//! probability; ROADCombined is `(mean LeRF - mean MoRF) / 2` over the
+//! percentiles (higher is more faithful).
+//!
+//! As in pytorch-grad-cam, pixels tied at the threshold are all removed
+//! (so a map that is 0 on 40% of the image loses all of it at p = 10..40).
+//! When every pixel is removed there is nothing to impute from: both fill
+//! with 0 (the grey mid-point).
+use super::{label_index, label_probs, per_label_images};
+use crate::model::Model;
+use crate::util::Rng;
+use crate::{Error, Result};
+use tch::{Kind, Tensor};
+
+/// pytorch-grad-cam's default percentiles.
+pub const PERCENTILES: [f64; 9] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0];
+
+/// ROAD's imputation noise (standard deviation, absolute).
+pub const NOISE: f64 = 0.01;
+
+/// The neighbour weights as a 3x3 kernel `[1, 1, 3, 3]` (double).
+fn stencil(device: tch::Device) -> Result<Tensor> {
+    let (e, c) = (1.0 / 6.0, 1.0 / 12.0);
+    Ok(Tensor::f_from_slice(&[c, e, c, e, 0.0, e, c, e, c])?
+        .f_view([1, 1, 3, 3])?
+        .f_to_device(device)?)
+}
+
+fn conv(v: &Tensor, k: &Tensor) -> Result<Tensor> {
+    Ok(v.f_conv2d(k, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1)?)
+}
+
+/// Per-image sum over `[n, 1, H, W]` -> `[n, 1, 1, 1]`.
+fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok(a.f_mul(b)?
+        .f_sum_dim_intlist([1i64, 2, 3].as_slice(), true, Kind::Double)?)
+}
+
+/// `a / b`, 0 where `b` is 0.
+fn safe_div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let zero = b.f_eq(0.0)?;
+    Ok(a.f_div(&b.f_masked_fill(&zero, 1.0)?)?.f_masked_fill(&zero, 0.0)?)
+}
+
+/// Linear imputation of the `removed` pixels (`[n, 1, H, W]` bool) of
+/// `img` (`[n, 1, H, W]`), plus `noise` x N(0, 1) from `seed` on them.
+pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> Result<Tensor> {
+    let s = img.size();
+    if s.len() != 4 || s[1] != 1 || removed.size() != s {
+        return Err(Error::invalid(
+            "ROAD imputation",
+            format!("image {s:?} and mask {:?}; expected [n, 1, H, W] both", removed.size()),
+        ));
+    }
+    let dev = img.device();
+    let k = stencil(dev)?;
+    let x0 = img.f_to_kind(Kind::Double)?;
+    let u = removed.f_to_kind(Kind::Double)?;
+    let known = u.f_neg()?.f_add_scalar(1.0)?;
+    // Weight of each pixel's in-image neighbours (less than 1 at the border).
+    let wsum = conv(&Tensor::f_ones([1, 1, s[2], s[3]], (Kind::Double, dev))?, &k)?;
+    let apply = |v: &Tensor| -> Result<Tensor> {
+        Ok(u.f_mul(&wsum.f_mul(v)?.f_sub(&conv(&u.f_mul(v)?, &k)?)?)?)
+    };
+    let b = u.f_mul(&conv(&known.f_mul(&x0)?, &k)?)?;
+    let bb = dot(&b, &b)?;
+    let mut x = b.f_zeros_like()?;
+    let mut r = b.shallow_clone();
+    let mut p = r.shallow_clone();
+    let mut rs = bb.shallow_clone();
+    let max_iter = 20 * (s[2] + s[3]) as usize + 100;
+    for it in 0..max_iter {
+        let ap = apply(&p)?;
+        let alpha = safe_div(&rs, &dot(&p, &ap)?)?;
+        x = x.f_add(&alpha.f_mul(&p)?)?;
+        r = r.f_sub(&alpha.f_mul(&ap)?)?;
+        let rs_new = dot(&r, &r)?;
+        if it % 8 == 7 {
+            let rel = safe_div(&rs_new, &bb)?.f_max()?.f_double_value(&[])?;
+            if rel < 1e-20 {
+                break;
+            }
+        }
+        p = r.f_add(&safe_div(&rs_new, &rs)?.f_mul(&p)?)?;
+        rs = rs_new;
+    }
+    let mut fill = x;
+    if noise > 0.0 {
+        let mut rng = Rng::new(seed);
+        let z: Vec<f64> = (0..s.iter().product::<i64>())
+            .map(|_| rng.normal() * noise)
+            .collect();
+        fill = fill.f_add(&Tensor::f_from_slice(&z)?.f_view(s.as_slice())?.f_to_device(dev)?)?;
+    }
+    Ok(x0
+        .f_mul(&known)?
+        .f_add(&fill.f_mul(&u)?)?
+        .f_to_kind(img.kind())?)
+}
+
+/// Pixels at or above each map's `p`-th percentile (numpy's linear
+/// interpolation): `[n, H, W]` maps -> `[n, 1, H, W]` bool.
+pub fn at_or_above_percentile(maps: &Tensor, p: f64) -> Result<Tensor> {
+    let s = maps.size();
+    let flat = maps.f_reshape([s[0], s[1] * s[2]])?.f_to_kind(Kind::Double)?;
+    let thr = flat.f_quantile_scalar(p / 100.0, Some(1), true, "linear")?;
+    Ok(flat.f_ge_tensor(&thr)?.f_view([s[0], 1, s[1], s[2]])?)
+}
+
+/// ROAD scores of `[b, L]` maps.
+#[derive(Debug)]
+pub struct Road {
+    pub percentiles: Vec<f64>,
+    /// `[b, L, P]` change in probability after removing the most (MoRF) or
+    /// least (LeRF) relevant pixels (CPU).
+    pub morf: Tensor,
+    pub lerf: Tensor,
+    /// `[b, L]`: `(mean LeRF - mean MoRF) / 2`.
+    pub combined: Tensor,
+}
+
+/// ROAD for `maps` (`[b, L, H, W]`) of `labels` of the batch `x`.
+pub fn road(
+    model: &Model,
+    x: &Tensor,
+    maps: &Tensor,
+    labels: &[usize],
+    percentiles: &[f64],
+    noise: f64,
+    chunk: usize,
+) -> Result<Road> {
+    super::check_maps("ROAD", x, maps, labels)?;
+    if let Some(p) = percentiles.iter().find(|p| !(0.0..=100.0).contains(*p)) {
+        return Err(Error::invalid("ROAD percentile", format!("{p} (must be 0 to 100)")));
+    }
+    let s = x.size();
+    let (b, l) = (s[0], labels.len() as i64);
+    let dev = model.device();
+    let xs = per_label_images(&x.f_to_device(dev)?, labels.len())?;
+    let idx = label_index(b, labels)?;
+    let base = label_probs(model, &xs, &idx, chunk)?;
+    let m = maps.f_to_device(dev)?.f_reshape([b * l, s[2], s[3]])?;
+    let inv = m.f_neg()?.f_add_scalar(1.0)?;
+    let n = b * l;
+    let step = chunk.max(1) as i64;
+    let (mut morf, mut lerf) = (Vec::new(), Vec::new());
+    for (pi, &p) in percentiles.iter().enumerate() {
+        for (oi, (src, out)) in [(&m, &mut morf), (&inv, &mut lerf)].into_iter().enumerate() {
+            let removed = at_or_above_percentile(src, p)?;
+            let mut probs = Vec::new();
+            let mut start = 0;
+            while start < n {
+                let len = step.min(n - start);
+                let seed = ((pi as u64) << 40) ^ ((oi as u64) << 32) ^ start as u64;
+                let imputed = linear_impute(
+                    &xs.f_narrow(0, start, len)?,
+                    &removed.f_narrow(0, start, len)?,
+                    noise,
+                    seed,
+                )?;
+                probs.push(label_probs(model, &imputed, &idx.f_narrow(0, start, len)?, chunk)?);
+                start += len;
+            }
+            out.push(Tensor::f_cat(&probs, 0)?.f_sub(&base)?);
+        }
+    }
+    let pn = percentiles.len() as i64;
+    let stack = |v: &[Tensor]| -> Result<Tensor> { Ok(Tensor::f_stack(v, 1)?.f_view([b, l, pn])?) };
+    let (morf, lerf) = (stack(&morf)?, stack(&lerf)?);
+    let mean = |t: &Tensor| t.f_mean_dim(-1i64, false, Kind::Float);
+    let combined = mean(&lerf)?.f_sub(&mean(&morf)?)?.f_div_scalar(2.0)?;
+    Ok(Road {
+        percentiles: percentiles.to_vec(),
+        morf,
+        lerf,
+        combined,
+    })
+}
