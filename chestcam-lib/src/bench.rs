@@ -208,7 +208,15 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
     use crate::trust::road::{road, PERCENTILES};
     let n = (o.road_images as i64).min(x.size()[0]);
     let xr = x.f_narrow(0, 0, n)?;
-    let maps = crate::cam::compute(model, &xr, crate::cam::Method::GradCam, Stage::Layer4, &[], 64)?.maps;
+    let maps = crate::cam::compute(
+        model,
+        &xr,
+        crate::cam::Method::GradCam,
+        Stage::Layer4,
+        &[],
+        64,
+    )?
+    .maps;
     let labels: Vec<usize> = (0..crate::data::registry::NUM_LABELS).collect();
     let t = Instant::now();
     let ours = road(model, &xr, &maps, &labels, &PERCENTILES, 0.0, 256)?;
@@ -231,15 +239,30 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
     let py: Option<serde_json::Value> = out
         .status
         .success()
-        .then(|| serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("")).ok())
+        .then(|| {
+            serde_json::from_str(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .last()
+                    .unwrap_or(""),
+            )
+            .ok()
+        })
         .flatten();
-    match py.as_ref().and_then(|v| Some((v.get("road_s")?.as_f64()?, v.get("combined")?))) {
+    match py
+        .as_ref()
+        .and_then(|v| Some((v.get("road_s")?.as_f64()?, v.get("combined")?)))
+    {
         Some((ref_s, comb)) => {
             let want: Vec<f32> = serde_json::from_value::<Vec<Vec<f32>>>(comb.clone())
                 .map_err(|e| Error::invalid("ROAD benchmark output", e.to_string()))?
                 .concat();
             let got: Vec<f32> = Vec::try_from(ours.combined.f_flatten(0, -1)?)?;
-            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             row.push_str(&format!(
                 "{:<34} {:>9.1} s   (chestcam is {:.1}x faster)\nparity: max |ROADCombined difference| over {} scores = {diff:.2e}\n",
                 "pytorch-grad-cam, 14 calls",
@@ -250,7 +273,10 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
         }
         None => row.push_str(&format!(
             "pytorch-grad-cam ROAD: skipped ({})\n",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("no output")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("no output")
         )),
     }
     Ok(row)

@@ -48,7 +48,10 @@ struct TrustArgs {
     split: String,
     /// Comma-separated methods, or all (every method but RandomCAM, which is
     /// always added as a baseline with the centre prior).
-    #[arg(long, default_value = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam")]
+    #[arg(
+        long,
+        default_value = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam"
+    )]
     methods: String,
     /// layer1 .. layer4.
     #[arg(long, default_value = "layer4")]
@@ -95,7 +98,11 @@ struct TrustArgs {
 }
 
 /// Parses a comma-separated list with `parse`, `all` giving `all`.
-fn list<T>(s: &str, all: &[T], parse: impl Fn(&str) -> chestcam::Result<T>) -> chestcam::Result<Vec<T>>
+fn list<T>(
+    s: &str,
+    all: &[T],
+    parse: impl Fn(&str) -> chestcam::Result<T>,
+) -> chestcam::Result<Vec<T>>
 where
     T: Clone + PartialEq,
 {
@@ -110,7 +117,10 @@ where
         }
     }
     if out.is_empty() {
-        return Err(chestcam::Error::invalid("list", format!("{s:?} names nothing")));
+        return Err(chestcam::Error::invalid(
+            "list",
+            format!("{s:?} names nothing"),
+        ));
     }
     Ok(out)
 }
@@ -118,9 +128,11 @@ where
 fn trust(a: TrustArgs) -> chestcam::Result<()> {
     use chestcam::cam::Method;
     use chestcam::trust::report::{Check, TrustOptions};
-    use chestcam::trust::truth::{load_truth, TruthSource};
     // Every argument is checked before the model and data are loaded.
-    let methods: Vec<Method> = Method::ALL.into_iter().filter(|m| *m != Method::RandomCam).collect();
+    let methods: Vec<Method> = Method::ALL
+        .into_iter()
+        .filter(|m| *m != Method::RandomCam)
+        .collect();
     let methods = list(&a.methods, &methods, |m| m.trim().parse())?;
     let checks = list(&a.metrics, &Check::ALL, |m| m.parse())?;
     let labels = if a.labels.trim().eq_ignore_ascii_case("all") {
@@ -130,23 +142,51 @@ fn trust(a: TrustArgs) -> chestcam::Result<()> {
     };
     let split: chestcam::data::SplitName = a.split.parse()?;
     if a.images == 0 {
-        return Err(chestcam::Error::invalid("--images", "0: check at least 1 image (2 for the randomisation check)"));
+        return Err(chestcam::Error::invalid(
+            "--images",
+            "0: check at least 1 image (2 for the randomisation check)",
+        ));
     }
     if a.steps == 0 || a.steps > 1000 {
-        return Err(chestcam::Error::invalid("--steps", format!("{} (1 to 1000)", a.steps)));
+        return Err(chestcam::Error::invalid(
+            "--steps",
+            format!("{} (1 to 1000)", a.steps),
+        ));
     }
     if !(0.0..=1.0).contains(&a.noise) {
-        return Err(chestcam::Error::invalid("--noise", format!("{} (0 to 1)", a.noise)));
+        return Err(chestcam::Error::invalid(
+            "--noise",
+            format!("{} (0 to 1)", a.noise),
+        ));
     }
     if a.chunk == 0 {
-        return Err(chestcam::Error::invalid("--chunk", "0 (at least 1 image per forward)"));
+        return Err(chestcam::Error::invalid(
+            "--chunk",
+            "0 (at least 1 image per forward)",
+        ));
     }
     if let Some(t) = a.tolerance.filter(|t| !t.is_finite() || *t < 0.0) {
-        return Err(chestcam::Error::invalid("--tolerance", format!("{t} (pixels, 0 or more)")));
+        return Err(chestcam::Error::invalid(
+            "--tolerance",
+            format!("{t} (pixels, 0 or more)"),
+        ));
+    }
+    for f in [&a.masks, &a.boxes, &a.names].into_iter().flatten() {
+        if !f.is_file() {
+            return Err(chestcam::Error::invalid(
+                "ground truth",
+                format!("{} is not a file", f.display()),
+            ));
+        }
     }
     if a.out.exists() && !a.out.is_dir() {
-        return Err(chestcam::Error::invalid("--out", format!("{} exists and is not a folder", a.out.display())));
+        return Err(chestcam::Error::invalid(
+            "--out",
+            format!("{} exists and is not a folder", a.out.display()),
+        ));
     }
+    // The output folder is made first, so that an unwritable one fails before
+    // minutes of work; one made here and left empty by a failure is removed.
     let opts = TrustOptions {
         methods,
         stage: a.stage.parse()?,
@@ -160,21 +200,47 @@ fn trust(a: TrustArgs) -> chestcam::Result<()> {
         ..Default::default()
     };
     let device = chestcam::model::parse_device(&a.device)?;
+    // The output folder is made before minutes of work, so that an
+    // unwritable one fails first; one made here and left empty by a later
+    // failure is removed again.
+    let made = !a.out.exists();
+    std::fs::create_dir_all(&a.out).map_err(|e| chestcam::Error::io(&a.out, e))?;
+    let out = a.out.clone();
+    let result = trust_run(a, split, opts, device);
+    if result.is_err() && made {
+        let _ = std::fs::remove_dir(&out);
+    }
+    result
+}
+
+/// The trust checks once every argument is known to be sound.
+fn trust_run(
+    a: TrustArgs,
+    split: chestcam::data::SplitName,
+    opts: chestcam::trust::report::TrustOptions,
+    device: tch::Device,
+) -> chestcam::Result<()> {
+    use chestcam::trust::truth::{load_truth, TruthSource};
     let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
     let cfg = chestcam::train::load_config(&a.run)?;
     let source: DataSource = cfg.source.parse()?;
-    let mut progress = chestcam::progress::auto();
-    let data = source.load(progress.as_mut())?;
+    let data = source.load(chestcam::progress::auto().as_mut())?;
     if data.size != meta.size {
         return Err(chestcam::Error::invalid(
             "data",
-            format!("{} has {} px images but the model was trained on {} px", data.provenance, data.size, meta.size),
+            format!(
+                "{} has {} px images but the model was trained on {} px",
+                data.provenance, data.size, meta.size
+            ),
         ));
     }
     let sp = data.split(split);
     let idx: Vec<usize> = (0..a.images.min(sp.len())).collect();
     if idx.is_empty() {
-        return Err(chestcam::Error::invalid("--split", format!("the {split} split of {} is empty", data.provenance)));
+        return Err(chestcam::Error::invalid(
+            "--split",
+            format!("the {split} split of {} is empty", data.provenance),
+        ));
     }
     let from = TruthSource {
         masks: a.masks,
@@ -182,9 +248,20 @@ fn trust(a: TrustArgs) -> chestcam::Result<()> {
     };
     let truth = load_truth(&source, split, sp.len(), data.size, &idx, &from)?;
     if truth.is_none() {
-        eprintln!("no ground truth for {} (give --masks or --boxes/--names): localisation is not scored", data.provenance);
+        eprintln!(
+            "no ground truth for {} (give --masks or --boxes/--names): localisation is not scored",
+            data.provenance
+        );
     }
-    let report = chestcam::trust::report::run(&model, sp, &idx, &data.provenance, truth, &opts, progress.as_mut())?;
+    let report = chestcam::trust::report::run(
+        &model,
+        sp,
+        &idx,
+        &data.provenance,
+        truth,
+        &opts,
+        chestcam::progress::auto_steps().as_mut(),
+    )?;
     for p in report.write(&a.out)? {
         println!("{}", p.display());
     }

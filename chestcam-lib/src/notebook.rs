@@ -371,11 +371,22 @@ impl LoadedRun {
                 ..notebook_config()
             };
             // Outside the runs folder: this is not the notebook's model.
-            let run = std::env::temp_dir().join(format!("chestcam-trust-phantoms-{}", std::process::id()));
-            println!("training a phantom model ({} epochs, {} images) into {}", tc.epochs, d.train.len(), run.display());
-            crate::train::train(&tc, &d, &run, false, &mut crate::progress::Silent, &mut |_| {
-                std::ops::ControlFlow::Continue(())
-            })?;
+            let run = std::env::temp_dir()
+                .join(format!("chestcam-trust-phantoms-{}", std::process::id()));
+            println!(
+                "training a phantom model ({} epochs, {} images) into {}",
+                tc.epochs,
+                d.train.len(),
+                run.display()
+            );
+            crate::train::train(
+                &tc,
+                &d,
+                &run,
+                false,
+                &mut crate::progress::Silent,
+                &mut |_| std::ops::ControlFlow::Continue(()),
+            )?;
             let (m, _) = crate::train::load_model(&run, "best", tch::Device::cuda_if_available())?;
             owned = (m, d);
             source = DataSource::Synthetic(pc);
@@ -393,23 +404,48 @@ impl LoadedRun {
         let mut labels: Vec<usize> = (0..counts.len()).collect();
         labels.sort_by_key(|&l| std::cmp::Reverse(counts[l]));
         labels.truncate(4);
-        let mut checks = vec![Check::Localisation, Check::Deletion, Check::Randomisation, Check::LabelSensitivity];
+        let mut checks = vec![
+            Check::Localisation,
+            Check::Deletion,
+            Check::Randomisation,
+            Check::LabelSensitivity,
+        ];
         if !quick() {
             checks.extend([Check::Road, Check::Confidence]);
         }
         let o = TrustOptions {
             methods: {
                 use crate::cam::Method;
-                vec![Method::GradCam, Method::GradCamPlusPlus, Method::HiResCam, Method::EigenCam]
+                vec![
+                    Method::GradCam,
+                    Method::GradCamPlusPlus,
+                    Method::HiResCam,
+                    Method::EigenCam,
+                ]
             },
             labels,
             checks,
             steps: 8,
             ..Default::default()
         };
-        let truth = load_truth(&source, crate::data::SplitName::Test, test.len(), data.size, &idx, &TruthSource::default())?;
+        let truth = load_truth(
+            &source,
+            crate::data::SplitName::Test,
+            test.len(),
+            data.size,
+            &idx,
+            &TruthSource::default(),
+        )?;
         let mut progress = crate::progress::Lines::default();
-        run(model, test, &idx, &data.provenance, truth, &o, &mut progress)
+        run(
+            model,
+            test,
+            &idx,
+            &data.provenance,
+            truth,
+            &o,
+            &mut progress,
+        )
     }
 
     /// Explanations of test images `idx` with the given options.

@@ -26,11 +26,30 @@ impl Progress for Silent {
 /// a notebook cell or a CI log.
 #[derive(Debug, Default)]
 pub struct Lines {
+    /// What is counted ("steps", "images"); bytes when None.
+    unit: Option<&'static str>,
     label: String,
     total: Option<u64>,
     done: u64,
     next_tenth: u64,
     started: Option<std::time::Instant>,
+}
+
+impl Lines {
+    /// Lines counting `unit`s ("steps") instead of bytes.
+    pub fn counting(unit: &'static str) -> Self {
+        Lines {
+            unit: Some(unit),
+            ..Default::default()
+        }
+    }
+
+    fn amount(&self, n: u64) -> String {
+        match self.unit {
+            Some(u) => format!("{n} {u}"),
+            None => human_bytes(n),
+        }
+    }
 }
 
 impl Progress for Lines {
@@ -41,7 +60,7 @@ impl Progress for Lines {
         self.next_tenth = 1;
         self.started = Some(std::time::Instant::now());
         match total {
-            Some(t) => eprintln!("{label}: starting ({})", human_bytes(t)),
+            Some(t) => eprintln!("{label}: starting ({})", self.amount(t)),
             None => eprintln!("{label}: starting (size unknown)"),
         }
     }
@@ -55,8 +74,8 @@ impl Progress for Lines {
                         "{}: {}% ({} of {})",
                         self.label,
                         self.next_tenth * 10,
-                        human_bytes(done),
-                        human_bytes(t)
+                        self.amount(done),
+                        self.amount(t)
                     );
                 }
                 self.next_tenth += 1;
@@ -72,7 +91,7 @@ impl Progress for Lines {
         eprintln!(
             "{}: done, {} in {secs:.1} s",
             self.label,
-            human_bytes(self.done)
+            self.amount(self.done)
         );
     }
 }
@@ -97,6 +116,14 @@ impl Bar {
         Bar {
             bar: None,
             template: "{msg} [{bar:30}] {pos}/{len} img {per_sec} eta {eta}",
+        }
+    }
+
+    /// A bar counting steps of a job (the trust checks).
+    pub fn steps() -> Self {
+        Bar {
+            bar: None,
+            template: "{msg} [{bar:30}] {pos}/{len} eta {eta}",
         }
     }
 }
@@ -130,6 +157,17 @@ impl Progress for Bar {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+    }
+}
+
+/// Like [`auto`], counting steps instead of bytes.
+pub fn auto_steps() -> Box<dyn Progress> {
+    if std::env::var("CHESTCAM_QUIET").is_ok_and(|v| v == "1") {
+        Box::new(Silent)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bar::steps())
+    } else {
+        Box::new(Lines::counting("steps"))
     }
 }
 

@@ -389,3 +389,175 @@ fn explain_writes_panels_gifs_and_json() {
         fails_in_one_line(&args, needle);
     }
 }
+
+#[test]
+fn trust_writes_its_report_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = chestcam()
+        .args([
+            "train",
+            "--source",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--subset",
+            "64",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--json",
+            "--run",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.path().join("trust");
+    let out = chestcam()
+        .args([
+            "trust",
+            "--images",
+            "6",
+            "--labels",
+            "effusion,infiltration",
+            "--methods",
+            "gradcam,eigencam",
+            "--steps",
+            "4",
+            "--device",
+            "cpu",
+            "--run",
+        ])
+        .arg(&run)
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for f in [
+        "trust.json",
+        "trust.md",
+        "deletion.svg",
+        "insertion.svg",
+        "cascade.svg",
+        "cascade_strip.png",
+    ] {
+        assert!(
+            report.join(f).exists() && listed.contains(f),
+            "{f}: {listed}"
+        );
+    }
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("trust.json")).unwrap()).unwrap();
+    // The methods asked for, then the two baselines; phantom masks found by themselves.
+    let names: Vec<&str> = j["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["GradCAM", "EigenCAM", "RandomCAM", "CentrePrior"]);
+    assert_eq!(j["truth"], "phantom masks (regenerated)");
+    assert_eq!(j["labels"], serde_json::json!(["effusion", "infiltration"]));
+    let road = &j["sources"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "road_combined")
+        .unwrap()["values"]["values"];
+    assert_eq!(road.as_array().unwrap().len(), 6);
+    let md = std::fs::read_to_string(report.join("trust.md")).unwrap();
+    assert!(
+        md.contains("| RandomCAM (baseline) |") && md.contains("pointing_game"),
+        "{md}"
+    );
+    // explain's JSON carries each map's trust line.
+    let ex = dir.path().join("ex");
+    let out = chestcam()
+        .args([
+            "explain", "--split", "test", "--index", "0", "--labels", "top2", "--device", "cpu",
+            "--run",
+        ])
+        .arg(&run)
+        .arg("--out")
+        .arg(&ex)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ex.join("test_0.json")).unwrap()).unwrap();
+    let t = e["trust"].as_object().unwrap();
+    assert_eq!(t.len(), 2);
+    for v in t.values() {
+        let (a, r) = (
+            v["deletion_auc"].as_f64().unwrap(),
+            v["random_cam_deletion_auc"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&r));
+        assert_eq!(v["beats_random"], a < r);
+    }
+    // Bad arguments: one line, non-zero exit, the report folder untouched.
+    let before: Vec<_> = std::fs::read_dir(&report)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    let runs = run.display().to_string();
+    let reps = report.display().to_string();
+    let file = report.join("trust.md").display().to_string();
+    let missing = dir.path().join("nope.csv").display().to_string();
+    for (extra, needle) in [
+        (vec!["--methods", "fastcam"], "\"fastcam\""),
+        (vec!["--metrics", "beauty"], "\"beauty\""),
+        (vec!["--images", "0"], "--images"),
+        (vec!["--stage", "layer9"], "\"layer9\""),
+        (vec!["--labels", "flu"], "\"flu\""),
+        (vec!["--steps", "0"], "--steps"),
+        (vec!["--noise=-1"], "--noise"),
+        (vec!["--split", "dev"], "dev"),
+        (vec!["--boxes", &missing, "--names", &missing], "nope.csv"),
+        (vec!["--masks", &missing], "nope.csv"),
+    ] {
+        let mut args = vec!["trust", "--run", &runs, "--out", &reps, "--device", "cpu"];
+        args.extend(extra);
+        fails_in_one_line(&args, needle);
+    }
+    fails_in_one_line(
+        &["trust", "--run", "/nope/run", "--out", &reps],
+        "/nope/run",
+    );
+    fails_in_one_line(&["trust", "--run", &runs, "--out", &file], "not a folder");
+    fails_in_one_line(
+        &[
+            "trust",
+            "--run",
+            &runs,
+            "--images",
+            "2",
+            "--metrics",
+            "localisation",
+            "--out",
+            "/proc/chestcam-trust",
+        ],
+        "/proc/chestcam-trust",
+    );
+    let after: Vec<_> = std::fs::read_dir(&report)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    assert_eq!(before, after);
+}

@@ -104,7 +104,13 @@ fn random_cam_is_a_seeded_baseline() {
     // Same seed, same maps; not the Grad-CAM maps; labels get different weights.
     assert!(a.maps.equal(&b.maps));
     assert!((&a.raw - &g.raw).abs().max().double_value(&[]) > 1e-3);
-    assert!((a.raw.get(0).get(0) - a.raw.get(0).get(1)).abs().max().double_value(&[]) > 1e-3);
+    assert!(
+        (a.raw.get(0).get(0) - a.raw.get(0).get(1))
+            .abs()
+            .max()
+            .double_value(&[])
+            > 1e-3
+    );
     // The raw map is the weighted sum of layer4's activations with weights in [-1, 1]:
     // bounded by the summed activations.
     let (_, act) = model.net.forward_stage(&x, Stage::Layer4, false);

@@ -10,7 +10,7 @@ use chestcam::data::phantom::PhantomConfig;
 use chestcam::data::registry::NUM_LABELS;
 use chestcam::data::SplitName;
 use chestcam::model::{Model, Stem};
-use chestcam::trust::report::{run, Check, Truth, TrustOptions};
+use chestcam::trust::report::{run, Check, TrustOptions, Truth};
 use chestcam::trust::{
     boxes, confidence, deletion, mass, otsu, pointing, road, similarity, Scores,
 };
@@ -24,7 +24,9 @@ fn fixture_dir() -> PathBuf {
     let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let script = root.join("tests/fixtures/make_trust_fixture.py");
     let hash = chestcam::data::download::md5_bytes(&std::fs::read(&script).unwrap());
-    let dir = root.join("target").join(format!("trust-fixture-{}", &hash[..12]));
+    let dir = root
+        .join("target")
+        .join(format!("trust-fixture-{}", &hash[..12]));
     if !dir.join("b_expected.safetensors").exists() {
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -77,9 +79,18 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
         let pct = road::PERCENTILES;
         // pytorch_grad_cam.metrics.road.ROAD{Most,Least}RelevantFirst(p), noise 0.
         let r = road::road(&model, x, maps, &LABELS, &pct, 0.0, 64).unwrap();
-        let (dm, dl) = (max_diff(&r.morf, &e["road_morf"]), max_diff(&r.lerf, &e["road_lerf"]));
-        assert!(spread(&e["road_morf"]) > 0.01, "{case}: ROAD reference barely moves");
-        assert!(dm < 1e-4 && dl < 1e-4, "{case}: ROAD MoRF {dm:.2e}, LeRF {dl:.2e}");
+        let (dm, dl) = (
+            max_diff(&r.morf, &e["road_morf"]),
+            max_diff(&r.lerf, &e["road_lerf"]),
+        );
+        assert!(
+            spread(&e["road_morf"]) > 0.01,
+            "{case}: ROAD reference barely moves"
+        );
+        assert!(
+            dm < 1e-4 && dl < 1e-4,
+            "{case}: ROAD MoRF {dm:.2e}, LeRF {dl:.2e}"
+        );
         if case == "a" {
             // pytorch_grad_cam.metrics.road.ROADCombined(percentiles 10..90).
             let dc = max_diff(&r.combined, &e["road_combined"]);
@@ -88,12 +99,24 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
         // pytorch_grad_cam.metrics.cam_mult_image.CamMultImageConfidenceChange.
         let c = confidence::confidence_change(&model, x, maps, &LABELS, 64).unwrap();
         let dcc = max_diff(&c.change, &e["conf_change"]);
-        assert!(spread(&e["conf_change"]) > 0.01 && dcc < 1e-5, "{case}: confidence change {dcc:.2e}");
+        assert!(
+            spread(&e["conf_change"]) > 0.01 && dcc < 1e-5,
+            "{case}: confidence change {dcc:.2e}"
+        );
         // The RISE loop of the fixture script, 8 steps.
         let d = deletion::deletion_insertion(&model, x, maps, &LABELS, 8, 64).unwrap();
-        let (dd, di) = (max_diff(&d.deletion, &e["deletion"]), max_diff(&d.insertion, &e["insertion"]));
-        assert!(spread(&e["deletion"]) > 0.01, "{case}: deletion reference barely moves");
-        assert!(dd < 1e-5 && di < 1e-5, "{case}: deletion {dd:.2e}, insertion {di:.2e}");
+        let (dd, di) = (
+            max_diff(&d.deletion, &e["deletion"]),
+            max_diff(&d.insertion, &e["insertion"]),
+        );
+        assert!(
+            spread(&e["deletion"]) > 0.01,
+            "{case}: deletion reference barely moves"
+        );
+        assert!(
+            dd < 1e-5 && di < 1e-5,
+            "{case}: deletion {dd:.2e}, insertion {di:.2e}"
+        );
         let want_auc = (e["deletion"].sum_dim_intlist(-1i64, false, Kind::Double)
             - (e["deletion"].select(-1, 0) + e["deletion"].select(-1, 8)) / 2.0)
             / 8.0;
@@ -105,13 +128,14 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
         let ds = max_diff(&sp, &e["spearman"]);
         assert!(ds < 1e-9, "{case}: Spearman {ds:.2e}");
         // skimage.metrics.structural_similarity(data_range=1).
-        let ss = similarity::ssim(&maps.narrow(1, 0, l - 1), &maps.narrow(1, 1, l - 1), 1.0).unwrap();
+        let ss =
+            similarity::ssim(&maps.narrow(1, 0, l - 1), &maps.narrow(1, 1, l - 1), 1.0).unwrap();
         let dss = max_diff(&ss, &e["ssim"]);
         assert!(dss < 1e-6, "{case}: SSIM {dss:.2e}");
         // skimage.filters.threshold_otsu on each map (float64).
         let m: Vec<f64> = Vec::try_from(maps.to_kind(Kind::Double).flatten(0, -1)).unwrap();
         let want: Vec<f64> = Vec::try_from(e["otsu"].flatten(0, -1)).unwrap();
-        let hw = (size * size) as usize;
+        let hw = size * size;
         for (k, (map, w)) in m.chunks(hw).zip(&want).enumerate() {
             let t = otsu::threshold_otsu(map);
             assert!((t - w).abs() < 1e-12, "{case}: Otsu map {k}: {t} vs {w}");
@@ -125,7 +149,9 @@ fn imputation_solves_the_neighbour_equations() {
     tch::manual_seed(3);
     let img = Tensor::randn([2, 1, 9, 11], (Kind::Float, Device::Cpu));
     let removed = Tensor::rand([2, 1, 9, 11], (Kind::Float, Device::Cpu)).gt(0.4);
-    let out = road::linear_impute(&img, &removed, 0.0, 0).unwrap().to_kind(Kind::Double);
+    let out = road::linear_impute(&img, &removed, 0.0, 0)
+        .unwrap()
+        .to_kind(Kind::Double);
     // Kept pixels untouched; each removed pixel is the weighted mean of its in-image neighbours.
     let kept = removed.logical_not();
     assert!(max_diff(&out.masked_select(&kept), &img.masked_select(&kept)) < 1e-6);
@@ -147,7 +173,11 @@ fn imputation_solves_the_neighbour_equations() {
                         if (dy, dx) == (0, 0) || yy < 0 || xx < 0 || yy >= h || xx >= w {
                             continue;
                         }
-                        let wt = if dy == 0 || dx == 0 { 1.0 / 6.0 } else { 1.0 / 12.0 };
+                        let wt = if dy == 0 || dx == 0 {
+                            1.0 / 6.0
+                        } else {
+                            1.0 / 12.0
+                        };
                         s += wt * v[(n * h * w + yy * w + xx) as usize];
                         ws += wt;
                     }
@@ -194,14 +224,22 @@ fn localisation_on_hand_made_maps() {
     let maps = t(&[inside, near, far, tie, flat]);
     let masks = t(&[mask; 5]);
     let hits = |tol: f64| -> Vec<f32> {
-        Vec::try_from(pointing::pointing_game(&maps, &masks, tol).unwrap().flatten(0, -1)).unwrap()
+        Vec::try_from(
+            pointing::pointing_game(&maps, &masks, tol)
+                .unwrap()
+                .flatten(0, -1),
+        )
+        .unwrap()
     };
     assert_eq!(hits(0.0), vec![1.0, 0.0, 0.0, 0.5, 4.0 / 64.0]);
     // Within 2 px the near peak hits; a flat map scores the share of pixels near the lesion.
     let h2 = hits(2.0);
     assert_eq!(&h2[..4], &[1.0, 1.0, 0.0, 0.5]);
     let dilated = pointing::dilate(&masks.narrow(1, 0, 1), 2.0).unwrap();
-    let near_px = dilated.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]);
+    let near_px = dilated
+        .to_kind(Kind::Float)
+        .sum(Kind::Float)
+        .double_value(&[]);
     assert_eq!(h2[4] as f64, near_px / 64.0);
     // A radius-2 disc around a 2x2 square, clipped by the border at 1 px: counted by hand.
     assert_eq!(near_px, 20.0);
@@ -210,10 +248,12 @@ fn localisation_on_hand_made_maps() {
     assert_eq!(pointing::default_tolerance(64), 4.0);
     // Mass: the share of the map's sum inside the lesion.
     let mut half = [0f32; 64];
-    half[1 * 8 + 1] = 3.0;
+    half[8 + 1] = 3.0; // (1, 1)
     half[6 * 8 + 6] = 1.0;
     let m: Vec<f32> = Vec::try_from(
-        mass::mass_in_mask(&t(&[half, flat]), &t(&[mask, mask])).unwrap().flatten(0, -1),
+        mass::mass_in_mask(&t(&[half, flat]), &t(&[mask, mask]))
+            .unwrap()
+            .flatten(0, -1),
     )
     .unwrap();
     assert_eq!(m, vec![0.75, 0.0]);
@@ -227,14 +267,22 @@ fn localisation_on_hand_made_maps() {
     let thr = otsu::threshold_otsu(&two.iter().map(|&v| v as f64).collect::<Vec<_>>());
     assert!(thr > 0.1 && thr < 0.9, "{thr}");
     let iou: Vec<f32> = Vec::try_from(
-        otsu::otsu_iou(&t(&[two, flat]), &t(&[mask, mask])).unwrap().flatten(0, -1),
+        otsu::otsu_iou(&t(&[two, flat]), &t(&[mask, mask]))
+            .unwrap()
+            .flatten(0, -1),
     )
     .unwrap();
-    assert!((iou[0] - 4.0 / 6.0).abs() < 1e-6 && iou[1] == 0.0, "{iou:?}");
+    assert!(
+        (iou[0] - 4.0 / 6.0).abs() < 1e-6 && iou[1] == 0.0,
+        "{iou:?}"
+    );
     // Scores: NaN where not scored, per-label and macro means over the rest.
-    let s = Scores::from_tensor(&Tensor::from_slice(&[1.0f32, 0.0, 0.5, 0.25]).view([2, 2]), &[3, 7])
-        .unwrap()
-        .only(&[vec![true, false], vec![true, true]]);
+    let s = Scores::from_tensor(
+        &Tensor::from_slice(&[1.0f32, 0.0, 0.5, 0.25]).view([2, 2]),
+        &[3, 7],
+    )
+    .unwrap()
+    .only(&[vec![true, false], vec![true, true]]);
     assert_eq!(s.per_label(), vec![Some(0.75), Some(0.25)]);
     assert_eq!(s.macro_mean(), Some(0.5));
     assert_eq!(s.count(), 3);
@@ -252,7 +300,16 @@ fn boxes_derived_from_phantom_masks_give_their_bounding_boxes() {
     let dir = tempfile::tempdir().unwrap();
     let mut csv = String::from("Image Index,Finding Label,Bbox [x,y,w,h],,,\n");
     let mut names = String::from("npz_split,npz_index,image_index\n");
-    let nih = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltrate", "Mass", "Nodule", "Pneumonia", "Pneumothorax"];
+    let nih = [
+        "Atelectasis",
+        "Cardiomegaly",
+        "Effusion",
+        "Infiltrate",
+        "Mass",
+        "Nodule",
+        "Pneumonia",
+        "Pneumothorax",
+    ];
     let mut want = vec![0u8; 6 * NUM_LABELS * 32 * 32];
     let mut placed = 0;
     for i in 0..data.test.len() {
@@ -260,12 +317,21 @@ fn boxes_derived_from_phantom_masks_give_their_bounding_boxes() {
         names.push_str(&format!("test,{i},{name}\n"));
         for (k, label) in nih.iter().enumerate() {
             let m = masks.mask(SplitName::Test, i, k);
-            let px: Vec<(usize, usize)> = (0..32 * 32).filter(|&p| m[p] == 1).map(|p| (p % 32, p / 32)).collect();
+            let px: Vec<(usize, usize)> = (0..32 * 32)
+                .filter(|&p| m[p] == 1)
+                .map(|p| (p % 32, p / 32))
+                .collect();
             if px.is_empty() {
                 continue;
             }
-            let (x0, x1) = (px.iter().map(|p| p.0).min().unwrap(), px.iter().map(|p| p.0).max().unwrap() + 1);
-            let (y0, y1) = (px.iter().map(|p| p.1).min().unwrap(), px.iter().map(|p| p.1).max().unwrap() + 1);
+            let (x0, x1) = (
+                px.iter().map(|p| p.0).min().unwrap(),
+                px.iter().map(|p| p.0).max().unwrap() + 1,
+            );
+            let (y0, y1) = (
+                px.iter().map(|p| p.1).min().unwrap(),
+                px.iter().map(|p| p.1).max().unwrap() + 1,
+            );
             // In 1024 px coordinates, as NIH's list has them.
             let sc = 1024.0 / 32.0;
             csv.push_str(&format!(
@@ -284,7 +350,10 @@ fn boxes_derived_from_phantom_masks_give_their_bounding_boxes() {
         }
     }
     assert!(placed >= 3, "the phantoms carry too few lesions ({placed})");
-    let (bp, np) = (dir.path().join("BBox_List_2017.csv"), dir.path().join("labels.csv"));
+    let (bp, np) = (
+        dir.path().join("BBox_List_2017.csv"),
+        dir.path().join("labels.csv"),
+    );
     std::fs::write(&bp, &csv).unwrap();
     std::fs::write(&np, &names).unwrap();
     let b = boxes::read_bbox_csv(&bp).unwrap();
@@ -292,7 +361,10 @@ fn boxes_derived_from_phantom_masks_give_their_bounding_boxes() {
     let n = boxes::read_names_csv(&np, SplitName::Test, 6).unwrap();
     let (got, count) = boxes::box_masks(&b, &n, 32);
     assert_eq!(count, placed);
-    assert!(got == want, "box masks differ from the masks' bounding boxes");
+    assert!(
+        got == want,
+        "box masks differ from the masks' bounding boxes"
+    );
     // Every phantom mask lies inside its box.
     for i in 0..6 {
         for k in 0..8 {
@@ -302,17 +374,28 @@ fn boxes_derived_from_phantom_masks_give_their_bounding_boxes() {
         }
     }
     // Bad files say which file, line and why.
-    std::fs::write(&bp, "Image Index,Finding Label,x,y,w,h\na.png,Nodule,1,2,abc,4\n").unwrap();
+    std::fs::write(
+        &bp,
+        "Image Index,Finding Label,x,y,w,h\na.png,Nodule,1,2,abc,4\n",
+    )
+    .unwrap();
     let e = boxes::read_bbox_csv(&bp).unwrap_err().to_string();
-    assert!(e.contains("BBox_List_2017.csv") && e.contains("line 2") && e.contains("\"abc\""), "{e}");
+    assert!(
+        e.contains("BBox_List_2017.csv") && e.contains("line 2") && e.contains("\"abc\""),
+        "{e}"
+    );
     std::fs::write(&bp, "a.png,Flu,1,2,3,4\n").unwrap();
     let e = boxes::read_bbox_csv(&bp).unwrap_err().to_string();
     assert!(e.contains("line 1") && e.contains("flu"), "{e}");
     std::fs::write(&np, "name,split\n").unwrap();
-    let e = boxes::read_names_csv(&np, SplitName::Test, 6).unwrap_err().to_string();
+    let e = boxes::read_names_csv(&np, SplitName::Test, 6)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("image_index"), "{e}");
     std::fs::write(&np, "npz_split,npz_index,image_index\ntest,9,x.png\n").unwrap();
-    let e = boxes::read_names_csv(&np, SplitName::Test, 6).unwrap_err().to_string();
+    let e = boxes::read_names_csv(&np, SplitName::Test, 6)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("index 9") && e.contains("6 images"), "{e}");
 }
 
@@ -335,9 +418,14 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
     };
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    train(&tc, &data, &run_dir, false, &mut chestcam::progress::Silent, &mut |_| {
-        std::ops::ControlFlow::Continue(())
-    })
+    train(
+        &tc,
+        &data,
+        &run_dir,
+        false,
+        &mut chestcam::progress::Silent,
+        &mut |_| std::ops::ControlFlow::Continue(()),
+    )
     .unwrap();
     let (model, _) = chestcam::train::load_model(&run_dir, "last", Device::Cpu).unwrap();
     let idx: Vec<usize> = (0..data.test.len()).collect();
@@ -355,14 +443,36 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
     let o = TrustOptions {
         methods: vec![Method::GradCam],
         labels,
-        checks: vec![Check::Localisation, Check::Deletion, Check::Randomisation, Check::LabelSensitivity],
+        checks: vec![
+            Check::Localisation,
+            Check::Deletion,
+            Check::Randomisation,
+            Check::LabelSensitivity,
+        ],
         steps: 6,
         ..Default::default()
     };
-    let truth = Truth { masks: m, what: "phantom masks".into() };
-    let r = run(&model, &data.test, &idx, &data.provenance, Some(truth), &o, &mut chestcam::progress::Silent).unwrap();
+    let truth = Truth {
+        masks: m,
+        what: "phantom masks".into(),
+    };
+    let r = run(
+        &model,
+        &data.test,
+        &idx,
+        &data.provenance,
+        Some(truth),
+        &o,
+        &mut chestcam::progress::Silent,
+    )
+    .unwrap();
     let get = |src: &str, metric: &str| {
-        r.source(src).unwrap().metric(metric).unwrap().macro_mean.unwrap()
+        r.source(src)
+            .unwrap()
+            .metric(metric)
+            .unwrap()
+            .macro_mean
+            .unwrap()
     };
     let (g, rc, cp) = (
         get("GradCAM", "pointing_game"),
@@ -370,22 +480,48 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
         get("CentrePrior", "pointing_game"),
     );
     let md = r.markdown();
-    assert!(g > rc && g > cp, "pointing game: GradCAM {g:.3}, RandomCAM {rc:.3}, centre {cp:.3}\n{md}");
+    assert!(
+        g > rc && g > cp,
+        "pointing game: GradCAM {g:.3}, RandomCAM {rc:.3}, centre {cp:.3}\n{md}"
+    );
     assert!(get("GradCAM", "mass") > get("RandomCAM", "mass"), "{md}");
-    let (gd, rd) = (get("GradCAM", "deletion_auc"), get("RandomCAM", "deletion_auc"));
-    assert!(gd < rd, "deletion AUC: GradCAM {gd:.3}, RandomCAM {rd:.3}\n{md}");
+    let (gd, rd) = (
+        get("GradCAM", "deletion_auc"),
+        get("RandomCAM", "deletion_auc"),
+    );
+    assert!(
+        gd < rd,
+        "deletion AUC: GradCAM {gd:.3}, RandomCAM {rd:.3}\n{md}"
+    );
     let c = r.cascade.iter().find(|c| c.method == "GradCAM").unwrap();
     assert_eq!(c.steps.len(), 6);
     let at = c.steps[1].spearman_abs.unwrap();
     let base = c.baseline.spearman_abs.unwrap();
-    assert!(at <= base && c.passes, "cascade at layer4 {at:.3} vs random pairs {base:.3}\n{md}");
+    assert!(
+        at <= base && c.passes,
+        "cascade at layer4 {at:.3} vs random pairs {base:.3}\n{md}"
+    );
     // Every table row has its baselines beside it, and the files are written.
     assert!(md.contains("| RandomCAM (baseline) |") && md.contains("| CentrePrior (baseline) |"));
     let out = dir.path().join("trust");
     let files = r.write(&out).unwrap();
-    let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, ["trust.json", "trust.md", "deletion.svg", "insertion.svg", "cascade.svg", "cascade_strip.png"]);
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("trust.json")).unwrap()).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "trust.json",
+            "trust.md",
+            "deletion.svg",
+            "insertion.svg",
+            "cascade.svg",
+            "cascade_strip.png"
+        ]
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("trust.json")).unwrap()).unwrap();
     assert_eq!(json["sources"].as_array().unwrap().len(), 3);
     eprintln!("{md}");
 }

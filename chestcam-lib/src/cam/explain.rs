@@ -158,8 +158,18 @@ fn trust_line(
     let sel = Tensor::f_from_slice(&shown.iter().map(|&l| l as i64).collect::<Vec<_>>())?
         .f_to_device(maps.device())?;
     let area = |m: &Tensor| -> Result<Vec<f64>> {
-        let c = curves(model, x, &m.f_index_select(1, &sel)?, shown, o.trust_steps, o.chunk, false)?;
-        Ok(Vec::try_from(auc(&c)?.f_to_kind(tch::Kind::Double)?.f_flatten(0, -1)?)?)
+        let c = curves(
+            model,
+            x,
+            &m.f_index_select(1, &sel)?,
+            shown,
+            o.trust_steps,
+            o.chunk,
+            false,
+        )?;
+        Ok(Vec::try_from(
+            auc(&c)?.f_to_kind(tch::Kind::Double)?.f_flatten(0, -1)?,
+        )?)
     };
     let (a, r) = (area(maps)?, area(random)?);
     Ok(a.into_iter()
@@ -296,7 +306,12 @@ impl Explanation {
             .iter()
             .position(|&l| l == label)
             .and_then(|k| self.trust.get(k))
-            .map(|t| format!("  DEL {:.2} VS RND {:.2}", t.deletion_auc, t.random_cam_deletion_auc))
+            .map(|t| {
+                format!(
+                    "  DEL {:.2} VS RND {:.2}",
+                    t.deletion_auc, t.random_cam_deletion_auc
+                )
+            })
             .unwrap_or_default();
         vec![
             LABELS[label].to_string(),

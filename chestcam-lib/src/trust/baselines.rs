@@ -83,7 +83,12 @@ pub fn maps(
     match source {
         MapSource::Cam(m) => {
             let r = compute(model, x, m, stage, labels, chunk)?;
-            let (b, l, h, w) = (r.raw.size()[0], r.raw.size()[1], r.raw.size()[2], r.raw.size()[3]);
+            let (b, l, h, w) = (
+                r.raw.size()[0],
+                r.raw.size()[1],
+                r.raw.size()[2],
+                r.raw.size()[3],
+            );
             let signed = r
                 .raw
                 .f_view([b * l, 1, h, w])?
@@ -97,9 +102,7 @@ pub fn maps(
         }
         MapSource::CentrePrior => {
             let maps = centre_prior(s[0], labels.len() as i64, s[2], s[3], model.device())?;
-            let probs = model
-                .logits(&x.f_to_device(model.device())?)
-                .f_sigmoid()?;
+            let probs = model.logits(&x.f_to_device(model.device())?).f_sigmoid()?;
             Ok(MapSet {
                 signed: maps.shallow_clone(),
                 maps,

@@ -39,7 +39,11 @@ fn read_lines(path: &Path) -> Result<Vec<Vec<String>>> {
 /// NIH's finding names as chestcam's labels ("Infiltrate" is infiltration).
 fn nih_label(name: &str) -> Result<usize> {
     let n = name.to_ascii_lowercase();
-    label_index(if n == "infiltrate" { "infiltration" } else { &n })
+    label_index(if n == "infiltrate" {
+        "infiltration"
+    } else {
+        &n
+    })
 }
 
 /// Reads a box list in `BBox_List_2017.csv`'s format (a header row first).
@@ -48,7 +52,10 @@ pub fn read_bbox_csv(path: impl AsRef<Path>) -> Result<Vec<NihBox>> {
     let rows = read_lines(path)?;
     let mut out = Vec::new();
     for (i, r) in rows.iter().enumerate() {
-        if i == 0 && r.first().is_some_and(|f| f.eq_ignore_ascii_case("Image Index")) {
+        if i == 0
+            && r.first()
+                .is_some_and(|f| f.eq_ignore_ascii_case("Image Index"))
+        {
             continue;
         }
         let bad = |why: String| Error::bad_file(path, format!("line {}: {why}", i + 1));
@@ -84,7 +91,11 @@ pub fn read_bbox_csv(path: impl AsRef<Path>) -> Result<Vec<NihBox>> {
 /// The NIH image name of each row of `split`, from a CSV with a header
 /// holding `image_index` (or `Image Index`), and `npz_split` plus
 /// `npz_index`; without those two, the rows are the split's rows in order.
-pub fn read_names_csv(path: impl AsRef<Path>, split: SplitName, n: usize) -> Result<Vec<Option<String>>> {
+pub fn read_names_csv(
+    path: impl AsRef<Path>,
+    split: SplitName,
+    n: usize,
+) -> Result<Vec<Option<String>>> {
     let path = path.as_ref();
     let rows = read_lines(path)?;
     let header = rows

@@ -31,7 +31,9 @@ pub fn rise_blur(x: &Tensor) -> Result<Tensor> {
     let ax = Tensor::f_arange(k, (Kind::Float, x.device()))?.f_sub_scalar((k / 2) as f64)?;
     let g = ax.f_square()?.f_div_scalar(-2.0 * sig * sig)?.f_exp()?;
     let kern = g.f_unsqueeze(1)?.f_mul(&g.f_unsqueeze(0)?)?;
-    let kern = kern.f_div(&kern.f_sum(Kind::Float)?)?.f_view([1, 1, k, k])?;
+    let kern = kern
+        .f_div(&kern.f_sum(Kind::Float)?)?
+        .f_view([1, 1, k, k])?;
     Ok(x.f_conv2d(&kern, None::<Tensor>, [1, 1], [k / 2, k / 2], [1, 1], 1)?)
 }
 
@@ -80,14 +82,18 @@ pub fn curves(
     let hw = s[2] * s[3];
     let per = (hw + steps - 1) / steps;
     let xs = per_label_images(&x.f_to_device(dev)?, labels.len())?; // [b*L, 1, H, W]
-    let start = if insertion { rise_blur(&xs)? } else { xs.f_zeros_like()? };
+    let start = if insertion {
+        rise_blur(&xs)?
+    } else {
+        xs.f_zeros_like()?
+    };
     let ranks = pixel_ranks(&maps.f_to_device(dev)?)?;
     let idx = label_index(b, labels)?;
     let mut probs = Vec::new();
     for k in 0..=steps {
         let taken = ranks.f_lt((k * per).min(hw))?; // [b*L, 1, H, W]
-        // Deletion: the image with the taken pixels set to 0; insertion: the
-        // blurred image with the taken pixels put back.
+                                                    // Deletion: the image with the taken pixels set to 0; insertion: the
+                                                    // blurred image with the taken pixels put back.
         let img = if insertion {
             xs.f_where_self(&taken, &start)?
         } else {

@@ -28,8 +28,8 @@ pub fn label_sensitivity(set: &MapSet) -> Result<Similarity> {
         });
     }
     let dev = set.maps.device();
-    let ia = Tensor::f_from_slice(&a.iter().map(|&v| v as i64).collect::<Vec<_>>())?.f_to_device(dev)?;
-    let ib = Tensor::f_from_slice(&b.iter().map(|&v| v as i64).collect::<Vec<_>>())?.f_to_device(dev)?;
+    let ia = Tensor::f_from_slice(&a)?.f_to_device(dev)?;
+    let ib = Tensor::f_from_slice(&b)?.f_to_device(dev)?;
     let sel = |t: &Tensor, i: &Tensor| t.f_index_select(1, i);
     let mean = |t: Tensor| super::tensor_mean(&t);
     let (sa, sb) = (sel(&set.signed, &ia)?, sel(&set.signed, &ib)?);

@@ -60,7 +60,10 @@ impl Scores {
         )?;
         Ok(Scores {
             labels: labels.to_vec(),
-            values: flat.chunks(labels.len().max(1)).map(|c| c.to_vec()).collect(),
+            values: flat
+                .chunks(labels.len().max(1))
+                .map(|c| c.to_vec())
+                .collect(),
         })
     }
 
@@ -90,7 +93,11 @@ impl Scores {
 
     /// How many image-label pairs are scored.
     pub fn count(&self) -> usize {
-        self.values.iter().flatten().filter(|v| v.is_finite()).count()
+        self.values
+            .iter()
+            .flatten()
+            .filter(|v| v.is_finite())
+            .count()
     }
 }
 

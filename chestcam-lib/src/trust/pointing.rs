@@ -27,13 +27,18 @@ pub fn dilate(mask: &Tensor, tol: f64) -> Result<Tensor> {
         .f_square()?
         .f_unsqueeze(1)?
         .f_add(&ax.f_square()?.f_unsqueeze(0)?)?;
-    let disc = d2.f_le(tol * tol)?.f_to_kind(Kind::Float)?.f_view([1, 1, k, k])?;
+    let disc = d2
+        .f_le(tol * tol)?
+        .f_to_kind(Kind::Float)?
+        .f_view([1, 1, k, k])?;
     let m = mask
         .f_to_kind(Kind::Float)?
         .f_view([s[0] * s[1], 1, s[2], s[3]])?;
-    Ok(m.f_conv2d(&disc, None::<Tensor>, [1, 1], [r, r], [1, 1], 1)?
-        .f_view([s[0], s[1], s[2], s[3]])?
-        .f_gt(0.5)?)
+    Ok(
+        m.f_conv2d(&disc, None::<Tensor>, [1, 1], [r, r], [1, 1], 1)?
+            .f_view([s[0], s[1], s[2], s[3]])?
+            .f_gt(0.5)?,
+    )
 }
 
 /// Hit rate per map `[b, L]` in [0, 1]: the share of the map's maximal

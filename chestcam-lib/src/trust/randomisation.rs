@@ -15,7 +15,7 @@
 //! absolute maps) has fallen to that baseline or below once the stage it
 //! reads is randomised: its maps then depend on what the model learned,
 //! not only on the image.
-use super::baselines::{maps, MapSource, MapSet};
+use super::baselines::{maps, MapSet, MapSource};
 use super::similarity::{spearman, ssim};
 use crate::model::{Model, Stage};
 use crate::util::Rng;
@@ -173,7 +173,10 @@ pub fn cascade(
         tch::no_grad(|| -> Result<()> {
             for (name, t) in vars.iter_mut().filter(|(n, _)| group(n) == *g) {
                 let src = fresh_vars.get(name).ok_or_else(|| {
-                    Error::invalid("randomisation", format!("no parameter {name} in a fresh model"))
+                    Error::invalid(
+                        "randomisation",
+                        format!("no parameter {name} in a fresh model"),
+                    )
                 })?;
                 t.f_copy_(src)?;
             }

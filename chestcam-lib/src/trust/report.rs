@@ -189,25 +189,63 @@ pub struct TrustReport {
 
 /// Metric names, their direction (true: higher is better) and meaning.
 pub const METRICS: [(&str, bool, &str); 13] = [
-    ("pointing_game", true, "map maximum inside the lesion (true positives)"),
+    (
+        "pointing_game",
+        true,
+        "map maximum inside the lesion (true positives)",
+    ),
     ("pointing_game_p50", true, "the same, only where p > 0.5"),
     ("mass", true, "share of the map inside the lesion"),
     ("mass_p50", true, "the same, only where p > 0.5"),
-    ("otsu_iou", true, "IoU of the Otsu-thresholded map with the lesion"),
+    (
+        "otsu_iou",
+        true,
+        "IoU of the Otsu-thresholded map with the lesion",
+    ),
     ("otsu_iou_p50", true, "the same, only where p > 0.5"),
-    ("deletion_auc", false, "probability as the hottest pixels are deleted"),
-    ("insertion_auc", true, "probability as the hottest pixels are put back"),
-    ("road_morf", false, "ROAD: change after removing the most relevant"),
-    ("road_lerf", true, "ROAD: change after removing the least relevant"),
+    (
+        "deletion_auc",
+        false,
+        "probability as the hottest pixels are deleted",
+    ),
+    (
+        "insertion_auc",
+        true,
+        "probability as the hottest pixels are put back",
+    ),
+    (
+        "road_morf",
+        false,
+        "ROAD: change after removing the most relevant",
+    ),
+    (
+        "road_lerf",
+        true,
+        "ROAD: change after removing the least relevant",
+    ),
     ("road_combined", true, "ROAD: (LeRF - MoRF) / 2"),
-    ("average_drop", false, "drop in probability on image x map, relative"),
-    ("increase", true, "share of maps whose image x map raises the probability"),
+    (
+        "average_drop",
+        false,
+        "drop in probability on image x map, relative",
+    ),
+    (
+        "increase",
+        true,
+        "share of maps whose image x map raises the probability",
+    ),
 ];
 
 fn keep_where(t: &Tensor) -> Result<Vec<Vec<bool>>> {
     let s = t.size();
-    let v: Vec<f64> = Vec::try_from(t.f_to_device(Device::Cpu)?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)?;
-    Ok(v.chunks(s[1].max(1) as usize).map(|r| r.iter().map(|&x| x > 0.5).collect()).collect())
+    let v: Vec<f64> = Vec::try_from(
+        t.f_to_device(Device::Cpu)?
+            .f_to_kind(Kind::Double)?
+            .f_flatten(0, -1)?,
+    )?;
+    Ok(v.chunks(s[1].max(1) as usize)
+        .map(|r| r.iter().map(|&x| x > 0.5).collect())
+        .collect())
 }
 
 fn curve_mean(c: &Tensor) -> Result<Vec<f64>> {
@@ -237,19 +275,33 @@ pub fn run(
     if let Some(&bad) = idx.iter().find(|&&i| i >= split.len()) {
         return Err(Error::invalid(
             "trust",
-            format!("image {bad} but the {} split has {} images", split.name, split.len()),
+            format!(
+                "image {bad} but the {} split has {} images",
+                split.name,
+                split.len()
+            ),
         ));
     }
     if split.size != model.size {
         return Err(Error::invalid(
             "trust",
-            format!("images are {} px but the model was trained on {} px", split.size, model.size),
+            format!(
+                "images are {} px but the model was trained on {} px",
+                split.size, model.size
+            ),
         ));
     }
     let all: Vec<usize> = (0..NUM_LABELS).collect();
-    let labels = if o.labels.is_empty() { all } else { o.labels.clone() };
+    let labels = if o.labels.is_empty() {
+        all
+    } else {
+        o.labels.clone()
+    };
     if let Some(bad) = labels.iter().find(|&&l| l >= NUM_LABELS) {
-        return Err(Error::invalid("label index", format!("{bad} (there are {NUM_LABELS} labels)")));
+        return Err(Error::invalid(
+            "label index",
+            format!("{bad} (there are {NUM_LABELS} labels)"),
+        ));
     }
     let (s, b) = (split.size as i64, idx.len() as i64);
     let pixels: Vec<u8> = idx.iter().flat_map(|&i| split.image(i).to_vec()).collect();
@@ -258,7 +310,10 @@ pub fn run(
         .f_to_kind(Kind::Float)?
         .f_div_scalar(127.5)?
         .f_sub_scalar(1.0)?;
-    let label_rows: Vec<u8> = idx.iter().flat_map(|&i| split.label_row(i).to_vec()).collect();
+    let label_rows: Vec<u8> = idx
+        .iter()
+        .flat_map(|&i| split.label_row(i).to_vec())
+        .collect();
     let lsel = Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
     let present = Tensor::f_from_slice(&label_rows)?
         .f_view([b, NUM_LABELS as i64])?
@@ -276,7 +331,9 @@ pub fn run(
         }
         None => None,
     };
-    let tol = o.tolerance.unwrap_or_else(|| pointing::default_tolerance(split.size));
+    let tol = o
+        .tolerance
+        .unwrap_or_else(|| pointing::default_tolerance(split.size));
     let mut sources: Vec<MapSource> = o.methods.iter().map(|&m| MapSource::Cam(m)).collect();
     sources.dedup();
     for base in [MapSource::Cam(Method::RandomCam), MapSource::CentrePrior] {
@@ -290,11 +347,17 @@ pub fn run(
     progress.start("trust checks", Some(sources.len() as u64));
     for (si, &src) in sources.iter().enumerate() {
         let set = maps(model, &x, src, o.stage, &labels, o.chunk)?;
-        let probs = set.probs.f_to_device(Device::Cpu)?.f_index_select(1, &lsel)?;
+        let probs = set
+            .probs
+            .f_to_device(Device::Cpu)?
+            .f_index_select(1, &lsel)?;
         if si == 0 {
             // The strip shows the most probable true finding (else the most probable).
             let score = probs.f_add(&present.f_to_kind(Kind::Float)?)?;
-            let best = score.f_flatten(0, -1)?.f_argmax(0, false)?.f_int64_value(&[])? as usize;
+            let best = score
+                .f_flatten(0, -1)?
+                .f_argmax(0, false)?
+                .f_int64_value(&[])? as usize;
             strip = (best / labels.len(), best % labels.len());
         }
         let mut metrics = Vec::new();
@@ -317,22 +380,51 @@ pub fn run(
         }
         if has(Check::Deletion) {
             let d = deletion::deletion_insertion(model, &x, &set.maps, &labels, o.steps, o.chunk)?;
-            metrics.push(Metric::new("deletion_auc", Scores::from_tensor(&d.deletion_auc, &labels)?));
-            metrics.push(Metric::new("insertion_auc", Scores::from_tensor(&d.insertion_auc, &labels)?));
+            metrics.push(Metric::new(
+                "deletion_auc",
+                Scores::from_tensor(&d.deletion_auc, &labels)?,
+            ));
+            metrics.push(Metric::new(
+                "insertion_auc",
+                Scores::from_tensor(&d.insertion_auc, &labels)?,
+            ));
             dcurve = Some(curve_mean(&d.deletion)?);
             icurve = Some(curve_mean(&d.insertion)?);
         }
         if has(Check::Road) {
-            let r = road::road(model, &x, &set.maps, &labels, &o.percentiles, o.noise, o.chunk)?;
+            let r = road::road(
+                model,
+                &x,
+                &set.maps,
+                &labels,
+                &o.percentiles,
+                o.noise,
+                o.chunk,
+            )?;
             let mean = |t: &Tensor| t.f_mean_dim(-1i64, false, Kind::Float);
-            metrics.push(Metric::new("road_morf", Scores::from_tensor(&mean(&r.morf)?, &labels)?));
-            metrics.push(Metric::new("road_lerf", Scores::from_tensor(&mean(&r.lerf)?, &labels)?));
-            metrics.push(Metric::new("road_combined", Scores::from_tensor(&r.combined, &labels)?));
+            metrics.push(Metric::new(
+                "road_morf",
+                Scores::from_tensor(&mean(&r.morf)?, &labels)?,
+            ));
+            metrics.push(Metric::new(
+                "road_lerf",
+                Scores::from_tensor(&mean(&r.lerf)?, &labels)?,
+            ));
+            metrics.push(Metric::new(
+                "road_combined",
+                Scores::from_tensor(&r.combined, &labels)?,
+            ));
         }
         if has(Check::Confidence) {
             let c = confidence::confidence_change(model, &x, &set.maps, &labels, o.chunk)?;
-            metrics.push(Metric::new("average_drop", Scores::from_tensor(&c.relative_drop, &labels)?));
-            metrics.push(Metric::new("increase", Scores::from_tensor(&c.increase, &labels)?));
+            metrics.push(Metric::new(
+                "average_drop",
+                Scores::from_tensor(&c.relative_drop, &labels)?,
+            ));
+            metrics.push(Metric::new(
+                "increase",
+                Scores::from_tensor(&c.increase, &labels)?,
+            ));
         }
         if has(Check::LabelSensitivity) && matches!(src, MapSource::Cam(_)) {
             sens = Some(label_sensitivity::label_sensitivity(&set)?);
@@ -349,7 +441,9 @@ pub fn run(
     }
     progress.finish();
     let cascade = if has(Check::Randomisation) {
-        cascade(model, &x, &sources, o.stage, &labels, o.chunk, o.seed, strip, progress)?
+        cascade(
+            model, &x, &sources, o.stage, &labels, o.chunk, o.seed, strip, progress,
+        )?
     } else {
         Vec::new()
     };
@@ -407,7 +501,10 @@ impl TrustReport {
             self.stage,
             self.truth.as_deref().unwrap_or("none (localisation not scored)")
         );
-        let _ = writeln!(md, "## Macro means (mean over labels of the per-label mean)\n");
+        let _ = writeln!(
+            md,
+            "## Macro means (mean over labels of the per-label mean)\n"
+        );
         let head: Vec<String> = names
             .iter()
             .map(|(n, up, _)| format!("{n} {}", if *up { "↑" } else { "↓" }))
@@ -419,12 +516,24 @@ impl TrustReport {
                 .iter()
                 .map(|(n, _, _)| fmt(s.metric(n).and_then(|m| m.macro_mean)))
                 .collect();
-            let name = if s.baseline { format!("{} (baseline)", s.method) } else { s.method.clone() };
+            let name = if s.baseline {
+                format!("{} (baseline)", s.method)
+            } else {
+                s.method.clone()
+            };
             let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
         }
         let _ = writeln!(md);
         for (n, up, what) in &names {
-            let _ = writeln!(md, "- `{n}` ({}): {what}.", if *up { "higher is better" } else { "lower is better" });
+            let _ = writeln!(
+                md,
+                "- `{n}` ({}): {what}.",
+                if *up {
+                    "higher is better"
+                } else {
+                    "lower is better"
+                }
+            );
         }
         let ran = |n: &str| names.iter().any(|(m, _, _)| m.starts_with(n));
         let mut how = Vec::new();
@@ -435,14 +544,24 @@ impl TrustReport {
             how.push(format!("deletion/insertion in {} steps", self.steps));
         }
         if ran("road") {
-            how.push(format!("ROAD at percentiles {:?}, imputation noise {}", self.percentiles, self.noise));
+            how.push(format!(
+                "ROAD at percentiles {:?}, imputation noise {}",
+                self.percentiles, self.noise
+            ));
         }
         if !how.is_empty() {
             let _ = writeln!(md, "\nSettings: {}.\n", how.join("; "));
         }
         if !self.cascade.is_empty() {
-            let _ = writeln!(md, "## Cascading randomisation (Spearman of |map| with the trained model's maps)\n");
-            let _ = writeln!(md, "| method | {} | random pairs | passes |", CASCADE.map(|c| format!("+{c}")).join(" | "));
+            let _ = writeln!(
+                md,
+                "## Cascading randomisation (Spearman of |map| with the trained model's maps)\n"
+            );
+            let _ = writeln!(
+                md,
+                "| method | {} | random pairs | passes |",
+                CASCADE.map(|c| format!("+{c}")).join(" | ")
+            );
             let _ = writeln!(md, "|---|{}---|---|", "---|".repeat(CASCADE.len()));
             for c in &self.cascade {
                 let cells: Vec<String> = c.steps.iter().map(|s| fmt(s.spearman_abs)).collect();
@@ -457,13 +576,23 @@ impl TrustReport {
             }
             let _ = writeln!(md, "\nA method passes when, once the stage it reads ({}) is random, its maps are no more like the trained ones than maps of two different images are. SSIM and signed Spearman are in trust.json.\n", self.stage);
         }
-        let sens: Vec<&SourceReport> = self.sources.iter().filter(|s| s.label_sensitivity.is_some()).collect();
+        let sens: Vec<&SourceReport> = self
+            .sources
+            .iter()
+            .filter(|s| s.label_sensitivity.is_some())
+            .collect();
         if !sens.is_empty() {
             let _ = writeln!(md, "## Label sensitivity (similarity between the maps of two labels of one image; 1 = the same map for every label)\n");
             let _ = writeln!(md, "| method | Spearman | SSIM |\n|---|---|---|");
             for s in sens {
                 let l = s.label_sensitivity.as_ref();
-                let _ = writeln!(md, "| {} | {} | {} |", s.method, fmt(l.and_then(|l| l.spearman)), fmt(l.and_then(|l| l.ssim)));
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} |",
+                    s.method,
+                    fmt(l.and_then(|l| l.spearman)),
+                    fmt(l.and_then(|l| l.ssim))
+                );
             }
             let _ = writeln!(md);
         }
@@ -496,21 +625,38 @@ impl TrustReport {
             esc(self.truth.as_deref().unwrap_or("none"))
         );
         for (n, up, what) in &names {
-            h += &format!("<th title=\"{}\">{} {}</th>", esc(what), esc(n), if *up { "&uarr;" } else { "&darr;" });
+            h += &format!(
+                "<th title=\"{}\">{} {}</th>",
+                esc(what),
+                esc(n),
+                if *up { "&uarr;" } else { "&darr;" }
+            );
         }
         if !self.cascade.is_empty() {
             h += "<th>randomisation check</th>";
         }
         h += "</tr>";
         for s in &self.sources {
-            let style = if s.baseline { " style=\"color:#777\"" } else { "" };
-            h += &format!("<tr{style}><td>{}{}</td>", esc(&s.method), if s.baseline { " (baseline)" } else { "" });
+            let style = if s.baseline {
+                " style=\"color:#777\""
+            } else {
+                ""
+            };
+            h += &format!(
+                "<tr{style}><td>{}{}</td>",
+                esc(&s.method),
+                if s.baseline { " (baseline)" } else { "" }
+            );
             for (n, _, _) in &names {
                 h += &format!("<td>{}</td>", fmt(s.metric(n).and_then(|m| m.macro_mean)));
             }
             if !self.cascade.is_empty() {
                 let v = self.cascade.iter().find(|c| c.method == s.method);
-                h += &format!("<td>{}</td>", v.map(|c| if c.passes { "passes" } else { "FAILS" }).unwrap_or("-"));
+                h += &format!(
+                    "<td>{}</td>",
+                    v.map(|c| if c.passes { "passes" } else { "FAILS" })
+                        .unwrap_or("-")
+                );
             }
             h += "</tr>";
         }
@@ -527,17 +673,34 @@ impl TrustReport {
             .sources
             .iter()
             .filter_map(|s| {
-                let c = if insertion { &s.insertion_curve } else { &s.deletion_curve };
+                let c = if insertion {
+                    &s.insertion_curve
+                } else {
+                    &s.deletion_curve
+                };
                 c.as_ref().map(|c| {
                     let n = (c.len().max(2) - 1) as f64;
-                    (s.method.as_str(), c.iter().enumerate().map(|(i, v)| (i as f64 / n, *v)).collect())
+                    (
+                        s.method.as_str(),
+                        c.iter()
+                            .enumerate()
+                            .map(|(i, v)| (i as f64 / n, *v))
+                            .collect(),
+                    )
                 })
             })
             .collect();
         let what = if insertion { "insertion" } else { "deletion" };
         xy_curves(
             &format!("{what}: mean probability of the label"),
-            (0.0..1.0, if insertion { "fraction of pixels put back" } else { "fraction of pixels deleted" }),
+            (
+                0.0..1.0,
+                if insertion {
+                    "fraction of pixels put back"
+                } else {
+                    "fraction of pixels deleted"
+                },
+            ),
             (0.0..1.0, "probability"),
             &series,
         )
@@ -550,14 +713,26 @@ impl TrustReport {
             .iter()
             .map(|c| {
                 let mut pts = vec![(0.0, 1.0)];
-                pts.extend(c.steps.iter().enumerate().filter_map(|(i, s)| s.spearman_abs.map(|v| ((i + 1) as f64, v))));
+                pts.extend(
+                    c.steps
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, s)| s.spearman_abs.map(|v| ((i + 1) as f64, v))),
+                );
                 (c.method.clone(), pts)
             })
             .collect();
-        if let Some(base) = super::mean(self.cascade.iter().filter_map(|c| c.baseline.spearman_abs)) {
-            series.push(("random pairs".into(), vec![(0.0, base), (CASCADE.len() as f64, base)]));
+        if let Some(base) = super::mean(self.cascade.iter().filter_map(|c| c.baseline.spearman_abs))
+        {
+            series.push((
+                "random pairs".into(),
+                vec![(0.0, base), (CASCADE.len() as f64, base)],
+            ));
         }
-        let refs: Vec<(&str, Vec<(f64, f64)>)> = series.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+        let refs: Vec<(&str, Vec<(f64, f64)>)> = series
+            .iter()
+            .map(|(n, p)| (n.as_str(), p.clone()))
+            .collect();
         xy_curves(
             "randomisation cascade: 0 trained, 1 head, 2 layer4, 3 layer3, 4 layer2, 5 layer1, 6 stem",
             (0.0..CASCADE.len() as f64, "groups randomised (head first)"),
@@ -571,17 +746,34 @@ impl TrustReport {
         let c = self.cascade.first().ok_or_else(|| {
             Error::invalid("cascade strip", "the randomisation check was not run")
         })?;
-        let o = OverlayOptions { tile: 160, ..Default::default() };
+        let o = OverlayOptions {
+            tile: 160,
+            ..Default::default()
+        };
         let mut tiles = vec![Tile {
             image: xray_tile(&self.strip_pixels, self.size, &o),
             title: vec!["X-RAY".into(), self.strip.1.to_uppercase()],
         }];
         for (k, m) in c.strip.iter().enumerate() {
-            let title = if k == 0 { "TRAINED".to_string() } else { format!("+{}", CASCADE[k - 1].to_uppercase()) };
-            tiles.push(Tile { image: overlay_tile(&self.strip_pixels, m, self.size, &o)?, title: vec![title, String::new()] });
+            let title = if k == 0 {
+                "TRAINED".to_string()
+            } else {
+                format!("+{}", CASCADE[k - 1].to_uppercase())
+            };
+            tiles.push(Tile {
+                image: overlay_tile(&self.strip_pixels, m, self.size, &o)?,
+                title: vec![title, String::new()],
+            });
         }
         Ok(Picture {
-            image: compose(&tiles, tiles.len(), &format!("{} as the model is randomised (image {})", c.method, self.strip.0)),
+            image: compose(
+                &tiles,
+                tiles.len(),
+                &format!(
+                    "{} as the model is randomised (image {})",
+                    c.method, self.strip.0
+                ),
+            ),
         })
     }
 
@@ -589,16 +781,23 @@ impl TrustReport {
     /// file atomically; returns the paths written.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("json", e.to_string()))?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::invalid("json", e.to_string()))?;
         // Everything is rendered before the first file is written.
-        let mut files: Vec<(&str, Vec<u8>)> = vec![("trust.json", json.into_bytes()), ("trust.md", self.markdown().into_bytes())];
+        let mut files: Vec<(&str, Vec<u8>)> = vec![
+            ("trust.json", json.into_bytes()),
+            ("trust.md", self.markdown().into_bytes()),
+        ];
         if self.sources.iter().any(|s| s.deletion_curve.is_some()) {
             files.push(("deletion.svg", self.curves_chart(false)?.svg.into_bytes()));
             files.push(("insertion.svg", self.curves_chart(true)?.svg.into_bytes()));
         }
         if !self.cascade.is_empty() {
             files.push(("cascade.svg", self.cascade_chart()?.svg.into_bytes()));
-            files.push(("cascade_strip.png", crate::viz::png_bytes(&self.cascade_strip()?.image)?));
+            files.push((
+                "cascade_strip.png",
+                crate::viz::png_bytes(&self.cascade_strip()?.image)?,
+            ));
         }
         let mut out = Vec::new();
         for (name, bytes) in files {

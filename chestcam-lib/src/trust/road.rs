@@ -51,7 +51,8 @@ fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `a / b`, 0 where `b` is 0.
 fn safe_div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let zero = b.f_eq(0.0)?;
-    Ok(a.f_div(&b.f_masked_fill(&zero, 1.0)?)?.f_masked_fill(&zero, 0.0)?)
+    Ok(a.f_div(&b.f_masked_fill(&zero, 1.0)?)?
+        .f_masked_fill(&zero, 0.0)?)
 }
 
 /// Linear imputation of the `removed` pixels (`[n, 1, H, W]` bool) of
@@ -61,7 +62,10 @@ pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> R
     if s.len() != 4 || s[1] != 1 || removed.size() != s {
         return Err(Error::invalid(
             "ROAD imputation",
-            format!("image {s:?} and mask {:?}; expected [n, 1, H, W] both", removed.size()),
+            format!(
+                "image {s:?} and mask {:?}; expected [n, 1, H, W] both",
+                removed.size()
+            ),
         ));
     }
     let dev = img.device();
@@ -70,7 +74,10 @@ pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> R
     let u = removed.f_to_kind(Kind::Double)?;
     let known = u.f_neg()?.f_add_scalar(1.0)?;
     // Weight of each pixel's in-image neighbours (less than 1 at the border).
-    let wsum = conv(&Tensor::f_ones([1, 1, s[2], s[3]], (Kind::Double, dev))?, &k)?;
+    let wsum = conv(
+        &Tensor::f_ones([1, 1, s[2], s[3]], (Kind::Double, dev))?,
+        &k,
+    )?;
     let apply = |v: &Tensor| -> Result<Tensor> {
         Ok(u.f_mul(&wsum.f_mul(v)?.f_sub(&conv(&u.f_mul(v)?, &k)?)?)?)
     };
@@ -102,7 +109,11 @@ pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> R
         let z: Vec<f64> = (0..s.iter().product::<i64>())
             .map(|_| rng.normal() * noise)
             .collect();
-        fill = fill.f_add(&Tensor::f_from_slice(&z)?.f_view(s.as_slice())?.f_to_device(dev)?)?;
+        fill = fill.f_add(
+            &Tensor::f_from_slice(&z)?
+                .f_view(s.as_slice())?
+                .f_to_device(dev)?,
+        )?;
     }
     Ok(x0
         .f_mul(&known)?
@@ -114,7 +125,9 @@ pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> R
 /// interpolation): `[n, H, W]` maps -> `[n, 1, H, W]` bool.
 pub fn at_or_above_percentile(maps: &Tensor, p: f64) -> Result<Tensor> {
     let s = maps.size();
-    let flat = maps.f_reshape([s[0], s[1] * s[2]])?.f_to_kind(Kind::Double)?;
+    let flat = maps
+        .f_reshape([s[0], s[1] * s[2]])?
+        .f_to_kind(Kind::Double)?;
     let thr = flat.f_quantile_scalar(p / 100.0, Some(1), true, "linear")?;
     Ok(flat.f_ge_tensor(&thr)?.f_view([s[0], 1, s[1], s[2]])?)
 }
@@ -143,7 +156,10 @@ pub fn road(
 ) -> Result<Road> {
     super::check_maps("ROAD", x, maps, labels)?;
     if let Some(p) = percentiles.iter().find(|p| !(0.0..=100.0).contains(*p)) {
-        return Err(Error::invalid("ROAD percentile", format!("{p} (must be 0 to 100)")));
+        return Err(Error::invalid(
+            "ROAD percentile",
+            format!("{p} (must be 0 to 100)"),
+        ));
     }
     let s = x.size();
     let (b, l) = (s[0], labels.len() as i64);
@@ -170,7 +186,12 @@ pub fn road(
                     noise,
                     seed,
                 )?;
-                probs.push(label_probs(model, &imputed, &idx.f_narrow(0, start, len)?, chunk)?);
+                probs.push(label_probs(
+                    model,
+                    &imputed,
+                    &idx.f_narrow(0, start, len)?,
+                    chunk,
+                )?);
                 start += len;
             }
             out.push(Tensor::f_cat(&probs, 0)?.f_sub(&base)?);

@@ -28,7 +28,10 @@ fn pearson(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let den = a
         .f_square()?
         .f_sum_dim_intlist(-1i64, false, Kind::Double)?
-        .f_mul(&b.f_square()?.f_sum_dim_intlist(-1i64, false, Kind::Double)?)?
+        .f_mul(
+            &b.f_square()?
+                .f_sum_dim_intlist(-1i64, false, Kind::Double)?,
+        )?
         .f_sqrt()?;
     // A constant map has no ranking: NaN, as scipy returns.
     Ok(num.f_div(&den)?)
@@ -38,7 +41,11 @@ fn check_pair(what: &str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.size() != b.size() || a.dim() < 2 {
         return Err(Error::invalid(
             what,
-            format!("maps of shapes {:?} and {:?}; expected the same [.., H, W]", a.size(), b.size()),
+            format!(
+                "maps of shapes {:?} and {:?}; expected the same [.., H, W]",
+                a.size(),
+                b.size()
+            ),
         ));
     }
     Ok(())
@@ -63,7 +70,10 @@ pub fn ssim(a: &Tensor, b: &Tensor, data_range: f64) -> Result<Tensor> {
     let s = a.size();
     let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
     if h < 7 || w < 7 {
-        return Err(Error::invalid("SSIM", format!("maps of {h}x{w}: need at least 7x7")));
+        return Err(Error::invalid(
+            "SSIM",
+            format!("maps of {h}x{w}: need at least 7x7"),
+        ));
     }
     let lead = &s[..s.len() - 2];
     let x = a.f_to_kind(Kind::Double)?.f_reshape([-1, 1, h, w])?;

@@ -55,21 +55,33 @@ pub fn load_truth(
         if placed == 0 {
             return Err(Error::bad_file(
                 bbox,
-                format!("no box matches an image of the {split} split named in {}", names.display()),
+                format!(
+                    "no box matches an image of the {split} split named in {}",
+                    names.display()
+                ),
             ));
         }
         (m, format!("{placed} NIH boxes from {}", bbox.display()))
     } else if let Some(p) = &from.masks {
-        (masks_npz(p, split, n, size)?, format!("masks from {}", p.display()))
+        (
+            masks_npz(p, split, n, size)?,
+            format!("masks from {}", p.display()),
+        )
     } else {
         match data {
             DataSource::Synthetic(cfg) => {
                 let m = cfg.generate()?.1;
-                (m.split(split).to_vec(), "phantom masks (regenerated)".to_string())
+                (
+                    m.split(split).to_vec(),
+                    "phantom masks (regenerated)".to_string(),
+                )
             }
             DataSource::Path(p) if companion_masks(p).is_file() => {
                 let mp = companion_masks(p);
-                (masks_npz(&mp, split, n, size)?, format!("phantom masks from {}", mp.display()))
+                (
+                    masks_npz(&mp, split, n, size)?,
+                    format!("phantom masks from {}", mp.display()),
+                )
             }
             _ => return Ok(None),
         }
