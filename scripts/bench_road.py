@@ -26,6 +26,9 @@ road.NoisyLinearImputer.__init__.__defaults__ = (0.0, road.neighbors_weights)
 
 
 class SigmoidTarget:
+    """The label's probability: chestcam's score for a multi-label model
+    (also used by tests/fixtures/make_trust_fixture.py)."""
+
     def __init__(self, label):
         self.label = label
 

@@ -225,15 +225,7 @@ fn trust_run(
     let cfg = chestcam::train::load_config(&a.run)?;
     let source: DataSource = cfg.source.parse()?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
-    if data.size != meta.size {
-        return Err(chestcam::Error::invalid(
-            "data",
-            format!(
-                "{} has {} px images but the model was trained on {} px",
-                data.provenance, data.size, meta.size
-            ),
-        ));
-    }
+    same_size(&data, &meta)?;
     let sp = data.split(split);
     let idx: Vec<usize> = (0..a.images.min(sp.len())).collect();
     if idx.is_empty() {
@@ -422,6 +414,23 @@ struct PhantomArgs {
     out: PathBuf,
 }
 
+/// Refuses data of another size than the model was trained on.
+fn same_size(
+    data: &chestcam::data::Dataset,
+    meta: &chestcam::train::CheckpointMeta,
+) -> chestcam::Result<()> {
+    if data.size == meta.size {
+        return Ok(());
+    }
+    Err(chestcam::Error::invalid(
+        "data",
+        format!(
+            "{} has {} px images but the model was trained on {} px",
+            data.provenance, data.size, meta.size
+        ),
+    ))
+}
+
 /// Prints `v` as pretty JSON on stdout.
 fn print_json<T: serde::Serialize>(v: &T) -> chestcam::Result<()> {
     let text = serde_json::to_string_pretty(v)
@@ -522,15 +531,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
             let mut progress = chestcam::progress::auto();
             let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
-            if data.size != meta.size {
-                return Err(chestcam::Error::invalid(
-                    "data",
-                    format!(
-                        "{} has {} px images but the model was trained on {} px",
-                        data.provenance, data.size, meta.size
-                    ),
-                ));
-            }
+            same_size(&data, &meta)?;
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
                 print_json(&e)?;

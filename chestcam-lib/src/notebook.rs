@@ -395,15 +395,7 @@ impl LoadedRun {
         }
         let test = &data.test;
         let idx: Vec<usize> = (0..n.min(test.len())).collect();
-        let mut counts = [0usize; crate::data::registry::NUM_LABELS];
-        for &i in &idx {
-            for (c, &v) in counts.iter_mut().zip(test.label_row(i)) {
-                *c += v as usize;
-            }
-        }
-        let mut labels: Vec<usize> = (0..counts.len()).collect();
-        labels.sort_by_key(|&l| std::cmp::Reverse(counts[l]));
-        labels.truncate(4);
+        let labels = crate::trust::frequent_labels(test, &idx, 4);
         let mut checks = vec![
             Check::Localisation,
             Check::Deletion,

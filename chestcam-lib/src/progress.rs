@@ -160,27 +160,26 @@ impl Progress for Bar {
     }
 }
 
-/// Like [`auto`], counting steps instead of bytes.
-pub fn auto_steps() -> Box<dyn Progress> {
+/// Silent when `CHESTCAM_QUIET=1`, `bar` on a terminal, else `lines`.
+fn pick(bar: Bar, lines: Lines) -> Box<dyn Progress> {
     if std::env::var("CHESTCAM_QUIET").is_ok_and(|v| v == "1") {
         Box::new(Silent)
     } else if std::io::stderr().is_terminal() {
-        Box::new(Bar::steps())
+        Box::new(bar)
     } else {
-        Box::new(Lines::counting("steps"))
+        Box::new(lines)
     }
+}
+
+/// Like [`auto`], counting steps instead of bytes.
+pub fn auto_steps() -> Box<dyn Progress> {
+    pick(Bar::steps(), Lines::counting("steps"))
 }
 
 /// The sensible default: silent when `CHESTCAM_QUIET=1`, a bar on a
 /// terminal, plain lines otherwise (notebooks, logs).
 pub fn auto() -> Box<dyn Progress> {
-    if std::env::var("CHESTCAM_QUIET").is_ok_and(|v| v == "1") {
-        Box::new(Silent)
-    } else if std::io::stderr().is_terminal() {
-        Box::new(Bar::new())
-    } else {
-        Box::new(Lines::default())
-    }
+    pick(Bar::new(), Lines::default())
 }
 
 /// `1536` -> `"1.5 KiB"`.

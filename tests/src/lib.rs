@@ -168,3 +168,38 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut r = chestcam::util::Rng::new(seed);
     (0..n).map(|_| r.next_u64() as u8).collect()
 }
+
+/// Runs a reference script of `tests/fixtures` with the project venv's
+/// python (`python SCRIPT ARGS.. OUT_DIR`) once, and returns `OUT_DIR`: a
+/// folder under `target/` named by the script's hash, so that an edited
+/// script runs again. `done` is the file whose presence marks it complete.
+pub fn python_fixture(script: &str, args: &[PathBuf], done: &str) -> PathBuf {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let script = root.join("tests/fixtures").join(script);
+    let text = std::fs::read(&script).expect("fixture script");
+    let hash = chestcam::data::download::md5_bytes(&text);
+    let stem = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = root.join("target").join(format!("{stem}-{}", &hash[..12]));
+    if !dir.join(done).exists() {
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        let out = std::process::Command::new("python")
+            .arg(&script)
+            .args(args)
+            .arg(&tmp)
+            .output()
+            .expect("python (make setup)");
+        assert!(
+            out.status.success(),
+            "fixture script {} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).expect("fixture folder");
+    }
+    dir
+}

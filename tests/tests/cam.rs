@@ -11,32 +11,8 @@ use tch::{Device, Kind, Tensor};
 const LABELS: [usize; 4] = [0, 2, 5, 13];
 
 fn fixture_dir() -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let script = root.join("tests/fixtures/make_cam_fixture.py");
-    let text = std::fs::read(&script).unwrap();
-    let hash = chestcam::data::download::md5_bytes(&text);
-    let dir = root
-        .join("target")
-        .join(format!("cam-fixture-{}", &hash[..12]));
-    if !dir.join("expected.safetensors").exists() {
-        let npz = chestcam_tests::nih1000_dir().join("nih1000.npz");
-        let tmp = dir.with_extension("tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        let out = std::process::Command::new("python")
-            .arg(&script)
-            .arg(&npz)
-            .arg(&tmp)
-            .output()
-            .expect("python (make setup)");
-        assert!(
-            out.status.success(),
-            "fixture script failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).unwrap();
-    }
-    dir
+    let npz = chestcam_tests::nih1000_dir().join("nih1000.npz");
+    chestcam_tests::python_fixture("make_cam_fixture.py", &[npz], "expected.safetensors")
 }
 
 fn load(dir: &std::path::Path, name: &str) -> HashMap<String, Tensor> {

@@ -21,30 +21,8 @@ use tch::{Device, Kind, Tensor};
 const LABELS: [usize; 3] = [0, 2, 5];
 
 fn fixture_dir() -> PathBuf {
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let script = root.join("tests/fixtures/make_trust_fixture.py");
-    let hash = chestcam::data::download::md5_bytes(&std::fs::read(&script).unwrap());
-    let dir = root
-        .join("target")
-        .join(format!("trust-fixture-{}", &hash[..12]));
-    if !dir.join("b_expected.safetensors").exists() {
-        let tmp = dir.with_extension("tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        let out = std::process::Command::new("python")
-            .arg(&script)
-            .arg(chestcam_tests::nih1000_dir())
-            .arg(&tmp)
-            .output()
-            .expect("python (make setup)");
-        assert!(
-            out.status.success(),
-            "fixture script failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).unwrap();
-    }
-    dir
+    let nih = chestcam_tests::nih1000_dir();
+    chestcam_tests::python_fixture("make_trust_fixture.py", &[nih], "b_expected.safetensors")
 }
 
 fn load(dir: &Path, name: &str) -> HashMap<String, Tensor> {
@@ -431,15 +409,7 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
     let idx: Vec<usize> = (0..data.test.len()).collect();
     let m = Tensor::from_slice(masks.split(SplitName::Test)).view([idx.len() as i64, 14, 28, 28]);
     // The 5 labels most often present: localisation is scored where a label is.
-    let mut counts = [0usize; NUM_LABELS];
-    for &i in &idx {
-        for (c, &v) in counts.iter_mut().zip(data.test.label_row(i)) {
-            *c += v as usize;
-        }
-    }
-    let mut labels: Vec<usize> = (0..NUM_LABELS).collect();
-    labels.sort_by_key(|&l| std::cmp::Reverse(counts[l]));
-    labels.truncate(5);
+    let labels = chestcam::trust::frequent_labels(&data.test, &idx, 5);
     let o = TrustOptions {
         methods: vec![Method::GradCam],
         labels,

@@ -101,6 +101,21 @@ impl Scores {
     }
 }
 
+/// The `k` labels most often present among images `idx` of `split` (ties
+/// in label order): where localisation has something to score.
+pub fn frequent_labels(split: &crate::data::Split, idx: &[usize], k: usize) -> Vec<usize> {
+    let mut counts = [0usize; crate::data::registry::NUM_LABELS];
+    for &i in idx {
+        for (c, &v) in counts.iter_mut().zip(split.label_row(i)) {
+            *c += v as usize;
+        }
+    }
+    let mut labels: Vec<usize> = (0..counts.len()).collect();
+    labels.sort_by_key(|&l| std::cmp::Reverse(counts[l]));
+    labels.truncate(k);
+    labels
+}
+
 /// The mean of the finite values, None when there are none.
 pub fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     let (s, n) = values
