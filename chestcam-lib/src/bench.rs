@@ -51,6 +51,16 @@ pub fn peak_rss_mib() -> Option<f64> {
 
 /// Runs both sides and returns the report text.
 pub fn run(o: &BenchOptions) -> Result<String> {
+    crate::util::check_threads("--threads", o.threads as i64)?;
+    for (what, v) in [
+        ("--batch", o.batch),
+        ("--reps", o.reps),
+        ("--score-batch", o.score_batch),
+    ] {
+        if v == 0 {
+            return Err(Error::invalid(what, "0 (at least 1)"));
+        }
+    }
     tch::set_num_threads(o.threads);
     let data = Dataset::from_npz(&o.data)?;
     let b = o.batch.min(data.train.len());

@@ -7,6 +7,29 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Writes to standard output: a reader that went away (`| head`) ends the
+/// program quietly with success; any other failure (`> /dev/full`) is an
+/// error that says so, never a panic.
+fn emit(text: &str) -> chestcam::Result<()> {
+    use std::io::Write;
+    let mut so = std::io::stdout().lock();
+    so.write_all(text.as_bytes())
+        .and_then(|_| so.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            chestcam::Error::io("standard output", e)
+        })
+}
+
+/// `println!` through [`emit`], returning its error from the function.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 #[derive(Parser)]
 #[command(
     name = "chestcam",
@@ -255,7 +278,7 @@ fn trust_run(
         chestcam::progress::auto_steps().as_mut(),
     )?;
     for p in report.write(&a.out)? {
-        println!("{}", p.display());
+        say!("{}", p.display());
     }
     Ok(())
 }
@@ -435,7 +458,7 @@ fn same_size(
 fn print_json<T: serde::Serialize>(v: &T) -> chestcam::Result<()> {
     let text = serde_json::to_string_pretty(v)
         .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
 
@@ -449,7 +472,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             if a.json {
                 print_json(&summary)?;
             } else if a.summary || a.montage.is_none() {
-                print!("{summary}");
+                emit(&summary.to_string())?;
             }
             if let Some(path) = a.montage {
                 let opt = MontageOptions {
@@ -517,11 +540,13 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test});
                 print_json(&v)?;
             } else {
-                println!(
+                say!(
                     "best epoch {} (val AUC {:.4}); test split of {}:",
-                    meta.epoch, meta.val_auc, data.provenance
+                    meta.epoch,
+                    meta.val_auc,
+                    data.provenance
                 );
-                print!("{test}");
+                emit(&test.to_string())?;
             }
         }
         Cmd::Eval(a) => {
@@ -536,11 +561,13 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             if a.json {
                 print_json(&e)?;
             } else {
-                println!(
+                say!(
                     "{} checkpoint (epoch {}) on the {split} split of {}:",
-                    a.checkpoint, meta.epoch, data.provenance
+                    a.checkpoint,
+                    meta.epoch,
+                    data.provenance
                 );
-                print!("{e}");
+                emit(&e.to_string())?;
             }
         }
         Cmd::Bench(a) => {
@@ -556,7 +583,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 score_batch: a.score_batch,
                 road_images: a.road_images,
             })?;
-            print!("{report}");
+            emit(&report)?;
         }
         Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {
@@ -608,20 +635,20 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             };
             for e in &ex {
                 for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms)? {
-                    println!("{}", p.display());
+                    say!("{}", p.display());
                 }
             }
         }
         Cmd::Info => {
             let cuda = tch::Cuda::is_available();
-            println!("chestcam {}", env!("CARGO_PKG_VERSION"));
-            println!(
+            say!("chestcam {}", env!("CARGO_PKG_VERSION"));
+            say!(
                 "cuda available: {cuda} ({} device(s))",
                 tch::Cuda::device_count()
             );
-            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
-            println!("device: {:?}", tch::Device::cuda_if_available());
-            println!("cpu threads: {}", tch::get_num_threads());
+            say!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+            say!("device: {:?}", tch::Device::cuda_if_available());
+            say!("cpu threads: {}", tch::get_num_threads());
         }
         Cmd::Phantoms(a) => {
             let counts: Vec<usize> = a
@@ -648,7 +675,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 ..Default::default()
             };
             let (d, m) = cfg.write(&a.out)?;
-            println!("{}\n{}", d.display(), m.display());
+            say!("{}\n{}", d.display(), m.display());
         }
     }
     Ok(())

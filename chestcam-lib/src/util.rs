@@ -105,3 +105,18 @@ impl Rng {
         v
     }
 }
+
+/// Checks a thread count: at least 1, at most the machine's cores (more
+/// only oversubscribes them; 100000 would spawn that many threads).
+pub fn check_threads(what: &str, n: i64) -> Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
+    if n < 1 || n > cores {
+        return Err(Error::invalid(
+            what,
+            format!("{n} threads (1 to {cores}, the cores of this machine)"),
+        ));
+    }
+    Ok(())
+}

@@ -561,3 +561,63 @@ fn trust_writes_its_report_and_refuses_bad_input() {
         .collect();
     assert_eq!(before, after);
 }
+
+#[test]
+fn closed_or_full_output_and_oversized_requests_never_panic() {
+    // `chestcam data ... | head -0`: the reader is gone before the summary is written.
+    let mut child = chestcam()
+        .args(["data", "--source", "synthetic"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("panicked"),
+        "{:?} {err}",
+        out.status
+    );
+    // Output to a full disk: one line saying so.
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = chestcam().arg("info").stdout(full).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("standard output") && err.contains("No space left"),
+        "{err}"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().display().to_string();
+    fails_in_one_line(
+        &["phantoms", "--counts", "99999999999,1,1", "--out", &dir],
+        "at most 8 GiB",
+    );
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    let npz = nih();
+    for (flag, value, needle) in [
+        ("--threads", "0", "0 threads"),
+        ("--threads", "100000", "100000 threads"),
+        ("--batch", "0", "--batch"),
+        ("--reps", "0", "--reps"),
+    ] {
+        fails_in_one_line(
+            &["bench", "--data", &npz, flag, value, "--out", &dir],
+            needle,
+        );
+    }
+    fails_in_one_line(
+        &[
+            "train",
+            "--source",
+            "synthetic",
+            "--threads",
+            "100000",
+            "--run",
+            &dir,
+        ],
+        "100000 threads",
+    );
+}

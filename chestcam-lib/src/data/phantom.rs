@@ -17,6 +17,9 @@ pub const DEFAULT_PREVALENCE: [f64; NUM_LABELS] = [
     0.103, 0.025, 0.119, 0.177, 0.051, 0.056, 0.02, 0.047, 0.042, 0.021, 0.023, 0.02, 0.03, 0.02,
 ];
 
+/// The most memory a phantom set (images and masks) may take.
+pub const MAX_BYTES: u64 = 8 << 30;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhantomConfig {
@@ -72,6 +75,22 @@ impl PhantomConfig {
             return Err(Error::invalid(
                 "phantom size",
                 format!("{} (must be 28 to 224)", self.size),
+            ));
+        }
+        // Images and a mask per label: refuse before allocating what the
+        // machine cannot hold.
+        let per_image = (self.size * self.size * (1 + NUM_LABELS)) as u128;
+        let bytes = self.counts.iter().map(|&c| c as u128).sum::<u128>() * per_image;
+        if bytes > MAX_BYTES as u128 {
+            return Err(Error::invalid(
+                "phantom counts",
+                format!(
+                    "{:?} images of {} px need {:.1} GiB for images and masks (at most {} GiB)",
+                    self.counts,
+                    self.size,
+                    bytes as f64 / (1u64 << 30) as f64,
+                    MAX_BYTES >> 30
+                ),
             ));
         }
         if let Some((k, p)) = self

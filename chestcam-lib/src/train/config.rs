@@ -83,8 +83,8 @@ impl TrainConfig {
         if self.train_subset == Some(0) {
             return Err(Error::invalid("train subset", "0 images"));
         }
-        if let Some(t) = self.threads.filter(|t| *t < 1) {
-            return Err(Error::invalid("threads", format!("{t} (at least 1)")));
+        if let Some(t) = self.threads {
+            crate::util::check_threads("threads", t as i64)?;
         }
         crate::model::parse_device(&self.device)?;
         self.source.parse::<crate::data::source::DataSource>()?;
