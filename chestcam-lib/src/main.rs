@@ -466,6 +466,20 @@ fn run(cli: Cli) -> chestcam::Result<()> {
     match cli.cmd {
         Cmd::Data(a) => {
             let source: DataSource = a.source.parse()?;
+            let split: chestcam::data::SplitName = a.split.parse()?;
+            if let Some(m) = a
+                .montage
+                .as_ref()
+                .filter(|m| !m.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+            {
+                return Err(chestcam::Error::invalid(
+                    "--montage",
+                    format!(
+                        "{}: a montage is written as PNG; give a .png name",
+                        m.display()
+                    ),
+                ));
+            }
             let mut progress = chestcam::progress::auto();
             let data = source.load(progress.as_mut())?;
             let summary = Summary::of(&data);
@@ -476,7 +490,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             }
             if let Some(path) = a.montage {
                 let opt = MontageOptions {
-                    split: a.split.parse()?,
+                    split,
                     ..Default::default()
                 };
                 Montage::new(&data, opt).save(&path)?;
@@ -599,6 +613,23 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 trust_steps: a.trust_steps.min(1000),
                 ..Default::default()
             };
+            if a.image.is_none() {
+                match (&a.split, a.index, a.first) {
+                    (_, _, Some(0)) => {
+                        return Err(chestcam::Error::invalid(
+                            "--first",
+                            "0: explain at least 1 image",
+                        ))
+                    }
+                    (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {}
+                    _ => {
+                        return Err(chestcam::Error::invalid(
+                            "explain",
+                            "give --image FILE, or --split with --index I or --first N",
+                        ))
+                    }
+                }
+            }
             let device = chestcam::model::parse_device(&a.device)?;
             let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
             let ex = if let Some(path) = &a.image {
@@ -615,8 +646,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     &opts,
                 )?
             } else {
-                let split: chestcam::data::SplitName =
-                    a.split.as_deref().unwrap_or("test").parse()?;
+                let split: chestcam::data::SplitName = a.split.as_deref().unwrap_or("").parse()?;
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
                 let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;

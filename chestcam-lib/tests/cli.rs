@@ -621,3 +621,118 @@ fn closed_or_full_output_and_oversized_requests_never_panic() {
         "100000 threads",
     );
 }
+
+/// CRC-32 (PNG's) of `bytes`.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn explain_refuses_truncated_and_oversized_images() {
+    let (dir, run, _) = train_tiny();
+    let runs = run.display().to_string();
+    let ex = dir.path().join("ex").display().to_string();
+    // A real JPEG cut to two thirds: decoders fill the rest with grey.
+    let img = image::RgbImage::from_fn(120, 90, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 2) as u8, 40])
+    });
+    let full = dir.path().join("full.jpg");
+    img.save(&full).unwrap();
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let cuts = cut.display().to_string();
+    fails_in_one_line(
+        &["explain", "--image", &cuts, "--run", &runs, "--out", &ex],
+        "truncated",
+    );
+    // A PNG whose header says 20000 x 20000 (430 KB in the wild, 2.9 GB decoded).
+    let mut png = Vec::new();
+    image::GrayImage::new(1, 1)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png[16..20].copy_from_slice(&20000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&20000u32.to_be_bytes());
+    let crc = crc32(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, &png).unwrap();
+    let huges = huge.display().to_string();
+    fails_in_one_line(
+        &["explain", "--image", &huges, "--run", &runs, "--out", &ex],
+        "20000x20000 px",
+    );
+    assert!(
+        !dir.path().join("ex").exists(),
+        "nothing written for refused images"
+    );
+    // Requests that used to do nothing or something else than asked.
+    fails_in_one_line(
+        &[
+            "explain", "--split", "test", "--first", "0", "--run", &runs, "--out", &ex,
+        ],
+        "--first",
+    );
+    fails_in_one_line(
+        &["explain", "--index", "0", "--run", &runs, "--out", &ex],
+        "--split",
+    );
+    fails_in_one_line(
+        &[
+            "explain", "--split", "dev", "--index", "0", "--run", &runs, "--out", &ex,
+        ],
+        "dev",
+    );
+    // The whole JPEG is fine; a label asked for twice is shown once.
+    let fulls = full.display().to_string();
+    let out = chestcam()
+        .args([
+            "explain",
+            "--image",
+            &fulls,
+            "--labels",
+            "effusion,nodule,effusion",
+            "--trust-steps",
+            "0",
+            "--run",
+            &runs,
+            "--out",
+            &ex,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("ex/full.json")).unwrap()).unwrap();
+    assert_eq!(j["shown"], serde_json::json!(["effusion", "nodule"]));
+}
+
+#[test]
+fn data_checks_split_and_montage_name_first() {
+    let d = tempfile::tempdir().unwrap();
+    let jpg = d.path().join("m.jpg").display().to_string();
+    fails_in_one_line(
+        &["data", "--source", "synthetic", "--split", "nonsense"],
+        "nonsense",
+    );
+    fails_in_one_line(
+        &["data", "--source", "synthetic", "--montage", &jpg],
+        ".png",
+    );
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+}

@@ -43,10 +43,14 @@ impl std::str::FromStr for LabelChoice {
             }
             return Ok(LabelChoice::Top(k));
         }
-        let names = t
-            .split(',')
-            .map(crate::data::registry::label_index)
-            .collect::<Result<Vec<_>>>()?;
+        let mut names: Vec<usize> = Vec::new();
+        for n in t.split(',') {
+            let l = crate::data::registry::label_index(n)?;
+            // A label asked for twice is shown once.
+            if !names.contains(&l) {
+                names.push(l);
+            }
+        }
         Ok(LabelChoice::Names(names))
     }
 }
@@ -180,6 +184,10 @@ fn trust_line(
         })
         .collect())
 }
+
+/// The largest picture `load_xray` decodes (a 20000 x 20000 PNG of 430 KB
+/// would take 2.9 GB): 50 megapixels, more than any radiograph.
+pub const MAX_PIXELS: u64 = 50_000_000;
 
 /// Explains `n` grey images (`n * s * s` bytes) with optional truth rows.
 pub fn explain(
@@ -534,8 +542,40 @@ pub fn label_grid(
 /// as the training data was: grey as PIL's `convert("L")`, centre-cropped to
 /// a square, resized (Lanczos, antialiased) to `size`.
 pub fn load_xray(path: &Path, size: usize) -> Result<Vec<u8>> {
-    let img = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.is_empty() {
+        return Err(Error::bad_file(path, "empty file (0 bytes), not an image"));
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let format = reader.format();
+    let (w, h) = reader.into_dimensions().map_err(|e| Error::Image {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "{w}x{h} px is {:.0} megapixels; at most {} (downscale it first)",
+                w as f64 * h as f64 / 1e6,
+                MAX_PIXELS / 1_000_000
+            ),
+        ));
+    }
+    // A JPEG cut short decodes "successfully" with grey fill where the data
+    // ended (and the heatmap is hottest there): refuse it, as PIL does.
+    if format == Some(image::ImageFormat::Jpeg) {
+        let end = bytes.iter().rposition(|&b| b != 0).unwrap_or(0);
+        if end < 1 || bytes[end - 1..=end] != [0xFF, 0xD9] {
+            return Err(Error::bad_file(
+                path,
+                "image file is truncated (the JPEG has no end-of-image marker)",
+            ));
+        }
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?
         .decode()
