@@ -140,7 +140,7 @@ method that does not beat them has shown nothing.
 - **Label sensitivity**: how alike two labels' maps of one image are (1 =
   the same map whatever the finding).
 """),
-    ("code", "let trust = lr.trust_on_phantoms(if quick() { 16 } else { 48 })?;\ntrust"),
+    ("code", "let trust = lr.trust_on_phantoms(if quick() { 8 } else { 48 })?;\ntrust"),
     ("markdown", "Deletion: the mean probability of the label as the hottest pixels (by each method's map) are deleted. Lower and faster is more faithful."),
     ("code", "trust.curves_chart(false)?"),
     ("markdown", "The randomisation cascade: how alike the maps stay as the network is randomised from the head down. A trustworthy method falls to the \"random pairs\" line (two unrelated images) once layer4 (the layer it reads) is random."),
