@@ -518,6 +518,12 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 cfg
             };
             cfg.validate(None)?;
+            if a.run.exists() && !a.run.is_dir() {
+                return Err(chestcam::Error::invalid(
+                    "--run",
+                    format!("{} is a file, not a run folder", a.run.display()),
+                ));
+            }
             let source: DataSource = cfg.source.parse()?;
             let mut progress = chestcam::progress::auto();
             let data = source.load(progress.as_mut())?;

@@ -70,13 +70,11 @@ impl Progress for Lines {
         if let Some(t) = self.total.filter(|t| *t > 0) {
             while self.next_tenth <= 10 && done * 10 >= t * self.next_tenth {
                 if self.next_tenth < 10 {
-                    eprintln!(
-                        "{}: {}% ({} of {})",
-                        self.label,
-                        self.next_tenth * 10,
-                        self.amount(done),
-                        self.amount(t)
-                    );
+                    let of = match self.unit {
+                        Some(u) => format!("{done} of {t} {u}"),
+                        None => format!("{} of {}", human_bytes(done), human_bytes(t)),
+                    };
+                    eprintln!("{}: {}% ({of})", self.label, self.next_tenth * 10);
                 }
                 self.next_tenth += 1;
             }

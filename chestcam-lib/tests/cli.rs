@@ -736,3 +736,48 @@ fn data_checks_split_and_montage_name_first() {
     );
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn files_where_folders_belong_and_corrupt_weights_are_named() {
+    let (dir, run, _) = train_tiny();
+    let d = dir.path().display().to_string();
+    fails_in_one_line(&["data", "--source", &d], "is a folder");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let f = file.display().to_string();
+    fails_in_one_line(
+        &[
+            "train",
+            "--source",
+            "synthetic",
+            "--epochs",
+            "1",
+            "--run",
+            &f,
+        ],
+        "is a file, not a run folder",
+    );
+    // Weights turned to NaN: the error names the weights file, not an overlay.
+    let w = run.join("best.safetensors");
+    let tensors = tch::Tensor::read_safetensors(&w).unwrap();
+    let bad: Vec<(String, tch::Tensor)> = tensors
+        .into_iter()
+        .map(|(n, t)| {
+            let t = if n == "layer4.1.conv2.weight" {
+                t * f64::NAN
+            } else {
+                t
+            };
+            (n, t)
+        })
+        .collect();
+    tch::Tensor::write_safetensors(&bad, &w).unwrap();
+    let runs = run.display().to_string();
+    let ex = dir.path().join("ex").display().to_string();
+    fails_in_one_line(
+        &[
+            "explain", "--split", "test", "--index", "0", "--run", &runs, "--out", &ex,
+        ],
+        "best.safetensors: parameter layer4.1.conv2.weight holds NaN",
+    );
+}

@@ -47,6 +47,16 @@ fn chestmnist_from_cache_and_from_a_mirror() {
     );
     assert!(!home.path().join("chestmnist_64.npz").exists());
     assert!(!home.path().join("chestmnist_64.npz.part").exists());
+    // A mirror given without its trailing `/` is joined as a folder.
+    let bare = srv.url("mirror");
+    assert!(!bare.ends_with('/'));
+    std::env::set_var("CHESTCAM_MIRROR", &bare);
+    let _ = Dataset::chestmnist(128, &mut Silent).unwrap_err();
+    let last = srv.requests().last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with("GET /mirror/chestmnist_128.npz?download=1 "),
+        "{last}"
+    );
     std::env::remove_var("CHESTCAM_MIRROR");
     std::env::remove_var("CHESTCAM_HOME");
 }

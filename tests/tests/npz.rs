@@ -365,3 +365,16 @@ fn tensors_are_normalised_like_medmnist() {
     assert_eq!(y.size(), vec![166, 14]);
     assert_eq!(y.sum(tch::Kind::Float).double_value(&[]), 114.0);
 }
+
+#[test]
+fn mixed_sizes_name_the_split_and_a_folder_is_not_a_file() {
+    // val at 8x8 while train and test are 4x4: the error names val_images.
+    let (_, e, _d) = load_err(entries_with("val_images.npy", npy(&[2, 8, 8], &[7; 128])));
+    assert!(
+        e.contains("val_images are 8x8 pixels but train_images are 4x4"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = Dataset::from_npz(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("is a folder, not an .npz file"), "{e}");
+}

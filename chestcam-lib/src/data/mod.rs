@@ -213,8 +213,8 @@ impl Dataset {
             return Err(Error::bad_file(
                 path,
                 format!(
-                    "{}_images are {0}x{0} pixels but train_images are {size}x{size}",
-                    s.size
+                    "{}_images are {1}x{1} pixels but train_images are {size}x{size}",
+                    s.name, s.size
                 ),
             ));
         }
@@ -279,8 +279,12 @@ pub fn fetch_chestmnist(
     progress: &mut dyn crate::progress::Progress,
 ) -> Result<PathBuf> {
     let file = registry::chestmnist(size)?;
-    let base =
+    let mut base =
         std::env::var("CHESTCAM_MIRROR").unwrap_or_else(|_| registry::ZENODO_BASE.to_string());
+    // A mirror given without its trailing `/` is a folder all the same.
+    if !base.ends_with('/') {
+        base.push('/');
+    }
     let dest = crate::util::cache_dir().join(file.name);
     downloader.fetch(&file.url_under(&base), &dest, file.md5, progress)
 }

@@ -25,6 +25,9 @@ impl NpzReader<BufReader<File>> {
     /// Opens `path` as an npz (zip) archive.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
+        if path.is_dir() {
+            return Err(Error::bad_file(path, "is a folder, not an .npz file"));
+        }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         Self::from_reader(path, BufReader::new(file))
     }

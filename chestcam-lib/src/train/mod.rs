@@ -125,6 +125,12 @@ pub fn train(
         cfg.clone()
     };
     cfg.validate(Some(data.size))?;
+    if run.exists() && !run.is_dir() {
+        return Err(Error::invalid(
+            "run folder",
+            format!("{} is a file, not a run folder", run.display()),
+        ));
+    }
     let last_json = run.join("last.json");
     if !resume && (last_json.exists() || run.join("config.json").exists()) {
         return Err(Error::invalid(
@@ -310,6 +316,16 @@ pub fn load_model(run: &Path, checkpoint: &str, device: Device) -> Result<(Model
     }
     let meta: CheckpointMeta = read_json(&meta_path)?;
     let mut model = Model::new(meta.stem, meta.size, device)?;
-    model.load(run.join(format!("{checkpoint}.safetensors")))?;
+    let weights = run.join(format!("{checkpoint}.safetensors"));
+    model.load(&weights)?;
+    // Corrupt weights would otherwise surface much later, as NaN maps.
+    for (name, t) in model.vs.variables() {
+        if !bool::try_from(t.f_isfinite()?.f_all()?)? {
+            return Err(Error::bad_file(
+                &weights,
+                format!("parameter {name} holds NaN or infinite values: the weights are corrupt"),
+            ));
+        }
+    }
     Ok((model, meta))
 }
