@@ -20,12 +20,20 @@ fn chestmnist_from_cache_and_from_a_mirror() {
         "{e}"
     );
 
-    // A file already in the cache is used as is, without the network.
+    // Another file put in the cache under ChestMNIST's name is refused by its
+    // MD5, not reported as ChestMNIST (and not deleted).
     let nih = chestcam_tests::nih1000_dir().join("nih1000.npz");
     std::fs::copy(&nih, home.path().join("chestmnist.npz")).unwrap();
-    let d = Dataset::chestmnist(28, &mut Silent).unwrap();
-    assert_eq!((d.train.len(), d.val.len(), d.test.len()), (763, 71, 166));
-    assert_eq!(d.provenance.name, "chestmnist (28 px)");
+    let e = Dataset::chestmnist(28, &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("chestmnist.npz")
+            && e.contains(registry::chestmnist(28).unwrap().md5)
+            && e.contains("not the real file"),
+        "{e}"
+    );
+    assert!(home.path().join("chestmnist.npz").is_file());
 
     // A mirror on loopback is asked for the registry's file name, and a
     // file that is not the real one fails the registry's MD5.

@@ -40,12 +40,19 @@ fn downloads_verifies_and_renames() {
         .unwrap();
     assert_eq!(got, dest);
     assert_eq!(std::fs::read(&dest).unwrap(), body);
-    // Only the final file is left (no .part, no .lock).
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    // Only the final file and its verification stamp are left (no .part, no .lock).
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("chestmnist.npz")]);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            std::ffi::OsString::from("chestmnist.npz"),
+            std::ffi::OsString::from("chestmnist.npz.verified")
+        ]
+    );
     // A second call uses the cache: no new request.
     let before = srv.requests().len();
     dl().fetch(
@@ -55,6 +62,34 @@ fn downloads_verifies_and_renames() {
         &mut Silent,
     )
     .unwrap();
+    assert_eq!(srv.requests().len(), before);
+    // Another file put under that name is refused, not reported as the data.
+    let mut other = body.clone();
+    other[7] ^= 0xFF;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&dest, &other).unwrap();
+    let e = dl()
+        .fetch(
+            &srv.url("chestmnist.npz?download=1"),
+            &dest,
+            &md5_bytes(&body),
+            &mut Silent,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("chestmnist.npz")
+            && e.contains(&md5_bytes(&other))
+            && e.contains("not the real file"),
+        "{e}"
+    );
+    assert_eq!(srv.requests().len(), before);
+    // The right bytes put there by hand are checked once and then trusted.
+    std::fs::remove_file(dir.path().join("chestmnist.npz.verified")).unwrap();
+    std::fs::write(&dest, &body).unwrap();
+    dl().fetch(&srv.url("x"), &dest, &md5_bytes(&body), &mut Silent)
+        .unwrap();
+    assert!(dir.path().join("chestmnist.npz.verified").is_file());
     assert_eq!(srv.requests().len(), before);
 }
 

@@ -48,6 +48,8 @@ enum Attempt {
 impl Downloader {
     /// Downloads `url` to `dest` unless `dest` already exists, checking the
     /// MD5 (`expected_md5`, lower-case hex) before the file appears at `dest`.
+    /// A file already at `dest` is checked against the MD5 too, once: its
+    /// size and modification time are remembered in `<dest>.verified`.
     pub fn fetch(
         &self,
         url: &str,
@@ -56,6 +58,7 @@ impl Downloader {
         progress: &mut dyn Progress,
     ) -> Result<PathBuf> {
         if dest.is_file() {
+            verify_cached(dest, expected_md5)?;
             return Ok(dest.to_path_buf());
         }
         if self.offline {
@@ -75,6 +78,7 @@ impl Downloader {
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         // Another process may have finished while we waited for the lock.
         if dest.is_file() {
+            verify_cached(dest, expected_md5)?;
             return Ok(dest.to_path_buf());
         }
         let result = self.fetch_locked(url, dest, &part, expected_md5, progress);
@@ -128,6 +132,7 @@ impl Downloader {
             });
         }
         std::fs::rename(part, dest).map_err(|e| Error::io(dest, e))?;
+        remember_verified(dest, expected_md5)?;
         Ok(dest.to_path_buf())
     }
 
@@ -304,6 +309,46 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = err.source();
     }
     s
+}
+
+/// What identifies a verified file: its size, modification time and MD5.
+fn stamp(dest: &Path, md5: &str) -> Result<String> {
+    let meta = std::fs::metadata(dest).map_err(|e| Error::io(dest, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Ok(format!(
+        "{} {mtime} {}\n",
+        meta.len(),
+        md5.to_ascii_lowercase()
+    ))
+}
+
+fn remember_verified(dest: &Path, md5: &str) -> Result<()> {
+    crate::util::write_atomic(with_suffix(dest, ".verified"), stamp(dest, md5)?.as_bytes())
+}
+
+/// Checks a file found in the cache against the registry's MD5, unless it
+/// was verified before and has not changed since; refuses a mismatch (any
+/// file put there would otherwise be reported as the data set).
+fn verify_cached(dest: &Path, expected_md5: &str) -> Result<()> {
+    let side = with_suffix(dest, ".verified");
+    if std::fs::read_to_string(&side).ok() == Some(stamp(dest, expected_md5)?) {
+        return Ok(());
+    }
+    let actual = md5_file(dest)?;
+    if !actual.eq_ignore_ascii_case(expected_md5) {
+        return Err(Error::bad_file(
+            dest,
+            format!(
+                "has md5 {actual}, but the file of this name has md5 {expected_md5}: it is not the real file; delete it to download again"
+            ),
+        ));
+    }
+    remember_verified(dest, expected_md5)
 }
 
 fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
