@@ -512,10 +512,28 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 imagenet: a.imagenet,
                 ..Default::default()
             };
-            let cfg = if a.resume && a.run.join("config.json").exists() {
+            let cfg = if a.resume {
+                if !a.run.join("config.json").is_file() {
+                    return Err(chestcam::Error::invalid(
+                        "--resume",
+                        format!(
+                            "{} holds no run to resume (no config.json); start it without --resume",
+                            a.run.display()
+                        ),
+                    ));
+                }
                 chestcam::train::load_config(&a.run)?
             } else {
-                cfg
+                // A relative path is recorded absolute, so that the run can
+                // be evaluated and explained from any folder.
+                let source = match cfg.source.parse::<DataSource>()? {
+                    DataSource::Path(p) => std::fs::canonicalize(&p)
+                        .map_err(|e| chestcam::Error::io(&p, e))?
+                        .display()
+                        .to_string(),
+                    _ => cfg.source.clone(),
+                };
+                chestcam::train::TrainConfig { source, ..cfg }
             };
             cfg.validate(None)?;
             if a.run.exists() && !a.run.is_dir() {
@@ -718,7 +736,33 @@ fn run(cli: Cli) -> chestcam::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `train --resume` takes every setting from the run's config.json: any
+    // other option typed with it would be silently ignored, so it is refused.
+    if let Some(("train", m)) = matches.subcommand() {
+        let cmd = Cli::command();
+        let options: Vec<String> = cmd
+            .find_subcommand("train")
+            .map(|c| c.get_arguments().map(|a| a.get_id().to_string()).collect())
+            .unwrap_or_default();
+        let typed: Vec<String> = m
+            .ids()
+            .map(|id| id.as_str())
+            .filter(|id| options.iter().any(|o| o == id))
+            .filter(|id| !matches!(*id, "run" | "resume" | "json"))
+            .filter(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .map(|id| format!("--{}", id.replace('_', "-")))
+            .collect();
+        if m.get_flag("resume") && !typed.is_empty() {
+            eprintln!(
+                "error: --resume continues with the settings saved in the run's config.json; drop {} (or train into a new --run)",
+                typed.join(", ")
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -781,3 +781,73 @@ fn files_where_folders_belong_and_corrupt_weights_are_named() {
         "best.safetensors: parameter layer4.1.conv2.weight holds NaN",
     );
 }
+
+#[test]
+fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
+    let dir = tempfile::tempdir().unwrap();
+    let nih = nih();
+    let npz = std::path::Path::new(&nih);
+    // The source given relative to the working folder.
+    let out = chestcam()
+        .current_dir(npz.parent().unwrap())
+        .args([
+            "train",
+            "--source",
+            "nih1000.npz",
+            "--epochs",
+            "1",
+            "--subset",
+            "32",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--run",
+        ])
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run/config.json")).unwrap())
+            .unwrap();
+    let recorded = cfg["source"].as_str().unwrap();
+    assert_eq!(std::path::Path::new(recorded), npz.canonicalize().unwrap());
+    let run = dir.path().join("run").display().to_string();
+    // Eval from another folder finds the data.
+    let out = chestcam()
+        .current_dir(dir.path())
+        .args(["eval", "--device", "cpu", "--run", &run])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config_before = std::fs::read(dir.path().join("run/config.json")).unwrap();
+    let out = chestcam()
+        .args([
+            "train", "--resume", "--lr", "0.01", "--epochs", "3", "--run", &run,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--lr, --epochs") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("run/config.json")).unwrap(),
+        config_before
+    );
+    // Resuming a folder without a run says so before loading any data.
+    let empty = dir.path().join("empty").display().to_string();
+    fails_in_one_line(&["train", "--resume", "--run", &empty], "no run to resume");
+    assert!(!dir.path().join("empty").exists());
+}
