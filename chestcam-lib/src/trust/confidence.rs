@@ -3,7 +3,7 @@
 //! increase in confidence), equal to pytorch-grad-cam's
 //! `CamMultImageConfidenceChange`: the normalised image times the map, the
 //! label's probability after minus before.
-use super::{label_index, label_probs, per_label_images};
+use super::label_probs;
 use crate::model::Model;
 use crate::Result;
 use tch::Tensor;
@@ -31,12 +31,10 @@ pub fn confidence_change(
     labels: &[usize],
     chunk: usize,
 ) -> Result<ConfidenceChange> {
-    super::check_maps("confidence change", x, maps, labels)?;
+    let (xs, idx) = super::per_label_batch("confidence change", model, x, maps, labels)?;
     let s = x.size();
     let (b, l) = (s[0], labels.len() as i64);
     let dev = model.device();
-    let xs = per_label_images(&x.f_to_device(dev)?, labels.len())?;
-    let idx = label_index(b, labels)?;
     let masked = xs.f_mul(&maps.f_to_device(dev)?.f_reshape([b * l, 1, s[2], s[3]])?)?;
     let before = label_probs(model, &xs, &idx, chunk)?.f_view([b, l])?;
     let after = label_probs(model, &masked, &idx, chunk)?.f_view([b, l])?;

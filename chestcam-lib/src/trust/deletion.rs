@@ -9,7 +9,7 @@
 //! `steps + 1` stages; the score is the area under that curve over [0, 1]
 //! (trapezoids). A faithful map has a low deletion and a high insertion
 //! area. Reference: `tests/fixtures/make_trust_fixture.py`.
-use super::{label_index, label_probs, per_label_images};
+use super::label_probs;
 use crate::model::Model;
 use crate::Result;
 use tch::{Kind, Tensor};
@@ -74,21 +74,19 @@ pub fn curves(
     chunk: usize,
     insertion: bool,
 ) -> Result<Tensor> {
-    super::check_maps("deletion/insertion", x, maps, labels)?;
+    let (xs, idx) = super::per_label_batch("deletion/insertion", model, x, maps, labels)?;
     let s = x.size();
     let (b, l) = (s[0], labels.len() as i64);
     let dev = model.device();
     let steps = steps.max(1) as i64;
     let hw = s[2] * s[3];
     let per = (hw + steps - 1) / steps;
-    let xs = per_label_images(&x.f_to_device(dev)?, labels.len())?; // [b*L, 1, H, W]
     let start = if insertion {
         rise_blur(&xs)?
     } else {
         xs.f_zeros_like()?
     };
     let ranks = pixel_ranks(&maps.f_to_device(dev)?)?;
-    let idx = label_index(b, labels)?;
     let mut probs = Vec::new();
     for k in 0..=steps {
         let taken = ranks.f_lt((k * per).min(hw))?; // [b*L, 1, H, W]

@@ -158,6 +158,24 @@ pub fn check_maps(what: &str, x: &Tensor, maps: &Tensor, labels: &[usize]) -> Re
     }
 }
 
+/// The batch laid out per label, after checking `maps` against `x` and
+/// `labels` (`what` names the caller in errors): each image repeated once
+/// per label (`[b * L, 1, H, W]` on the model's device; row `i * L + k` is
+/// image i for label k, as the flattened maps) and the label of each row.
+pub fn per_label_batch(
+    what: &str,
+    model: &Model,
+    x: &Tensor,
+    maps: &Tensor,
+    labels: &[usize],
+) -> Result<(Tensor, Tensor)> {
+    check_maps(what, x, maps, labels)?;
+    Ok((
+        per_label_images(&x.f_to_device(model.device())?, labels.len())?,
+        label_rows(x.size()[0], labels)?,
+    ))
+}
+
 /// The probability of label `labels[r]` for each of `n` images `xs[r]`
 /// (`[n, 1, H, W]`), `chunk` images per forward on the model's device: `[n]`
 /// on the CPU.
@@ -184,7 +202,7 @@ pub fn label_probs(model: &Model, xs: &Tensor, labels: &Tensor, chunk: usize) ->
 
 /// `[b * L]` label indices: `labels` repeated for each of `b` images
 /// (row `i * L + k` is image i, label k), as the flattened maps are ordered.
-pub fn label_index(b: i64, labels: &[usize]) -> Result<Tensor> {
+pub fn label_rows(b: i64, labels: &[usize]) -> Result<Tensor> {
     let l: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Ok(Tensor::f_from_slice(&l)?.f_repeat([b])?)
 }

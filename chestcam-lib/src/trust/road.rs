@@ -18,7 +18,7 @@
 //! (so a map that is 0 on 40% of the image loses all of it at p = 10..40).
 //! When every pixel is removed there is nothing to impute from: both fill
 //! with 0 (the grey mid-point).
-use super::{label_index, label_probs, per_label_images};
+use super::label_probs;
 use crate::model::Model;
 use crate::util::Rng;
 use crate::{Error, Result};
@@ -154,18 +154,19 @@ pub fn road(
     noise: f64,
     chunk: usize,
 ) -> Result<Road> {
-    super::check_maps("ROAD", x, maps, labels)?;
+    if percentiles.is_empty() {
+        return Err(Error::invalid("ROAD percentiles", "none given"));
+    }
     if let Some(p) = percentiles.iter().find(|p| !(0.0..=100.0).contains(*p)) {
         return Err(Error::invalid(
             "ROAD percentile",
             format!("{p} (must be 0 to 100)"),
         ));
     }
+    let (xs, idx) = super::per_label_batch("ROAD", model, x, maps, labels)?;
     let s = x.size();
     let (b, l) = (s[0], labels.len() as i64);
     let dev = model.device();
-    let xs = per_label_images(&x.f_to_device(dev)?, labels.len())?;
-    let idx = label_index(b, labels)?;
     let base = label_probs(model, &xs, &idx, chunk)?;
     let m = maps.f_to_device(dev)?.f_reshape([b * l, s[2], s[3]])?;
     let inv = m.f_neg()?.f_add_scalar(1.0)?;
