@@ -5,7 +5,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error with the path it happened on.
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", io_words(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -70,6 +70,30 @@ impl Error {
         Error::Invalid {
             what: what.into(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// An I/O error in words: "disk full", "permission denied", without the
+/// `(os error N)` or debug text a user cannot act on.
+pub fn io_words(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::StorageFull => "disk full (no space left on the device)".into(),
+        K::NotFound => "no such file or folder".into(),
+        K::PermissionDenied => "permission denied".into(),
+        K::IsADirectory => "is a folder, not a file".into(),
+        K::NotADirectory => "a part of this path is a file, not a folder".into(),
+        K::AlreadyExists => "already exists".into(),
+        K::ReadOnlyFilesystem => "the file system is read-only".into(),
+        K::QuotaExceeded => "disk quota exceeded".into(),
+        K::UnexpectedEof => "ends too early (truncated)".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
         }
     }
 }

@@ -277,7 +277,7 @@ impl crate::metrics::Evaluation {
 pub fn latest_run() -> Option<std::path::PathBuf> {
     let p = std::fs::read_to_string(runs_dir().join("latest.txt")).ok()?;
     let p = std::path::PathBuf::from(p.trim());
-    p.join("best.json").exists().then_some(p)
+    p.join("best.safetensors").is_file().then_some(p)
 }
 
 /// The first notebook's run with its model and data; or, when there is

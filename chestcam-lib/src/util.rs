@@ -11,11 +11,14 @@ pub(crate) fn tmp_sibling(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
+/// Writes `bytes` to `path` atomically: a temp file beside it, synced, then
+/// renamed over it and the folder synced. On any failure the temp file is
+/// removed and `path` is as it was.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let path = path.as_ref();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = tmp_sibling(path);
@@ -28,10 +31,59 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io(path, e));
     }
+    failpoint(path, "tmp");
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
-    })
+    })?;
+    if let Some(d) = dir.and_then(|d| std::fs::File::open(d).ok()) {
+        let _ = d.sync_all();
+    }
+    failpoint(path, "done");
+    Ok(())
+}
+
+/// Removes temp files (`.NAME.PID.tmp`, as [`write_atomic`] names them)
+/// left in `dir` by a process that was killed while writing.
+pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+        if is_file && name.starts_with('.') && name.ends_with(".tmp") {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
+/// A kill switch for crash tests: with `CHESTCAM_KILL_AT=NAME:STAGE:N`
+/// the process kills itself with SIGKILL (nothing flushed or cleaned) at the `N`-th time file `NAME` reaches `STAGE` (`tmp`: written
+/// and synced under its temp name; `done`: renamed into place). Unset, it
+/// costs one environment lookup per file written.
+pub(crate) fn failpoint(path: &Path, stage: &str) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static HITS: AtomicUsize = AtomicUsize::new(0);
+    let Some(spec) = std::env::var_os("CHESTCAM_KILL_AT") else {
+        return;
+    };
+    let spec = spec.to_string_lossy();
+    let mut parts = spec.rsplitn(3, ':');
+    let (Some(n), Some(st), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    let here = path.file_name().map(|f| f.to_string_lossy() == name);
+    if here == Some(true) && st == stage {
+        let hit = HITS.fetch_add(1, Ordering::SeqCst) + 1;
+        if n.parse::<usize>().ok() == Some(hit) {
+            // SAFETY: kill(2) on our own pid; no memory is touched.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
 }
 
 /// The chestcam data cache: `$CHESTCAM_HOME`, else `$XDG_CACHE_HOME/chestcam`,

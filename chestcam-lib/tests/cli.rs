@@ -20,6 +20,9 @@ fn fails_in_one_line(args: &[&str], needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+    for debug in ["panicked", "Os {", "os error", "Error(", "Exception raised"] {
+        assert!(!err.contains(debug), "debug text {debug:?} reached the user: {err}");
+    }
 }
 
 #[test]
@@ -193,8 +196,7 @@ fn train_then_eval_on_real_xrays() {
         "config.json",
         "metrics.jsonl",
         "best.safetensors",
-        "best.json",
-        "last.json",
+        "last.safetensors",
     ] {
         assert!(run.join(f).exists(), "{f}");
     }
@@ -759,27 +761,34 @@ fn files_where_folders_belong_and_corrupt_weights_are_named() {
     );
     // Weights turned to NaN: the error names the weights file, not an overlay.
     let w = run.join("best.safetensors");
-    let tensors = tch::Tensor::read_safetensors(&w).unwrap();
-    let bad: Vec<(String, tch::Tensor)> = tensors
-        .into_iter()
+    let good = std::fs::read(&w).unwrap();
+    let file = chestcam::tensors_file::read(&w).unwrap();
+    let bad: Vec<(String, tch::Tensor)> = file
+        .tensors
+        .iter()
         .map(|(n, t)| {
             let t = if n == "layer4.1.conv2.weight" {
                 t * f64::NAN
             } else {
-                t
+                t.shallow_clone()
             };
-            (n, t)
+            (n.clone(), t)
         })
         .collect();
-    tch::Tensor::write_safetensors(&bad, &w).unwrap();
+    let refs: Vec<(&str, &tch::Tensor)> = bad.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    chestcam::tensors_file::write(&w, &refs, file.metadata.clone()).unwrap();
     let runs = run.display().to_string();
     let ex = dir.path().join("ex").display().to_string();
+    let explain = ["explain", "--split", "test", "--index", "0", "--run", &runs, "--out", &ex];
     fails_in_one_line(
-        &[
-            "explain", "--split", "test", "--index", "0", "--run", &runs, "--out", &ex,
-        ],
+        &explain,
         "best.safetensors: parameter layer4.1.conv2.weight holds NaN",
     );
+    // A cut-short checkpoint and a file that is not one are named, in words.
+    std::fs::write(&w, &good[..good.len() / 2]).unwrap();
+    fails_in_one_line(&explain, "best.safetensors: a truncated or corrupt safetensors file");
+    std::fs::write(&w, b"not weights at all, just text").unwrap();
+    fails_in_one_line(&explain, "best.safetensors: not a safetensors file");
 }
 
 #[test]

@@ -52,10 +52,7 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
         "config.json",
         "metrics.jsonl",
         "last.safetensors",
-        "last.optim.safetensors",
-        "last.json",
         "best.safetensors",
-        "best.json",
     ] {
         assert!(a.join(f).exists(), "missing {f}");
     }
@@ -83,10 +80,18 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
     let sa: Vec<_> = full.records.iter().map(strip).collect();
     let sb: Vec<_> = rest.records.iter().map(strip).collect();
     assert_eq!(sa, sb, "a resumed CPU run must match the uninterrupted one");
-    assert_eq!(
-        std::fs::read(a.join("last.safetensors")).unwrap(),
-        std::fs::read(b.join("last.safetensors")).unwrap()
+    // Weights and Adam's moments, tensor by tensor (the metadata holds
+    // wall-clock times, so the files' bytes differ).
+    let (ta, tb) = (
+        chestcam::tensors_file::read(&a.join("last.safetensors")).unwrap(),
+        chestcam::tensors_file::read(&b.join("last.safetensors")).unwrap(),
     );
+    assert_eq!(ta.tensors.len(), tb.tensors.len());
+    assert!(ta.tensors.iter().any(|(n, _)| n.starts_with("optim.m.")));
+    for ((na, xa), (nb, xb)) in ta.tensors.iter().zip(&tb.tensors) {
+        assert_eq!(na, nb);
+        assert!(xa.equal(xb), "{na} differs after resume");
+    }
     assert_eq!(
         (full.best_epoch, full.best_auc),
         (rest.best_epoch, rest.best_auc)
@@ -174,20 +179,114 @@ fn a_diverging_loss_stops_with_a_clear_error() {
     })
     .unwrap_err()
     .to_string();
-    assert!(
-        e.contains("loss became") && e.contains("last good checkpoint"),
-        "{e}"
-    );
-    // Whatever was saved is from a finished epoch whose metrics line exists.
-    if run.join("last.json").exists() {
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run.join("last.json")).unwrap()).unwrap();
+    assert!(e.contains("loss became") && e.contains("lower --lr"), "{e}");
+    // What the message says was kept, was kept.
+    let meta = chestcam::train::read_meta(&run, "last");
+    if e.contains("nothing was kept") {
+        assert!(meta.is_err() && !run.join("best.safetensors").exists());
+        // ... and the folder can be reused without --resume.
+        let ok = TrainConfig {
+            epochs: 1,
+            ..quick_cfg()
+        };
+        train(&ok, &data, &run, false, &mut Silent, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(chestcam::train::read_meta(&run, "last").unwrap().epoch, 1);
+    } else {
+        let meta = meta.unwrap();
+        assert!(
+            e.contains(&format!("checkpoint of epoch {} is kept", meta.epoch)),
+            "{e}"
+        );
         let lines = std::fs::read_to_string(run.join("metrics.jsonl"))
             .unwrap()
             .lines()
             .count();
-        assert_eq!(meta["epoch"].as_u64().unwrap() as usize, lines);
+        assert_eq!(meta.epoch, lines);
     }
+}
+
+#[test]
+fn data_without_a_training_set_or_a_defined_val_auc_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut no_train = phantoms([8, 16, 8]);
+    no_train.train = no_train.train.head(0);
+    let mut flat_val = phantoms([32, 16, 8]);
+    flat_val.val.labels.iter_mut().for_each(|v| *v = 0);
+    let mut no_val = phantoms([32, 16, 8]);
+    no_val.val = no_val.val.head(0);
+    for (name, data, needle) in [
+        ("a", &no_train, "training split of synthetic"),
+        ("b", &flat_val, "validation AUC is undefined"),
+        ("c", &no_val, "validation split of synthetic"),
+    ] {
+        let run = dir.path().join(name);
+        let e = train(&quick_cfg(), data, &run, false, &mut Silent, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(needle), "{e}");
+        assert!(!run.exists(), "{name}: nothing may be written ({e})");
+    }
+    // A missing ImageNet file is named before anything is written.
+    let mut cfg = quick_cfg();
+    cfg.imagenet = Some(dir.path().join("missing.safetensors"));
+    let run = dir.path().join("e");
+    let e = train(
+        &cfg,
+        &phantoms([32, 16, 8]),
+        &run,
+        false,
+        &mut Silent,
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("missing.safetensors") && e.contains("no such file"),
+        "{e}"
+    );
+    assert!(!run.exists());
+}
+
+#[test]
+fn a_second_writer_is_locked_out_and_old_temp_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r");
+    std::fs::create_dir_all(&run).unwrap();
+    let stale = run.join(".last.safetensors.12345.tmp");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let first = chestcam::train::RunDir::open(&run).unwrap();
+    assert!(!stale.exists(), "a killed writer's temp file is removed");
+    let e = chestcam::train::RunDir::open(&run)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("in use by another training")
+            && e.contains(&format!("pid {}", std::process::id())),
+        "{e}"
+    );
+    let e = train(
+        &quick_cfg(),
+        &phantoms([32, 16, 8]),
+        &run,
+        false,
+        &mut Silent,
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("in use by another training"), "{e}");
+    assert!(!run.join("config.json").exists());
+    drop(first);
+    assert!(
+        chestcam::train::RunDir::open(&run).is_ok(),
+        "the lock ends with its owner"
+    );
 }
 
 #[test]

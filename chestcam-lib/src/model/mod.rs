@@ -99,39 +99,56 @@ impl Model {
         Ok(Tensor::f_cat(&out, 0)?)
     }
 
-    /// Saves the parameters as safetensors, atomically.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        // tch picks the format from the extension: keep `.safetensors`.
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.{}.tmp.safetensors", std::process::id()));
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        self.vs.save(&tmp).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::bad_file(path, format!("cannot save weights: {e}"))
-        })?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    /// The parameters and buffers by name, sorted.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
-    /// Loads parameters saved by [`Model::save`]; every name and shape must match.
+    /// Saves the parameters as safetensors, atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let named = self.named_tensors();
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        crate::tensors_file::write(path.as_ref(), &refs, Default::default())
+    }
+
+    /// Loads parameters saved by [`Model::save`] (or a checkpoint, whose
+    /// other tensors are ignored); every name and shape must match.
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        if !path.is_file() {
-            return Err(Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file"),
-            ));
-        }
-        self.vs.load(path).map_err(|e| {
-            Error::bad_file(
-                path,
-                format!("cannot load weights into a {} ResNet-18: {e}", self.stem),
-            )
+        let file = crate::tensors_file::read(path)?;
+        self.load_from(&file, path)
+    }
+
+    /// Copies this model's tensors out of an already read file.
+    pub fn load_from(
+        &mut self,
+        file: &crate::tensors_file::TensorsFile,
+        path: &Path,
+    ) -> Result<()> {
+        let stem = self.stem;
+        tch::no_grad(|| -> Result<()> {
+            for (name, mut var) in self.named_tensors() {
+                let src = file.get(&name).ok_or_else(|| {
+                    Error::bad_file(
+                        path,
+                        format!("holds no tensor {name}: not the weights of a {stem} ResNet-18"),
+                    )
+                })?;
+                if src.size() != var.size() {
+                    return Err(Error::bad_file(
+                        path,
+                        format!(
+                            "{name} has shape {:?}, a {stem} ResNet-18 at this size needs {:?}",
+                            src.size(),
+                            var.size()
+                        ),
+                    ));
+                }
+                var.f_copy_(src)?;
+            }
+            Ok(())
         })
     }
 }

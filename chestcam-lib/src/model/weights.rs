@@ -22,9 +22,10 @@ impl Model {
     /// Copies torchvision-named ImageNet weights into this model.
     pub fn load_imagenet(&mut self, path: impl AsRef<Path>) -> Result<LoadReport> {
         let path = path.as_ref();
-        let file = tch::Tensor::read_safetensors(path)
-            .map_err(|e| Error::bad_file(path, format!("not a readable safetensors file: {e}")))?;
-        let file: std::collections::HashMap<String, tch::Tensor> = file.into_iter().collect();
+        let file: std::collections::HashMap<String, tch::Tensor> = crate::tensors_file::read(path)?
+            .tensors
+            .into_iter()
+            .collect();
         let mut report = LoadReport {
             loaded: vec![],
             skipped: vec![],

@@ -71,47 +71,48 @@ impl Adam {
         })
     }
 
-    /// Saves the moments (safetensors, atomically); the step goes in the
-    /// checkpoint's JSON.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let mut named: Vec<(String, &Tensor)> = Vec::new();
-        for (n, t) in &self.m {
-            named.push((format!("m.{n}"), t));
+    /// The moments as named tensors (`optim.m.NAME`, `optim.v.NAME`), for a
+    /// checkpoint; the step count goes in its metadata.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut named = Vec::new();
+        for (prefix, map) in [("optim.m.", &self.m), ("optim.v.", &self.v)] {
+            for (n, t) in map {
+                named.push((format!("{prefix}{n}"), t.shallow_clone()));
+            }
         }
-        for (n, t) in &self.v {
-            named.push((format!("v.{n}"), t));
-        }
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        Tensor::write_safetensors(
-            &named
-                .iter()
-                .map(|(n, t)| (n.as_str(), *t))
-                .collect::<Vec<_>>(),
-            &tmp,
-        )
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::bad_file(path, format!("cannot save optimiser state: {e}"))
-        })?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        named
     }
 
-    /// Restores moments saved by [`Adam::save`] and the step count.
-    pub fn load(&mut self, path: &Path, step: i64) -> Result<()> {
-        let file: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|e| Error::bad_file(path, format!("cannot read optimiser state: {e}")))?
-            .into_iter()
-            .collect();
+    /// Restores moments saved by [`Adam::state_tensors`] from a read
+    /// checkpoint, and the step count.
+    pub fn load_state(
+        &mut self,
+        file: &crate::tensors_file::TensorsFile,
+        path: &Path,
+        step: i64,
+    ) -> Result<()> {
         tch::no_grad(|| -> Result<()> {
-            for (prefix, map) in [("m.", &mut self.m), ("v.", &mut self.v)] {
+            for (prefix, map) in [("optim.m.", &mut self.m), ("optim.v.", &mut self.v)] {
                 for (n, t) in map.iter_mut() {
-                    let src = file
-                        .get(&format!("{prefix}{n}"))
-                        .ok_or_else(|| Error::bad_file(path, format!("missing {prefix}{n}")))?;
+                    let name = format!("{prefix}{n}");
+                    let src = file.get(&name).ok_or_else(|| {
+                        Error::bad_file(
+                            path,
+                            format!(
+                                "holds no optimiser state {name}: not a checkpoint to resume from"
+                            ),
+                        )
+                    })?;
+                    if src.size() != t.size() {
+                        return Err(Error::bad_file(
+                            path,
+                            format!(
+                                "optimiser state {name} has shape {:?}, expected {:?}",
+                                src.size(),
+                                t.size()
+                            ),
+                        ));
+                    }
                     t.f_copy_(src)?;
                 }
             }

@@ -1,16 +1,13 @@
-//! Training: MedMNIST's protocol on a ResNet-18, with a run folder that can
-//! be resumed.
-//!
-//! A run folder holds `config.json` (written before any work starts),
-//! `metrics.jsonl` (a line per epoch), `last.safetensors` +
-//! `last.optim.safetensors` + `last.json`, and `best.safetensors` +
-//! `best.json` (best validation AUC). Every file is written to a temp name
-//! and renamed; the JSON is written last, so a checkpoint is complete when
-//! its JSON exists.
+//! Training: MedMNIST's protocol on a ResNet-18, into a run folder that can
+//! be resumed and never mixes epochs ([`run_dir`] says what it guarantees).
+//! [`train_step`] is the one training step, shared by [`train`] and
+//! `chestcam bench`.
 pub mod adam;
 pub mod config;
+pub mod run_dir;
 
 pub use config::TrainConfig;
+pub use run_dir::{load_model, read_meta, CheckpointMeta, RunDir};
 
 use crate::data::{Batches, Dataset, Split};
 use crate::metrics::{evaluate, Evaluation};
@@ -45,20 +42,6 @@ impl std::fmt::Display for EpochRecord {
     }
 }
 
-/// The JSON beside a checkpoint.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CheckpointMeta {
-    pub epoch: usize,
-    pub step: i64,
-    pub val_auc: f64,
-    pub best_auc: f64,
-    pub best_epoch: usize,
-    pub stem: crate::model::Stem,
-    pub size: usize,
-    pub data: String,
-    pub synthetic: bool,
-}
-
 /// What a training call produced.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
@@ -68,12 +51,12 @@ pub struct TrainOutcome {
     pub best_auc: f64,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("invalid JSON: {e}")))
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     let text =
         serde_json::to_string_pretty(v).map_err(|e| Error::invalid("json", e.to_string()))?;
     write_atomic(path, format!("{text}\n").as_bytes())
@@ -105,11 +88,84 @@ pub fn evaluate_split(model: &Model, split: &Split, batch_size: usize) -> Result
     evaluate(&probs, &split.labels, Some(loss))
 }
 
-/// Trains on `data` into `run`. With `resume`, continues from `last.json`
-/// (the configuration is the one saved in the folder). `on_epoch` sees each
-/// epoch's record after its checkpoint is written; `ControlFlow::Break`
-/// stops training there (the run can be resumed later). `progress` counts
-/// the images of each epoch (a bar on a terminal; `Silent` elsewhere).
+/// Steps between reads of the running loss (each read waits for the device).
+const LOSS_CHECK_EVERY: usize = 32;
+
+/// One training step: forward in train mode, mean BCE-with-logits over the
+/// batch and all 14 labels, backward, one Adam update at `lr`. Returns the
+/// batch's loss as a scalar tensor on the model's device, without waiting
+/// for it (read it when needed).
+pub fn train_step(
+    model: &Model,
+    opt: &mut adam::Adam,
+    x: &Tensor,
+    y: &Tensor,
+    lr: f64,
+) -> Result<Tensor> {
+    opt.zero_grad();
+    let (logits, _) = model
+        .net
+        .forward_stage(x, crate::model::Stage::Layer4, true);
+    let loss = logits.f_binary_cross_entropy_with_logits(
+        y,
+        None::<Tensor>,
+        None::<Tensor>,
+        tch::Reduction::Mean,
+    )?;
+    loss.f_backward()?;
+    opt.step(lr)?;
+    Ok(loss.detach())
+}
+
+/// Refuses data that cannot give a meaningful run, before anything is
+/// written: an empty training split, and a validation split on which AUC
+/// (which picks the best checkpoint) is undefined.
+pub fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
+    let n_train = cfg.train_subset.unwrap_or(usize::MAX).min(data.train.len());
+    if n_train == 0 {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "the training split of {} is empty: nothing to train on",
+                data.provenance
+            ),
+        ));
+    }
+    if data.val.is_empty() {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "the validation split of {} is empty: the best checkpoint is chosen by validation AUC",
+                data.provenance
+            ),
+        ));
+    }
+    let l = crate::data::registry::NUM_LABELS;
+    let two_classes = (0..l).any(|j| {
+        let pos = (0..data.val.len())
+            .filter(|&i| data.val.labels[i * l + j] != 0)
+            .count();
+        pos > 0 && pos < data.val.len()
+    });
+    if !two_classes {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "validation AUC is undefined on {}: in its {} validation images every label is all positive or all negative, so no checkpoint could be chosen",
+                data.provenance,
+                data.val.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Trains on `data` into `run`. With `resume`, continues from the last
+/// finished epoch with the configuration saved in the folder. A folder
+/// with no finished epoch is started afresh; one with finished epochs is
+/// refused without `resume`. `on_epoch` sees each epoch's record after its
+/// checkpoint is written; `ControlFlow::Break` stops training there (the
+/// run can be resumed later). `progress` counts the images of each epoch.
 pub fn train(
     cfg: &TrainConfig,
     data: &Dataset,
@@ -118,39 +174,26 @@ pub fn train(
     progress: &mut dyn crate::progress::Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord) -> std::ops::ControlFlow<()>,
 ) -> Result<TrainOutcome> {
-    let saved = run.join("config.json");
-    let cfg = &if resume && saved.exists() {
-        load_config(run)?
-    } else {
-        cfg.clone()
-    };
-    cfg.validate(Some(data.size))?;
     if run.exists() && !run.is_dir() {
         return Err(Error::invalid(
             "run folder",
             format!("{} is a file, not a run folder", run.display()),
         ));
     }
-    let last_json = run.join("last.json");
-    if !resume && (last_json.exists() || run.join("config.json").exists()) {
-        return Err(Error::invalid(
-            "run folder",
-            format!(
-                "{} already holds a run: pass --resume or choose another folder",
-                run.display()
-            ),
-        ));
-    }
-    if resume && !last_json.exists() && !run.join("config.json").exists() {
-        return Err(Error::invalid(
-            "run folder",
-            format!("{} has no run to resume (no config.json)", run.display()),
-        ));
-    }
-    std::fs::create_dir_all(run).map_err(|e| Error::io(run, e))?;
-    if !resume || !run.join("config.json").exists() {
-        write_json(&run.join("config.json"), cfg)?;
-    }
+    let cfg = &if resume {
+        if !run.join("config.json").is_file() {
+            return Err(Error::invalid(
+                "run folder",
+                format!("{} has no run to resume (no config.json)", run.display()),
+            ));
+        }
+        load_config(run)?
+    } else {
+        cfg.clone()
+    };
+    // Everything that can be checked is checked before the folder is touched.
+    cfg.validate(Some(data.size))?;
+    check_data(cfg, data)?;
     if let Some(t) = cfg.threads {
         tch::set_num_threads(t);
     }
@@ -162,27 +205,29 @@ pub fn train(
         model.load_imagenet(p)?;
     }
     let mut opt = adam::Adam::new(&model.vs);
+
+    let dir = RunDir::open(run)?;
     let mut records: Vec<EpochRecord> = Vec::new();
     let (mut best_auc, mut best_epoch, mut start_epoch) = (f64::NEG_INFINITY, 0, 0);
-    if resume && last_json.exists() {
-        let meta: CheckpointMeta = read_json(&last_json)?;
-        model.load(run.join("last.safetensors"))?;
-        opt.load(&run.join("last.optim.safetensors"), meta.step)?;
-        let text = std::fs::read_to_string(run.join("metrics.jsonl"))
-            .map_err(|e| Error::io(run.join("metrics.jsonl"), e))?;
-        for (i, line) in text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .take(meta.epoch)
-            .enumerate()
-        {
-            records.push(serde_json::from_str(line).map_err(|e| {
-                Error::bad_file(run.join("metrics.jsonl"), format!("line {}: {e}", i + 1))
-            })?);
+    match (resume, dir.last_meta()?) {
+        (false, Some(m)) => {
+            return Err(Error::invalid(
+                "run folder",
+                format!(
+                    "{} already holds a run ({} epoch(s) finished): pass --resume or choose another folder",
+                    run.display(),
+                    m.epoch
+                ),
+            ))
         }
-        best_auc = meta.best_auc;
-        best_epoch = meta.best_epoch;
-        start_epoch = meta.epoch;
+        (false, None) | (true, None) => dir.start(cfg)?,
+        (true, Some(_)) => {
+            let meta = dir.resume(&mut model, &mut opt)?;
+            records = meta.records;
+            best_auc = meta.best_auc;
+            best_epoch = meta.best_epoch;
+            start_epoch = meta.epoch;
+        }
     }
     let train_split = match cfg.train_subset {
         Some(n) => data.train.head(n),
@@ -205,48 +250,52 @@ pub fn train(
             Some(seed),
             augment,
         )?;
-        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        // The loss is summed on the device and read every few steps, so the
+        // device never waits for the host.
+        let mut loss_sum = Tensor::f_zeros([], (tch::Kind::Double, device))?;
+        let (mut seen, mut checked) = (0usize, 0usize);
         progress.start(
             &format!("epoch {}/{}", epoch + 1, cfg.epochs),
             Some(train_split.len() as u64),
         );
-        for (b, batch) in batches.enumerate() {
+        let mut batches = batches.enumerate().peekable();
+        while let Some((b, batch)) = batches.next() {
             let (xb, yb) = batch?;
             let n = yb.size()[0] as usize;
-            opt.zero_grad();
-            let (logits, _) = model
-                .net
-                .forward_stage(&xb, crate::model::Stage::Layer4, true);
-            let loss = logits.f_binary_cross_entropy_with_logits(
-                &yb,
-                None::<Tensor>,
-                None::<Tensor>,
-                tch::Reduction::Mean,
-            )?;
-            let lv = loss.f_double_value(&[])?;
-            if !lv.is_finite() {
-                return Err(Error::invalid(
-                    "training",
-                    format!(
-                        "loss became {lv} at epoch {}, batch {}; stopped. The last good checkpoint is kept in {} (lower --lr?)",
-                        epoch + 1,
-                        b + 1,
-                        run.display()
-                    ),
-                ));
-            }
-            loss.f_backward()?;
-            opt.step(lr)?;
-            loss_sum += lv * n as f64;
+            let loss = train_step(&model, &mut opt, &xb, &yb, lr)?;
+            loss_sum = loss_sum.f_add(&loss.f_mul_scalar(n as f64)?)?;
             seen += n;
+            if (b + 1) % LOSS_CHECK_EVERY == 0 || batches.peek().is_none() {
+                let s = loss_sum.f_double_value(&[])?;
+                if !s.is_finite() {
+                    let kept = match records.len() {
+                        0 => format!(
+                            "no epoch had finished, so nothing was kept; {} can be reused",
+                            run.display()
+                        ),
+                        e => format!("the checkpoint of epoch {e} is kept in {}", run.display()),
+                    };
+                    return Err(Error::invalid(
+                        "training",
+                        format!(
+                            "the loss became {s} in epoch {}, batches {} to {}; stopped: {kept}. Try a lower --lr.",
+                            epoch + 1,
+                            checked + 1,
+                            b + 1,
+                        ),
+                    ));
+                }
+                checked = b + 1;
+            }
             progress.update(seen as u64);
         }
         progress.finish();
+        let loss_total = loss_sum.f_double_value(&[])?;
         let train_secs = t0.elapsed().as_secs_f64();
         let val = evaluate_split(&model, &data.val, 256)?;
         let rec = EpochRecord {
             epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
+            train_loss: loss_total / seen.max(1) as f64,
             val_loss: val.loss.unwrap_or(f64::NAN),
             val_auc: val.auc,
             val_acc: val.acc,
@@ -255,12 +304,8 @@ pub fn train(
             images_per_sec: seen as f64 / train_secs.max(1e-9),
         };
         records.push(rec.clone());
-        let lines: String = records
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap_or_default() + "\n")
-            .collect();
-        write_atomic(run.join("metrics.jsonl"), lines.as_bytes())?;
-        let improved = rec.val_auc > best_auc || (best_epoch == 0 && rec.val_auc.is_nan());
+        let improved = rec.val_auc > best_auc || best_epoch == 0;
+        let (prev_auc, prev_epoch) = (best_auc, best_epoch);
         if improved {
             best_auc = rec.val_auc;
             best_epoch = rec.epoch;
@@ -275,13 +320,19 @@ pub fn train(
             size: data.size,
             data: data.provenance.to_string(),
             synthetic: data.provenance.synthetic,
+            records: records.clone(),
         };
-        model.save(run.join("last.safetensors"))?;
-        opt.save(&run.join("last.optim.safetensors"))?;
-        write_json(&last_json, &meta)?;
-        if improved {
-            model.save(run.join("best.safetensors"))?;
-            write_json(&run.join("best.json"), &meta)?;
+        if let Err(e) = dir.save_epoch(&model, &opt, &meta, improved) {
+            let kept = match epoch {
+                0 => "no epoch had finished before, so the folder can be reused".to_string(),
+                _ => format!(
+                    "the folder still holds epoch {epoch} (best: epoch {prev_epoch}, val AUC {prev_auc:.4}); free space and resume"
+                ),
+            };
+            return Err(Error::invalid(
+                "checkpoint",
+                format!("saving epoch {} failed: {e}; {kept}", epoch + 1),
+            ));
         }
         if on_epoch(&rec).is_break() {
             break;
@@ -293,39 +344,4 @@ pub fn train(
         best_epoch,
         best_auc,
     })
-}
-
-/// Loads a trained model from a run folder (`checkpoint`: `best` or `last`).
-pub fn load_model(run: &Path, checkpoint: &str, device: Device) -> Result<(Model, CheckpointMeta)> {
-    if !matches!(checkpoint, "best" | "last") {
-        return Err(Error::invalid(
-            "checkpoint",
-            format!("{checkpoint:?} (expected best or last)"),
-        ));
-    }
-    let meta_path = run.join(format!("{checkpoint}.json"));
-    if !meta_path.exists() {
-        return Err(Error::invalid(
-            "run folder",
-            format!(
-                "{} has no {checkpoint} checkpoint ({} missing)",
-                run.display(),
-                meta_path.display()
-            ),
-        ));
-    }
-    let meta: CheckpointMeta = read_json(&meta_path)?;
-    let mut model = Model::new(meta.stem, meta.size, device)?;
-    let weights = run.join(format!("{checkpoint}.safetensors"));
-    model.load(&weights)?;
-    // Corrupt weights would otherwise surface much later, as NaN maps.
-    for (name, t) in model.vs.variables() {
-        if !bool::try_from(t.f_isfinite()?.f_all()?)? {
-            return Err(Error::bad_file(
-                &weights,
-                format!("parameter {name} holds NaN or infinite values: the weights are corrupt"),
-            ));
-        }
-    }
-    Ok((model, meta))
 }
