@@ -36,6 +36,11 @@ pub enum Error {
     #[error("invalid {what}: {reason}")]
     Invalid { what: String, reason: String },
 
+    /// Training stopped part-way (a diverging loss, a failed save); the
+    /// text says what the run folder still holds.
+    #[error("training stopped: {0}")]
+    Training(String),
+
     /// An error from libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

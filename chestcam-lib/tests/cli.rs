@@ -21,7 +21,10 @@ fn fails_in_one_line(args: &[&str], needle: &str) {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
     for debug in ["panicked", "Os {", "os error", "Error(", "Exception raised"] {
-        assert!(!err.contains(debug), "debug text {debug:?} reached the user: {err}");
+        assert!(
+            !err.contains(debug),
+            "debug text {debug:?} reached the user: {err}"
+        );
     }
 }
 
@@ -779,14 +782,19 @@ fn files_where_folders_belong_and_corrupt_weights_are_named() {
     chestcam::tensors_file::write(&w, &refs, file.metadata.clone()).unwrap();
     let runs = run.display().to_string();
     let ex = dir.path().join("ex").display().to_string();
-    let explain = ["explain", "--split", "test", "--index", "0", "--run", &runs, "--out", &ex];
+    let explain = [
+        "explain", "--split", "test", "--index", "0", "--run", &runs, "--out", &ex,
+    ];
     fails_in_one_line(
         &explain,
         "best.safetensors: parameter layer4.1.conv2.weight holds NaN",
     );
     // A cut-short checkpoint and a file that is not one are named, in words.
     std::fs::write(&w, &good[..good.len() / 2]).unwrap();
-    fails_in_one_line(&explain, "best.safetensors: a truncated or corrupt safetensors file");
+    fails_in_one_line(
+        &explain,
+        "best.safetensors: a truncated or corrupt safetensors file",
+    );
     std::fs::write(&w, b"not weights at all, just text").unwrap();
     fails_in_one_line(&explain, "best.safetensors: not a safetensors file");
 }

@@ -275,10 +275,9 @@ pub fn train(
                         ),
                         e => format!("the checkpoint of epoch {e} is kept in {}", run.display()),
                     };
-                    return Err(Error::invalid(
-                        "training",
+                    return Err(Error::Training(
                         format!(
-                            "the loss became {s} in epoch {}, batches {} to {}; stopped: {kept}. Try a lower --lr.",
+                            "the loss became {s} in epoch {}, batches {} to {}: {kept}. Try a lower --lr.",
                             epoch + 1,
                             checked + 1,
                             b + 1,
@@ -329,10 +328,10 @@ pub fn train(
                     "the folder still holds epoch {epoch} (best: epoch {prev_epoch}, val AUC {prev_auc:.4}); free space and resume"
                 ),
             };
-            return Err(Error::invalid(
-                "checkpoint",
-                format!("saving epoch {} failed: {e}; {kept}", epoch + 1),
-            ));
+            return Err(Error::Training(format!(
+                "saving epoch {} failed: {e}; {kept}",
+                epoch + 1
+            )));
         }
         if on_epoch(&rec).is_break() {
             break;
