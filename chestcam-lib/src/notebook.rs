@@ -162,18 +162,8 @@ pub fn train_here(
         .unwrap_or(0);
     let run = runs_dir().join(format!("run-{stamp}"));
     let cfg = crate::train::TrainConfig {
-        source: d
-            .provenance
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| {
-                if d.provenance.synthetic {
-                    format!("synthetic:{}", d.size)
-                } else {
-                    format!("chestmnist:{}", d.size)
-                }
-            }),
+        // Exactly this data set: a phantom set keeps its counts and seed.
+        source: d.provenance.source.clone(),
         ..cfg.clone()
     };
     println!(
@@ -366,7 +356,7 @@ impl LoadedRun {
             };
             let d = pc.generate()?.0;
             let tc = crate::train::TrainConfig {
-                source: format!("synthetic:{}", pc.size),
+                source: DataSource::Synthetic(pc.clone()).to_string(),
                 epochs: 2,
                 ..notebook_config()
             };

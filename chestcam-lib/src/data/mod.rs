@@ -166,6 +166,9 @@ pub struct Provenance {
     pub name: String,
     /// The file it was read from, when any.
     pub path: Option<PathBuf>,
+    /// The data-source string that loads exactly this data set again
+    /// (`chestmnist:64`, `synthetic:28:400,100,100:0`, an absolute path).
+    pub source: String,
     /// True for the phantom generator's images.
     pub synthetic: bool,
 }
@@ -230,6 +233,10 @@ impl Dataset {
         Ok(Dataset {
             provenance: Provenance {
                 name,
+                source: std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display()
+                    .to_string(),
                 path: Some(path.to_path_buf()),
                 synthetic: false,
             },
@@ -249,6 +256,7 @@ impl Dataset {
         let path = fetch_chestmnist(size, &download::Downloader::default(), progress)?;
         let mut d = Dataset::from_npz(&path)?;
         d.provenance.name = format!("chestmnist ({size} px)");
+        d.provenance.source = format!("chestmnist:{size}");
         Ok(d)
     }
 

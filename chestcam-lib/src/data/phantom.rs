@@ -70,7 +70,8 @@ impl Masks {
 }
 
 impl PhantomConfig {
-    fn check(&self) -> Result<()> {
+    /// Refuses a size outside 28..=224 and counts whose images would not fit in memory.
+    pub(crate) fn check(&self) -> Result<()> {
         if !(28..=224).contains(&self.size) {
             return Err(Error::invalid(
                 "phantom size",
@@ -149,6 +150,7 @@ impl PhantomConfig {
             Dataset {
                 provenance: Provenance {
                     name: format!("synthetic phantoms ({} px, seed {})", self.size, self.seed),
+                    source: super::source::DataSource::Synthetic(self.clone()).to_string(),
                     path: None,
                     synthetic: true,
                 },

@@ -28,27 +28,33 @@ impl std::str::FromStr for DataSource {
     /// `chestmnist`, `chestmnist:64`, `synthetic`, `synthetic:64`, or a path.
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
-        let (head, size) = match s.split_once(':') {
-            Some((h, n)) if matches!(h, "chestmnist" | "synthetic") => {
-                let size = n.parse::<usize>().map_err(|_| {
-                    Error::invalid("data source", format!("{s:?}: size {n:?} is not a number"))
-                })?;
-                (h, Some(size))
+        let usage =
+            "use chestmnist[:size], synthetic[:size[:train,val,test[:seed]]] or a path to an .npz";
+        let mut parts = s.splitn(4, ':');
+        let head = parts.next().unwrap_or_default();
+        if !matches!(head, "chestmnist" | "synthetic") {
+            if s.is_empty() {
+                return Err(Error::invalid("data source", format!("empty ({usage})")));
             }
-            _ => (s, None),
+            return Ok(DataSource::Path(PathBuf::from(s)));
+        }
+        let size = match parts.next() {
+            None => None,
+            Some(n) => Some(n.parse::<usize>().map_err(|_| {
+                Error::invalid("data source", format!("{s:?}: size {n:?} is not a number"))
+            })?),
         };
         match head {
-            "" => Err(Error::invalid(
-                "data source",
-                "empty (use chestmnist[:size], synthetic[:size] or a path to an .npz)",
-            )),
             "chestmnist" => {
+                if parts.next().is_some() {
+                    return Err(Error::invalid("data source", format!("{s:?}: {usage}")));
+                }
                 let size = size.unwrap_or(28);
                 super::registry::chestmnist(size)?;
                 Ok(DataSource::ChestMnist { size })
             }
-            "synthetic" => {
-                let cfg = PhantomConfig {
+            _ => {
+                let mut cfg = PhantomConfig {
                     size: size.unwrap_or(28),
                     ..PhantomConfig::default()
                 };
@@ -58,9 +64,36 @@ impl std::str::FromStr for DataSource {
                         format!("{s:?}: synthetic size must be 28 to 224"),
                     ));
                 }
+                if let Some(c) = parts.next() {
+                    let counts: Vec<usize> = c
+                        .split(',')
+                        .map(|v| v.trim().parse::<usize>())
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|_| {
+                            Error::invalid(
+                                "data source",
+                                format!("{s:?}: counts {c:?} are not three numbers train,val,test"),
+                            )
+                        })?;
+                    let [tr, va, te] = counts[..] else {
+                        return Err(Error::invalid(
+                            "data source",
+                            format!("{s:?}: counts {c:?} are not three numbers train,val,test"),
+                        ));
+                    };
+                    cfg.counts = [tr, va, te];
+                }
+                if let Some(seed) = parts.next() {
+                    cfg.seed = seed.parse().map_err(|_| {
+                        Error::invalid(
+                            "data source",
+                            format!("{s:?}: seed {seed:?} is not a number"),
+                        )
+                    })?;
+                }
+                cfg.check()?;
                 Ok(DataSource::Synthetic(cfg))
             }
-            path => Ok(DataSource::Path(PathBuf::from(path))),
         }
     }
 }
@@ -70,7 +103,15 @@ impl std::fmt::Display for DataSource {
         match self {
             DataSource::ChestMnist { size } => write!(f, "chestmnist:{size}"),
             DataSource::Path(p) => write!(f, "{}", p.display()),
-            DataSource::Synthetic(c) => write!(f, "synthetic:{}", c.size),
+            DataSource::Synthetic(c) => {
+                let d = PhantomConfig::default();
+                if (c.counts, c.seed) == (d.counts, d.seed) {
+                    write!(f, "synthetic:{}", c.size)
+                } else {
+                    let [a, b, t] = c.counts;
+                    write!(f, "synthetic:{}:{a},{b},{t}:{}", c.size, c.seed)
+                }
+            }
         }
     }
 }
@@ -111,6 +152,35 @@ impl DataSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phantom_source_keeps_its_counts_and_seed() {
+        let s: DataSource = "synthetic:32:40,20,10:7".parse().unwrap();
+        let DataSource::Synthetic(c) = &s else {
+            panic!("{s:?}")
+        };
+        assert_eq!((c.size, c.counts, c.seed), (32, [40, 20, 10], 7));
+        assert_eq!(s.to_string(), "synthetic:32:40,20,10:7");
+        let d = c.generate().unwrap().0;
+        // The data set names the source that rebuilds it exactly.
+        assert_eq!(d.provenance.source, "synthetic:32:40,20,10:7");
+        let again = d.provenance.source.parse::<DataSource>().unwrap();
+        assert_eq!(again.load(&mut crate::progress::Silent).unwrap(), d);
+        assert_eq!(
+            "synthetic:64".parse::<DataSource>().unwrap().to_string(),
+            "synthetic:64"
+        );
+        for (bad, needle) in [
+            ("synthetic:28:1,2", "three numbers"),
+            ("synthetic:28:1,2,x", "three numbers"),
+            ("synthetic:28:1,2,3:z", "seed"),
+            ("synthetic:28:99999999999,1,1", "GiB"),
+            ("chestmnist:28:1", "synthetic[:size"),
+        ] {
+            let e = bad.parse::<DataSource>().unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn parse() {
