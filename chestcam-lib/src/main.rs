@@ -320,6 +320,9 @@ struct ExplainArgs {
     trust_steps: usize,
     #[arg(long)]
     out: PathBuf,
+    /// Replace outputs an earlier explain wrote (refused otherwise).
+    #[arg(long)]
+    overwrite: bool,
 }
 
 #[derive(clap::Args)]
@@ -654,13 +657,32 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     }
                 }
             }
+            // The image's whole file name (a/good.png and b/good.jpg differ);
+            // existing outputs are refused before any work.
+            let image_name = a.image.as_ref().map(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "image".into())
+            });
             let device = chestcam::model::parse_device(&a.device)?;
             let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+            if !a.overwrite {
+                let names: Vec<String> = match (&image_name, &a.split, a.index, a.first) {
+                    (Some(n), ..) => vec![n.clone()],
+                    (None, Some(s), Some(i), _) => vec![format!("{s}_{i}")],
+                    (None, Some(s), None, Some(n)) => {
+                        (0..n.min(10_000)).map(|i| format!("{s}_{i}")).collect()
+                    }
+                    _ => vec![],
+                };
+                let paths: Vec<PathBuf> = names
+                    .iter()
+                    .flat_map(|n| chestcam::cam::explain::output_paths(&a.out, n))
+                    .collect();
+                chestcam::cam::explain::refuse_existing(&paths)?;
+            }
             let ex = if let Some(path) = &a.image {
-                let name = path
-                    .file_stem()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "image".into());
+                let name = image_name.clone().unwrap_or_default();
                 explain(
                     &model,
                     &load_xray(path, meta.size)?,
@@ -688,7 +710,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 explain_split(&model, sp, &idx, &opts)?
             };
             for e in &ex {
-                for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms)? {
+                for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms, a.overwrite)? {
                     say!("{}", p.display());
                 }
             }

@@ -339,9 +339,77 @@ fn explain_writes_panels_gifs_and_json() {
         String::from_utf8_lossy(&out.stderr)
     );
     let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(ex.join("mine.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(ex.join("mine.jpg.json")).unwrap()).unwrap();
     assert_eq!(j["shown"], serde_json::json!(["effusion", "nodule"]));
     assert_eq!(j["method"], "GradCAM++");
+    // Names keep their script and extension, so they cannot collide; an
+    // earlier output is never replaced silently; stdout lists what was written.
+    let gray = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([((x * y) % 256) as u8]));
+    let mut written = Vec::new();
+    for name in ["胸部.png", "肺部.png", "a/good.png", "b/good.jpg"] {
+        let p = dir.path().join("in").join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        gray.save(&p).unwrap();
+        let out = chestcam()
+            .args(["explain", "--trust-steps", "0", "--image"])
+            .arg(&p)
+            .arg("--run")
+            .arg(&run)
+            .arg("--out")
+            .arg(&ex)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        for l in &listed {
+            assert!(std::path::Path::new(l).is_file(), "{l}");
+        }
+        written.extend(listed);
+    }
+    let unique: std::collections::BTreeSet<&String> = written.iter().collect();
+    assert_eq!(unique.len(), 16, "{written:?}");
+    assert!(ex.join("胸部.png_panel.png").is_file() && ex.join("good.jpg.json").is_file());
+    let again = dir.path().join("in/a/good.png").display().to_string();
+    let runs = run.display().to_string();
+    let exs = ex.display().to_string();
+    let before = std::fs::read(ex.join("good.png.json")).unwrap();
+    fails_in_one_line(
+        &["explain", "--image", &again, "--run", &runs, "--out", &exs],
+        "good.png_panel.png already exists (and 3 more): pass --overwrite",
+    );
+    fails_in_one_line(
+        &[
+            "explain", "--split", "test", "--first", "2", "--run", &runs, "--out", &exs,
+        ],
+        "test_0_panel.png already exists (and 7 more)",
+    );
+    assert_eq!(std::fs::read(ex.join("good.png.json")).unwrap(), before);
+    let out = chestcam()
+        .args([
+            "explain",
+            "--overwrite",
+            "--labels",
+            "all",
+            "--image",
+            &again,
+        ])
+        .args(["--run", &runs, "--out", &exs])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(ex.join("good.png.json")).unwrap(), before);
     // Bad input: one line, non-zero exit.
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();

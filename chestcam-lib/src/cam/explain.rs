@@ -374,30 +374,24 @@ impl Explanation {
     }
 
     /// Writes `<name>_panel.png`, `<name>_fade.gif`, `<name>_labels.gif`
-    /// and `<name>.json` (probabilities per label) into `dir`.
+    /// and `<name>.json` (probabilities per label) into `dir`; refuses to
+    /// replace an existing file unless `overwrite`.
     pub fn write(
         &self,
         dir: &Path,
         frames: usize,
         delay_ms: u32,
+        overwrite: bool,
     ) -> Result<Vec<std::path::PathBuf>> {
+        let paths = output_paths(dir, &self.name);
+        if !overwrite {
+            refuse_existing(&paths)?;
+        }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let stem: String = self
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let p = |suffix: &str| dir.join(format!("{stem}{suffix}"));
-        self.panel()?.save(p("_panel.png"))?;
-        self.fade_gif(0, frames, delay_ms)?.save(p("_fade.gif"))?;
-        self.label_gif(delay_ms.max(400) * 2)?
-            .save(p("_labels.gif"))?;
+        let [panel, fade, labels, json] = &paths;
+        self.panel()?.save(panel)?;
+        self.fade_gif(0, frames, delay_ms)?.save(fade)?;
+        self.label_gif(delay_ms.max(400) * 2)?.save(labels)?;
         let probs: serde_json::Map<String, serde_json::Value> = LABELS
             .iter()
             .zip(&self.probs)
@@ -417,13 +411,56 @@ impl Explanation {
         });
         let text =
             serde_json::to_string_pretty(&v).map_err(|e| Error::invalid("json", e.to_string()))?;
-        crate::util::write_atomic(p(".json"), text.as_bytes())?;
-        Ok(vec![
-            p("_panel.png"),
-            p("_fade.gif"),
-            p("_labels.gif"),
-            p(".json"),
-        ])
+        crate::util::write_atomic(json, text.as_bytes())?;
+        Ok(paths.to_vec())
+    }
+}
+
+/// A file-name stem for an explained image's outputs: its name with every
+/// letter and digit kept (any script: `胸部.png` stays `胸部.png`) and
+/// anything else (separators, spaces, control characters) as `_`.
+pub fn output_stem(name: &str) -> String {
+    let mut stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.starts_with('.') {
+        stem.replace_range(..1, "_");
+    }
+    if stem.is_empty() {
+        stem = "image".into();
+    }
+    stem
+}
+
+/// The four files [`Explanation::write`] writes for `name` in `dir`.
+pub fn output_paths(dir: &Path, name: &str) -> [std::path::PathBuf; 4] {
+    let stem = output_stem(name);
+    ["_panel.png", "_fade.gif", "_labels.gif", ".json"].map(|s| dir.join(format!("{stem}{s}")))
+}
+
+/// Refuses when any of `paths` exists (an earlier explain wrote it).
+pub fn refuse_existing(paths: &[std::path::PathBuf]) -> Result<()> {
+    let existing: Vec<&std::path::PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    match existing.first() {
+        None => Ok(()),
+        Some(p) => Err(Error::invalid(
+            "output",
+            format!(
+                "{} already exists{}: pass --overwrite to replace, or choose another --out",
+                p.display(),
+                match existing.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                }
+            ),
+        )),
     }
 }
 
