@@ -93,10 +93,10 @@ struct TrustArgs {
     #[arg(long, default_value_t = 10)]
     steps: usize,
     /// ROAD's imputation noise (0 for none).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.01)]
     noise: f64,
     /// Pointing-game tolerance in pixels (default: 15 px at 224 px, scaled).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     tolerance: Option<f64>,
     /// A masks npz (`{split}_masks`, [n, 14, S, S]); phantom sources find theirs.
     #[arg(long, conflicts_with = "boxes")]
@@ -354,7 +354,7 @@ struct BenchArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// chestmnist[:28|64|128|224], synthetic[:size], or a path to a MedMNIST-format npz.
+    /// chestmnist[:28|64|128|224], synthetic[:size[:train,val,test[:seed]]], or a MedMNIST-format npz.
     #[arg(long, default_value = "chestmnist")]
     source: String,
     /// small (3x3 stride-1, no max-pool) or imagenet (7x7 stride-2 + max-pool); default by image size.
@@ -364,7 +364,7 @@ struct TrainArgs {
     epochs: usize,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3)]
     lr: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -410,7 +410,7 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct DataArgs {
-    /// chestmnist[:28|64|128|224], synthetic[:size], or a path to a MedMNIST-format npz.
+    /// chestmnist[:28|64|128|224], synthetic[:size[:train,val,test[:seed]]], or a MedMNIST-format npz.
     #[arg(long, default_value = "chestmnist")]
     source: String,
     /// Print the summary table (the default when nothing else is asked).
@@ -516,15 +516,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 ..Default::default()
             };
             let cfg = if a.resume {
-                if !a.run.join("config.json").is_file() {
-                    return Err(chestcam::Error::invalid(
-                        "--resume",
-                        format!(
-                            "{} holds no run to resume (no config.json); start it without --resume",
-                            a.run.display()
-                        ),
-                    ));
-                }
+                chestcam::train::check_run_folder(&a.run, true)?;
                 chestcam::train::load_config(&a.run)?
             } else {
                 // A relative path is recorded absolute, so that the run can
@@ -539,16 +531,19 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 chestcam::train::TrainConfig { source, ..cfg }
             };
             cfg.validate(None)?;
-            if a.run.exists() && !a.run.is_dir() {
+            // Refusals that need no data come before the data is loaded.
+            chestcam::train::check_run_folder(&a.run, a.resume)?;
+            if let Some(p) = cfg.imagenet.as_ref().filter(|p| !p.is_file()) {
                 return Err(chestcam::Error::invalid(
-                    "--run",
-                    format!("{} is a file, not a run folder", a.run.display()),
+                    "--imagenet",
+                    format!("{}: no such file", p.display()),
                 ));
             }
             let source: DataSource = cfg.source.parse()?;
             let mut progress = chestcam::progress::auto();
             let data = source.load(progress.as_mut())?;
             cfg.validate(Some(data.size))?;
+            chestcam::train::check_data(&cfg, &data)?;
             eprintln!(
                 "data: {} ({} train / {} val / {} test, {} px)",
                 data.provenance,
@@ -757,10 +752,59 @@ fn run(cli: Cli) -> chestcam::Result<()> {
     Ok(())
 }
 
+/// A usage error on one line (clap's own spans several): what is wrong,
+/// and where help is. `--help` and `--version` print as clap prints them.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
+    // Missing arguments are listed on the lines after the first.
+    let listed: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .filter(|l| l.starts_with('-') || l.starts_with('<'))
+        .collect();
+    let first = first.trim_end_matches(':');
+    let sub = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let help = match sub {
+        Some(s) if Cli::command_for_help(&s) => format!("chestcam {s} --help"),
+        _ => "chestcam --help".to_string(),
+    };
+    if listed.is_empty() {
+        eprintln!("{first} (see {help})");
+    } else {
+        eprintln!("{first}: {} (see {help})", listed.join(", "));
+    }
+    std::process::exit(2)
+}
+
+impl Cli {
+    /// Whether `name` is a subcommand (its help is then the one to name).
+    fn command_for_help(name: &str) -> bool {
+        use clap::CommandFactory;
+        Cli::command().find_subcommand(name).is_some()
+    }
+}
+
 fn main() -> ExitCode {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => usage_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => usage_error(e),
+    };
     // `train --resume` takes every setting from the run's config.json: any
     // other option typed with it would be silently ignored, so it is refused.
     if let Some(("train", m)) = matches.subcommand() {

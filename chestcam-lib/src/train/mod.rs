@@ -160,6 +160,44 @@ pub fn check_data(cfg: &TrainConfig, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, before any data is loaded or file touched, a `run` that is a
+/// file, a resume without a saved run, and a fresh start over finished
+/// epochs. (Checked again under the folder's lock when training starts.)
+pub fn check_run_folder(run: &Path, resume: bool) -> Result<()> {
+    if run.exists() && !run.is_dir() {
+        return Err(Error::invalid(
+            "run folder",
+            format!("{} is a file, not a run folder", run.display()),
+        ));
+    }
+    if resume && !run.join("config.json").is_file() {
+        return Err(Error::invalid(
+            "run folder",
+            format!(
+                "{} has no run to resume (no config.json); start it without --resume",
+                run.display()
+            ),
+        ));
+    }
+    if !resume && run.join("last.safetensors").exists() {
+        return Err(already_a_run(run, read_meta(run, "last").ok()));
+    }
+    Ok(())
+}
+
+fn already_a_run(run: &Path, meta: Option<CheckpointMeta>) -> Error {
+    let done = meta
+        .map(|m| format!(" ({} epoch(s) finished)", m.epoch))
+        .unwrap_or_default();
+    Error::invalid(
+        "run folder",
+        format!(
+            "{} already holds a run{done}: pass --resume or choose another folder",
+            run.display()
+        ),
+    )
+}
+
 /// Trains on `data` into `run`. With `resume`, continues from the last
 /// finished epoch with the configuration saved in the folder. A folder
 /// with no finished epoch is started afresh; one with finished epochs is
@@ -174,19 +212,8 @@ pub fn train(
     progress: &mut dyn crate::progress::Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord) -> std::ops::ControlFlow<()>,
 ) -> Result<TrainOutcome> {
-    if run.exists() && !run.is_dir() {
-        return Err(Error::invalid(
-            "run folder",
-            format!("{} is a file, not a run folder", run.display()),
-        ));
-    }
+    check_run_folder(run, resume)?;
     let cfg = &if resume {
-        if !run.join("config.json").is_file() {
-            return Err(Error::invalid(
-                "run folder",
-                format!("{} has no run to resume (no config.json)", run.display()),
-            ));
-        }
         load_config(run)?
     } else {
         cfg.clone()
@@ -210,16 +237,7 @@ pub fn train(
     let mut records: Vec<EpochRecord> = Vec::new();
     let (mut best_auc, mut best_epoch, mut start_epoch) = (f64::NEG_INFINITY, 0, 0);
     match (resume, dir.last_meta()?) {
-        (false, Some(m)) => {
-            return Err(Error::invalid(
-                "run folder",
-                format!(
-                    "{} already holds a run ({} epoch(s) finished): pass --resume or choose another folder",
-                    run.display(),
-                    m.epoch
-                ),
-            ))
-        }
+        (false, Some(m)) => return Err(already_a_run(run, Some(m))),
         (false, None) | (true, None) => dir.start(cfg)?,
         (true, Some(_)) => {
             let meta = dir.resume(&mut model, &mut opt)?;
