@@ -572,8 +572,12 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 chestcam::model::parse_device(&cfg.device)?,
             )?;
             let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
+            let rss = chestcam::bench::peak_rss_mib();
+            if let (false, Some(r)) = (json, rss) {
+                eprintln!("peak host memory (RSS): {r:.0} MiB");
+            }
             if json {
-                let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test});
+                let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test, "peak_rss_mib": rss});
                 print_json(&v)?;
             } else {
                 say!(

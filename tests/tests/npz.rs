@@ -244,7 +244,7 @@ fn missing_file_names_the_path() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("/nonexistent/x.npz") && e.contains("No such file"),
+        e.contains("/nonexistent/x.npz") && e.contains("no such file or folder"),
         "{e}"
     );
 }

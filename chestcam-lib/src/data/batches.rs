@@ -1,4 +1,5 @@
 //! Mini-batches over a split: shuffled by seed, optionally augmented.
+use super::registry::NUM_LABELS;
 use super::Split;
 use crate::util::Rng;
 use crate::{Error, Result};
@@ -29,10 +30,19 @@ impl Default for Augment {
     }
 }
 
-/// An iterator of `(images [b, 1, s, s], labels [b, 14])` batches.
-pub struct Batches {
-    images: Tensor,
-    labels: Tensor,
+/// Where a batch's rows come from.
+enum Source<'a> {
+    /// Whole-split tensors on a device (images uint8 or already float).
+    Tensors { images: Tensor, labels: Tensor },
+    /// The split's own bytes on the host: each batch's rows are gathered
+    /// and sent to `device` alone, so nothing split-sized is allocated.
+    Host { split: &'a Split, device: Device },
+}
+
+/// An iterator of `(images [b, 1, s, s], labels [b, 14])` batches: float
+/// images normalised as MedMNIST does, float 0/1 labels.
+pub struct Batches<'a> {
+    source: Source<'a>,
     order: Vec<i64>,
     pos: usize,
     batch_size: usize,
@@ -40,36 +50,49 @@ pub struct Batches {
     rng: Rng,
 }
 
-impl Batches {
-    /// Batches of `split` on `device`. `seed = Some(s)` shuffles with that
-    /// seed (same seed, same order); `None` keeps the file order.
+impl<'a> Batches<'a> {
+    /// Batches of `split` on `device`, gathered from the split's bytes a
+    /// batch at a time. `seed = Some(s)` shuffles with that seed (same
+    /// seed, same order); `None` keeps the file order.
     pub fn new(
-        split: &Split,
+        split: &'a Split,
         batch_size: usize,
         seed: Option<u64>,
         augment: Option<Augment>,
         device: Device,
-    ) -> Result<Batches> {
-        Self::from_tensors(
-            split.images_tensor(device)?,
-            split.labels_tensor(device)?,
+    ) -> Result<Batches<'a>> {
+        Self::from_host(split, split.len(), batch_size, seed, augment, device)
+    }
+
+    /// Batches of the first `n` images of `split`, streamed from the host.
+    pub fn from_host(
+        split: &'a Split,
+        n: usize,
+        batch_size: usize,
+        seed: Option<u64>,
+        augment: Option<Augment>,
+        device: Device,
+    ) -> Result<Batches<'a>> {
+        let n = n.min(split.len());
+        Self::build(
+            Source::Host { split, device },
+            n as i64,
             batch_size,
             seed,
             augment,
         )
     }
 
-    /// Batches over tensors already prepared (`[n,1,s,s]`, `[n,14]`).
+    /// Batches over whole-split tensors already on a device: images
+    /// `[n,1,s,s]` as uint8 (normalised a batch at a time) or float, labels
+    /// `[n,14]`.
     pub fn from_tensors(
         images: Tensor,
         labels: Tensor,
         batch_size: usize,
         seed: Option<u64>,
         augment: Option<Augment>,
-    ) -> Result<Batches> {
-        if batch_size == 0 {
-            return Err(Error::invalid("batch size", "0 (must be at least 1)"));
-        }
+    ) -> Result<Batches<'a>> {
         let n = images.size().first().copied().unwrap_or(0);
         let ln = labels.size().first().copied().unwrap_or(-1);
         if n != ln {
@@ -77,6 +100,25 @@ impl Batches {
                 "batches",
                 format!("{n} images but {ln} label rows"),
             ));
+        }
+        Self::build(
+            Source::Tensors { images, labels },
+            n,
+            batch_size,
+            seed,
+            augment,
+        )
+    }
+
+    fn build(
+        source: Source<'a>,
+        n: i64,
+        batch_size: usize,
+        seed: Option<u64>,
+        augment: Option<Augment>,
+    ) -> Result<Batches<'a>> {
+        if batch_size == 0 {
+            return Err(Error::invalid("batch size", "0 (must be at least 1)"));
         }
         let mut rng = Rng::new(seed.unwrap_or(0));
         let order = match seed {
@@ -88,14 +130,50 @@ impl Batches {
             None => (0..n).collect(),
         };
         Ok(Batches {
-            images,
-            labels,
+            source,
             order,
             pos: 0,
             batch_size,
             augment,
             rng,
         })
+    }
+
+    /// The rows `idx` as (normalised images, float labels).
+    fn gather(&self, idx: &[i64]) -> Result<(Tensor, Tensor)> {
+        let (x, y) = match &self.source {
+            Source::Tensors { images, labels } => {
+                let i = Tensor::f_from_slice(idx)?.f_to_device(images.device())?;
+                (images.f_index_select(0, &i)?, labels.f_index_select(0, &i)?)
+            }
+            Source::Host { split, device, .. } => {
+                let px = split.size * split.size;
+                let mut xb = Vec::with_capacity(idx.len() * px);
+                let mut yb = Vec::with_capacity(idx.len() * NUM_LABELS);
+                for &i in idx {
+                    xb.extend_from_slice(split.image(i as usize));
+                    yb.extend_from_slice(split.label_row(i as usize));
+                }
+                let (b, s) = (idx.len() as i64, split.size as i64);
+                (
+                    Tensor::f_from_slice(&xb)?
+                        .f_view([b, 1, s, s])?
+                        .f_to_device(*device)?,
+                    Tensor::f_from_slice(&yb)?
+                        .f_view([b, NUM_LABELS as i64])?
+                        .f_to_device(*device)?,
+                )
+            }
+        };
+        let x = match x.kind() {
+            tch::Kind::Uint8 => super::normalise(&x)?,
+            _ => x,
+        };
+        let y = match y.kind() {
+            tch::Kind::Float => y,
+            _ => y.f_to_kind(tch::Kind::Float)?,
+        };
+        Ok((x, y))
     }
 
     /// Number of batches.
@@ -142,7 +220,7 @@ fn shift(img: &Tensor, dy: i64, dx: i64) -> Result<Tensor> {
     Ok(padded.f_narrow(1, m - dy, h)?.f_narrow(2, m - dx, w)?)
 }
 
-impl Iterator for Batches {
+impl Iterator for Batches<'_> {
     type Item = Result<(Tensor, Tensor)>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -153,9 +231,7 @@ impl Iterator for Batches {
         let idx = self.order[self.pos..end].to_vec();
         self.pos = end;
         let res = (|| {
-            let idx = Tensor::f_from_slice(&idx)?.f_to_device(self.images.device())?;
-            let x = self.images.f_index_select(0, &idx)?;
-            let y = self.labels.f_index_select(0, &idx)?;
+            let (x, y) = self.gather(&idx)?;
             let x = match self.augment {
                 Some(a) => self.augment_batch(x, a)?,
                 None => x,

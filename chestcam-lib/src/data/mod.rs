@@ -60,6 +60,14 @@ impl std::str::FromStr for SplitName {
     }
 }
 
+/// MedMNIST's normalisation of uint8 pixels: `(x / 255 - 0.5) / 0.5`,
+/// as float in [-1, 1], on `x`'s device.
+pub fn normalise(x: &tch::Tensor) -> Result<tch::Tensor> {
+    Ok(x.f_to_kind(tch::Kind::Float)?
+        .f_div_scalar(127.5)?
+        .f_sub_scalar(1.0)?)
+}
+
 /// One split: grey uint8 images `[n, size, size]` and 0/1 labels `[n, 14]`,
 /// row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,15 +119,51 @@ impl Split {
     }
 
     /// Images as a float tensor `[n, 1, size, size]` normalised as MedMNIST
-    /// does (`(x / 255 - 0.5) / 0.5`, so in [-1, 1]), on `device`.
+    /// does (`(x / 255 - 0.5) / 0.5`, so in [-1, 1]), on `device`. This is
+    /// four times the split's bytes: training and evaluation go a batch at
+    /// a time instead ([`Split::images_u8`], [`normalise`]).
     pub fn images_tensor(&self, device: tch::Device) -> Result<tch::Tensor> {
-        let n = self.len() as i64;
-        let s = self.size as i64;
-        let t = tch::Tensor::f_from_slice(&self.images)?
-            .f_view([n, 1, s, s])?
-            .f_to_device(device)?
-            .f_to_kind(tch::Kind::Float)?;
-        Ok(t.f_div_scalar(127.5)?.f_sub_scalar(1.0)?)
+        normalise(&self.images_u8(0, self.len())?.f_to_device(device)?)
+    }
+
+    /// Images `start..start + len` as uint8 `[len, 1, size, size]` on the
+    /// CPU (a copy of just those bytes).
+    pub fn images_u8(&self, start: usize, len: usize) -> Result<tch::Tensor> {
+        let (s, n) = (self.size, self.len());
+        if start + len > n {
+            return Err(Error::invalid(
+                "images",
+                format!("{start}..{} of a split of {n}", start + len),
+            ));
+        }
+        let bytes = &self.images[start * s * s..(start + len) * s * s];
+        Ok(tch::Tensor::f_from_slice(bytes)?.f_view([len as i64, 1, s as i64, s as i64])?)
+    }
+
+    /// The first `n` images as uint8 `[n, 1, size, size]` on `device`,
+    /// copied in chunks of at most 64 MiB, so the host never holds a second
+    /// copy of the split (ChestMNIST-224's training split is 3.9 GB as
+    /// uint8, 15.7 GB as float).
+    pub fn images_u8_on(&self, n: usize, device: tch::Device) -> Result<tch::Tensor> {
+        let (s, n) = (self.size as i64, n.min(self.len()));
+        let out = tch::Tensor::f_empty([n as i64, 1, s, s], (tch::Kind::Uint8, device))?;
+        let chunk = ((64usize << 20) / (self.size * self.size).max(1)).max(1);
+        let mut start = 0;
+        while start < n {
+            let len = chunk.min(n - start);
+            let mut dst = out.f_narrow(0, start as i64, len as i64)?;
+            dst.f_copy_(&self.images_u8(start, len)?)?;
+            start += len;
+        }
+        Ok(out)
+    }
+
+    /// The first `n` label rows as uint8 `[n, 14]` on `device`.
+    pub fn head_labels(&self, n: usize, device: tch::Device) -> Result<tch::Tensor> {
+        let n = n.min(self.len());
+        Ok(tch::Tensor::f_from_slice(&self.labels[..n * NUM_LABELS])?
+            .f_view([n as i64, NUM_LABELS as i64])?
+            .f_to_device(device)?)
     }
 
     /// Labels as a float tensor `[n, 14]` of 0/1, on `device`.

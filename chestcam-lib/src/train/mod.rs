@@ -69,7 +69,23 @@ pub fn load_config(run: &Path) -> Result<TrainConfig> {
 
 /// Logits `[n, 14]` on the CPU for a whole split, in batches, eval mode.
 pub fn split_logits(model: &Model, split: &Split, batch_size: usize) -> Result<Tensor> {
-    model.logits_batched(&split.images_tensor(Device::Cpu)?, batch_size)
+    // A batch at a time from the split's bytes: nothing split-sized in float.
+    let (n, b) = (split.len(), batch_size.max(1));
+    let mut out = Vec::with_capacity(n.div_ceil(b));
+    let mut start = 0;
+    while start < n {
+        let len = b.min(n - start);
+        let x = crate::data::normalise(&split.images_u8(start, len)?.f_to_device(model.device())?)?;
+        out.push(model.logits(&x).f_to_device(Device::Cpu)?);
+        start += len;
+    }
+    if out.is_empty() {
+        return Ok(Tensor::f_zeros(
+            [0, crate::data::registry::NUM_LABELS as i64],
+            (tch::Kind::Float, Device::Cpu),
+        )?);
+    }
+    Ok(Tensor::f_cat(&out, 0)?)
 }
 
 /// Evaluates `model` on `split`: loss, AUC, ACC, AP as MedMNIST defines them.
@@ -247,12 +263,17 @@ pub fn train(
             start_epoch = meta.epoch;
         }
     }
-    let train_split = match cfg.train_subset {
-        Some(n) => data.train.head(n),
-        None => data.train.clone(),
+    // The training images stay uint8 and are normalised a batch at a time:
+    // on a GPU the whole uint8 split lives on the device (a quarter of its
+    // float size), on the CPU batches are gathered from the split's bytes.
+    let n_train = cfg.train_subset.unwrap_or(usize::MAX).min(data.train.len());
+    let on_device = match device {
+        Device::Cpu => None,
+        _ => Some((
+            data.train.images_u8_on(n_train, device)?,
+            data.train.head_labels(n_train, device)?,
+        )),
     };
-    let x = train_split.images_tensor(device)?;
-    let y = train_split.labels_tensor(device)?;
     let augment = cfg.augment.then(crate::data::Augment::default);
     for epoch in start_epoch..cfg.epochs {
         let lr = cfg.lr_at(epoch);
@@ -261,20 +282,30 @@ pub fn train(
             .seed
             .wrapping_mul(1_000_003)
             .wrapping_add(epoch as u64 + 1);
-        let batches = Batches::from_tensors(
-            x.shallow_clone(),
-            y.shallow_clone(),
-            cfg.batch_size,
-            Some(seed),
-            augment,
-        )?;
+        let batches = match &on_device {
+            Some((x, y)) => Batches::from_tensors(
+                x.shallow_clone(),
+                y.shallow_clone(),
+                cfg.batch_size,
+                Some(seed),
+                augment,
+            )?,
+            None => Batches::from_host(
+                &data.train,
+                n_train,
+                cfg.batch_size,
+                Some(seed),
+                augment,
+                device,
+            )?,
+        };
         // The loss is summed on the device and read every few steps, so the
         // device never waits for the host.
         let mut loss_sum = Tensor::f_zeros([], (tch::Kind::Double, device))?;
         let (mut seen, mut checked) = (0usize, 0usize);
         progress.start(
             &format!("epoch {}/{}", epoch + 1, cfg.epochs),
-            Some(train_split.len() as u64),
+            Some(n_train as u64),
         );
         let mut batches = batches.enumerate().peekable();
         while let Some((b, batch)) = batches.next() {
