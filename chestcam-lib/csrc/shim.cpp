@@ -3,6 +3,7 @@
 // Every function catches C++ exceptions and returns the message (to be
 // freed with chestcam_free_message), or NULL on success.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/ops/_fused_adam.h>
 #include <c10/core/GradMode.h>
 #include <cstdlib>
@@ -44,6 +45,66 @@ char *chestcam_fused_adam(at::Tensor **params, at::Tensor **grads, at::Tensor **
         return copy_message(e.what());
     } catch (...) {
         return copy_message("unknown C++ exception in chestcam_fused_adam");
+    }
+}
+
+// Channels-last (NHWC) memory for a 4-d tensor. `in_place`: the tensor's
+// data is replaced (parameters, as nn.Module.to(memory_format=...) does);
+// otherwise a new tensor is returned in *out (inputs).
+char *chestcam_channels_last(at::Tensor *t, int in_place, at::Tensor **out) {
+    try {
+        c10::NoGradGuard no_grad;
+        if (t->dim() != 4) {
+            if (out) *out = new at::Tensor(*t);
+            return nullptr;
+        }
+        at::Tensor cl = t->contiguous(at::MemoryFormat::ChannelsLast);
+        if (in_place) {
+            t->set_data(cl);
+        } else if (out) {
+            *out = new at::Tensor(cl);
+        }
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
+    } catch (...) {
+        return copy_message("unknown C++ exception in chestcam_channels_last");
+    }
+}
+
+// Whether a tensor is laid out channels-last.
+int chestcam_is_channels_last(at::Tensor *t) {
+    return t->dim() == 4 && t->is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
+}
+
+// Autocast (mixed precision) on the CPU (cuda = 0) or CUDA (cuda = 1), as
+// `with torch.autocast(device_type, dtype)`: enter sets it on with `half`
+// (1: float16, else bfloat16) and returns what was set before in *prev
+// (bit 0: enabled, bit 1: the dtype was float16); exit restores that and,
+// leaving the outermost region, clears the cache of cast weights.
+char *chestcam_autocast_enter(int cuda, int half, int *prev) {
+    try {
+        auto dt = cuda ? at::DeviceType::CUDA : at::DeviceType::CPU;
+        *prev = (at::autocast::is_autocast_enabled(dt) ? 1 : 0) |
+                (at::autocast::get_autocast_dtype(dt) == at::kHalf ? 2 : 0);
+        at::autocast::set_autocast_enabled(dt, true);
+        at::autocast::set_autocast_dtype(dt, half ? at::kHalf : at::kBFloat16);
+        at::autocast::increment_nesting();
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
+    }
+}
+
+char *chestcam_autocast_exit(int cuda, int prev) {
+    try {
+        auto dt = cuda ? at::DeviceType::CUDA : at::DeviceType::CPU;
+        if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+        at::autocast::set_autocast_enabled(dt, (prev & 1) != 0);
+        at::autocast::set_autocast_dtype(dt, (prev & 2) ? at::kHalf : at::kBFloat16);
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
     }
 }
 }

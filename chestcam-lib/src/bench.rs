@@ -5,6 +5,7 @@
 use crate::data::Dataset;
 use crate::model::{Model, Stage, Stem};
 use crate::train::adam::Adam;
+use crate::train::Precision;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,6 +26,15 @@ pub struct BenchOptions {
     /// Images for the ROAD row (14 labels each, against pytorch-grad-cam's
     /// ROADCombined on the same maps); 0 skips it.
     pub road_images: usize,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`: both sides run there.
+    pub device: String,
+}
+
+/// Waits for the device's queued work, so that a timing is real.
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
 }
 
 fn median_secs(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -62,32 +72,74 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         }
     }
     tch::set_num_threads(o.threads);
+    let device = crate::model::parse_device(&o.device)?;
     let data = Dataset::from_npz(&o.data)?;
+    let stem = Stem::default_for(data.size);
     let b = o.batch.min(data.train.len());
     let split = data.train.head(b);
-    let x = split.images_tensor(Device::Cpu)?;
-    let y = split.labels_tensor(Device::Cpu)?;
+    let x = split.images_tensor(device)?;
+    let y = split.labels_tensor(device)?;
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
     let init = o.out.join("init.safetensors");
     tch::manual_seed(0);
-    let model = Model::new(Stem::Small, data.size, Device::Cpu)?;
+    let model = Model::new(stem, data.size, device)?;
     model.save(&init)?;
-    let logits = model.logits(&x);
+    let logits = model.logits(&x).f_to_device(Device::Cpu)?;
     let logits_path = o.out.join("rust_logits.safetensors");
-    Tensor::write_safetensors(&[("logits", &logits)], &logits_path)
-        .map_err(|e| Error::bad_file(&logits_path, e.to_string()))?;
+    crate::tensors_file::write(&logits_path, &[("logits", &logits)], Default::default())?;
 
     // Inference is cheap: three times the repetitions for a steadier median.
     let infer = median_secs(o.warmup + 1, 3 * o.reps, || {
         let _ = model.logits(&x);
+        sync(device);
         Ok(())
     })?;
-    let mut tm = Model::new(Stem::Small, data.size, Device::Cpu)?;
+    // The step `chestcam train` runs on this device (fused Adam, and
+    // channels-last where that is its default); the loss is read so the
+    // time is real.
+    let cl = crate::train::TrainConfig::default().channels_last_on(device);
+    let mut tm = Model::new(stem, data.size, device)?;
     tm.load(&init)?;
+    let x_cl = if cl {
+        tm.to_channels_last()?;
+        crate::shim::channels_last(&x)?
+    } else {
+        x.shallow_clone()
+    };
     let mut opt = Adam::new(&tm.vs);
-    // The step `chestcam train` runs; the loss is read so the time is real.
     let train = median_secs(o.warmup, o.reps, || {
-        let loss = crate::train::train_step(&tm, &mut opt, &x, &y, 1e-3)?;
+        let loss = crate::train::train_step(&tm, &mut opt, &x_cl, &y, 1e-3, Precision::Fp32)?;
+        loss.f_double_value(&[])?;
+        Ok(())
+    })?;
+    // Contiguous (NCHW) with the per-parameter Adam loop (foreach=False's way).
+    let mut tm2 = Model::new(stem, data.size, device)?;
+    tm2.load(&init)?;
+    let mut opt2 = Adam::new(&tm2.vs);
+    opt2.fused = false;
+    let train_loop = median_secs(o.warmup, o.reps, || {
+        let loss = crate::train::train_step(&tm2, &mut opt2, &x, &y, 1e-3, Precision::Fp32)?;
+        loss.f_double_value(&[])?;
+        Ok(())
+    })?;
+    // Contiguous (NCHW), fused Adam.
+    let mut tm3 = Model::new(stem, data.size, device)?;
+    tm3.load(&init)?;
+    let mut opt3 = Adam::new(&tm3.vs);
+    let train_nchw = median_secs(o.warmup, o.reps, || {
+        let loss = crate::train::train_step(&tm3, &mut opt3, &x, &y, 1e-3, Precision::Fp32)?;
+        loss.f_double_value(&[])?;
+        Ok(())
+    })?;
+    // bf16 autocast, otherwise as `train` runs.
+    let mut tm4 = Model::new(stem, data.size, device)?;
+    tm4.load(&init)?;
+    if cl {
+        tm4.to_channels_last()?;
+    }
+    let mut opt4 = Adam::new(&tm4.vs);
+    let train_bf16 = median_secs(o.warmup + 2, o.reps, || {
+        let loss = crate::train::train_step(&tm4, &mut opt4, &x_cl, &y, 1e-3, Precision::Bf16)?;
         loss.f_double_value(&[])?;
         Ok(())
     })?;
@@ -101,6 +153,7 @@ pub fn run(o: &BenchOptions) -> Result<String> {
             &[],
             64,
         )?;
+        sync(device);
         Ok(())
     })?;
     // Score-CAM: one forward per channel and image, 64 at a time.
@@ -115,21 +168,24 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         &[],
         64,
     )?;
+    sync(device);
     let score = t.elapsed().as_secs_f64();
     let rss = peak_rss_mib().unwrap_or(f64::NAN);
 
-    let py = run_python(o, &init, &logits_path, b)?;
+    let py = run_python(o, &init, &logits_path, b, stem)?;
     let get = |k: &str| py.get(k).and_then(|v| v.as_f64());
     let ips = |secs: f64| b as f64 / secs;
     let mut t = String::new();
     t.push_str(&format!(
-        "ResNet-18 (small stem), {0}x{0} px, batch {b}, {1} threads, medians of {2} training steps / {5} inference passes after {3} warm-up; torch {4}\n\n",
+        "ResNet-18 ({6} stem), {0}x{0} px, batch {b}, on {7:?} ({1} CPU threads), medians of {2} training steps / {5} inference passes after {3} warm-up; torch {4}\n\n",
         data.size,
         o.threads,
         o.reps,
         o.warmup,
         py.get("torch").and_then(|v| v.as_str()).unwrap_or("?"),
-        3 * o.reps
+        3 * o.reps,
+        stem,
+        device
     ));
     t.push_str(&format!(
         "{:<34} {:>10} {:>10}\n",
@@ -138,10 +194,32 @@ pub fn run(o: &BenchOptions) -> Result<String> {
     let (our_train, our_infer) = (ips(train), ips(infer));
     t.push_str(&format!(
         "{:<34} {:>10.1} {:>10}\n",
-        "train  chestcam (tch)", our_train, "1.00"
+        "train  chestcam (as train runs)", our_train, "1.00"
+    ));
+    t.push_str(&format!(
+        "{:<34} {:>10.1} {:>10.2}\n",
+        "train  chestcam, bf16 autocast",
+        ips(train_bf16),
+        our_train / ips(train_bf16)
+    ));
+    t.push_str(&format!(
+        "{:<34} {:>10.1} {:>10.2}\n",
+        "train  chestcam, NCHW",
+        ips(train_nchw),
+        our_train / ips(train_nchw)
+    ));
+    t.push_str(&format!(
+        "{:<34} {:>10.1} {:>10.2}\n",
+        "train  chestcam, NCHW, loop Adam",
+        ips(train_loop),
+        our_train / ips(train_loop)
     ));
     for (name, key) in [
         ("train  PyTorch eager", "train_eager_s"),
+        ("train  PyTorch fused Adam", "train_fused_s"),
+        ("train  PyTorch fused + chan-last", "train_fused_cl_s"),
+        ("train  PyTorch bf16+fused+chan-last", "train_amp_s"),
+        ("train  PyTorch CUDA graph of step", "train_graph_s"),
         ("train  PyTorch DataLoader+PIL", "train_dataloader_s"),
     ] {
         match get(key) {
@@ -171,6 +249,11 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         rss,
         get("peak_rss_mb").unwrap_or(f64::NAN)
     ));
+    if let Some(m) = get("peak_device_mb") {
+        t.push_str(&format!(
+            "PyTorch process's peak device memory: {m:.0} MiB (chestcam's: not measurable through tch)\n"
+        ));
+    }
     t.push_str(&format!(
         "\nGrad-CAM, all 14 labels for the batch of {b} (layer4):\n"
     ));
@@ -291,6 +374,7 @@ fn run_python(
     init: &Path,
     logits: &Path,
     batch: usize,
+    stem: Stem,
 ) -> Result<serde_json::Value> {
     let out = std::process::Command::new(&o.python)
         .arg(&o.script)
@@ -313,6 +397,7 @@ fn run_python(
             &o.reps.to_string(),
         ])
         .args(["--rust-logits", &logits.display().to_string()])
+        .args(["--device", &o.device, "--stem", &stem.to_string()])
         .args(["--cam-reps", &o.reps.min(3).to_string()])
         .output()
         .map_err(|e| Error::io(&o.script, e))?;

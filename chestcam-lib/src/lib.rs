@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod notebook;
 pub mod progress;
+pub mod shim;
 pub mod tensors_file;
 pub mod train;
 pub mod trust;

@@ -350,6 +350,9 @@ struct BenchArgs {
     /// Images for the ROAD row (14 labels each, against pytorch-grad-cam); 0 skips it.
     #[arg(long, default_value_t = 128)]
     road_images: usize,
+    /// auto, cpu, cuda or cuda:N: where both sides run (auto: CUDA when present).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(clap::Args)]
@@ -382,6 +385,12 @@ struct TrainArgs {
     /// torchvision-named ImageNet weights (safetensors) to start from.
     #[arg(long)]
     imagenet: Option<PathBuf>,
+    /// Channels-last weights and batches: true or false (default: true on the CPU, false on CUDA).
+    #[arg(long)]
+    channels_last: Option<bool>,
+    /// fp32 (MedMNIST's protocol) or bf16 (autocast; float32 weights and optimiser).
+    #[arg(long, default_value = "fp32")]
+    precision: String,
     /// The run folder (config.json, metrics.jsonl, best/last checkpoints).
     #[arg(long)]
     run: PathBuf,
@@ -502,6 +511,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         }
         Cmd::Train(a) => {
             let cfg = chestcam::train::TrainConfig {
+                channels_last: a.channels_last,
+                precision: a.precision.parse()?,
                 source: a.source,
                 stem: a.stem.map(|s| s.parse()).transpose()?,
                 epochs: a.epochs,
@@ -622,6 +633,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 script: a.script,
                 score_batch: a.score_batch,
                 road_images: a.road_images,
+                device: a.device,
             })?;
             emit(&report)?;
         }

@@ -390,3 +390,56 @@ fn fused_adam_equals_the_per_parameter_loop_after_many_steps() {
         assert_eq!(oa.step, steps as i64);
     }
 }
+
+#[test]
+fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
+    use chestcam::train::{evaluate_split, load_model, Precision};
+    let data = PhantomConfig {
+        counts: [1000, 200, 500],
+        seed: 21,
+        ..Default::default()
+    }
+    .generate()
+    .unwrap()
+    .0;
+    let dir = tempfile::tempdir().unwrap();
+    let mut auc = Vec::new();
+    for precision in [Precision::Fp32, Precision::Bf16] {
+        let cfg = TrainConfig {
+            epochs: 4,
+            batch_size: 64,
+            precision,
+            ..quick_cfg()
+        };
+        let run = dir.path().join(precision.to_string());
+        let t = std::time::Instant::now();
+        train(&cfg, &data, &run, false, &mut Silent, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let (model, _) = load_model(&run, "best", tch::Device::Cpu).unwrap();
+        let e = evaluate_split(&model, &data.test, 256).unwrap();
+        eprintln!(
+            "{precision}: test AUC {:.4} in {:.1} s",
+            e.auc,
+            t.elapsed().as_secs_f64()
+        );
+        auc.push(e.auc);
+        let saved: TrainConfig =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(saved.precision, precision, "the run records its precision");
+    }
+    assert!(auc[0] > 0.8, "fp32 learned: {}", auc[0]);
+    assert!(
+        (auc[0] - auc[1]).abs() < 0.01,
+        "fp32 {} vs bf16 {}",
+        auc[0],
+        auc[1]
+    );
+    assert!("fp16"
+        .parse::<Precision>()
+        .unwrap_err()
+        .to_string()
+        .contains("gradient scaler"));
+}

@@ -99,6 +99,18 @@ impl Model {
         Ok(Tensor::f_cat(&out, 0)?)
     }
 
+    /// Lays every 4-d parameter (the convolutions' weights) out
+    /// channels-last, as `model.to(memory_format=torch.channels_last)`;
+    /// feed it inputs made with [`crate::shim::channels_last`].
+    pub fn to_channels_last(&mut self) -> Result<()> {
+        for (_, mut t) in self.vs.variables() {
+            if t.dim() == 4 {
+                crate::shim::set_channels_last(&mut t)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The parameters and buffers by name, sorted.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();

@@ -24,26 +24,6 @@ pub struct Adam {
     pub fused: bool,
 }
 
-mod ffi {
-    use std::os::raw::c_char;
-    use torch_sys::C_tensor;
-    extern "C" {
-        pub fn chestcam_fused_adam(
-            params: *const *mut C_tensor,
-            grads: *const *mut C_tensor,
-            exp_avgs: *const *mut C_tensor,
-            exp_avg_sqs: *const *mut C_tensor,
-            steps: *const *mut C_tensor,
-            n: i64,
-            lr: f64,
-            beta1: f64,
-            beta2: f64,
-            eps: f64,
-        ) -> *mut c_char;
-        pub fn chestcam_free_message(m: *mut c_char);
-    }
-}
-
 impl Adam {
     /// Adam over the trainable variables of `vs`.
     pub fn new(vs: &nn::VarStore) -> Adam {
@@ -105,58 +85,40 @@ impl Adam {
 
     /// `_fused_adam_` over every parameter with a gradient.
     fn fused_step(&mut self, lr: f64) -> Result<()> {
-        let mut held: Vec<Tensor> = Vec::new();
         let (mut ps, mut gs, mut ms, mut vs, mut ss) = (vec![], vec![], vec![], vec![], vec![]);
-        for (name, p) in self.params.iter_mut() {
-            let mut g = p.grad();
+        // `params` is sorted by name, as the moments' maps are: zipped, they
+        // pair each parameter with its own moments.
+        for ((_, p), (m, v)) in self
+            .params
+            .iter_mut()
+            .zip(self.m.values_mut().zip(self.v.values_mut()))
+        {
+            let g = p.grad();
             if !g.defined() {
                 continue;
             }
-            let (Some(m), Some(v)) = (self.m.get_mut(name), self.v.get_mut(name)) else {
-                continue;
-            };
             // The step count as a float scalar on the parameter's device,
             // one per parameter as PyTorch keeps it.
-            let mut s = Tensor::f_full([], self.step as f64, (tch::Kind::Float, p.device()))?;
-            ps.push(p.as_mut_ptr());
-            gs.push(g.as_mut_ptr());
-            ms.push(m.as_mut_ptr());
-            vs.push(v.as_mut_ptr());
-            ss.push(s.as_mut_ptr());
-            held.push(g);
-            held.push(s);
+            ss.push(Tensor::f_full(
+                [],
+                self.step as f64,
+                (tch::Kind::Float, p.device()),
+            )?);
+            gs.push(g);
+            ps.push(p);
+            ms.push(m);
+            vs.push(v);
         }
-        // SAFETY: every pointer is a live tensor held by `self` or `held`
-        // for the whole call; the shim only reads the arrays.
-        let msg = unsafe {
-            ffi::chestcam_fused_adam(
-                ps.as_ptr(),
-                gs.as_ptr(),
-                ms.as_ptr(),
-                vs.as_ptr(),
-                ss.as_ptr(),
-                ps.len() as i64,
-                lr,
-                self.beta1,
-                self.beta2,
-                self.eps,
-            )
-        };
-        drop(held);
-        if msg.is_null() {
-            return Ok(());
-        }
-        // SAFETY: a NUL-terminated copy made by the shim, freed once here.
-        let text = unsafe {
-            let t = std::ffi::CStr::from_ptr(msg).to_string_lossy().into_owned();
-            ffi::chestcam_free_message(msg);
-            t
-        };
-        let first = text.lines().next().unwrap_or_default().to_string();
-        Err(Error::invalid(
-            "optimiser step",
-            format!("fused Adam failed: {first}"),
-        ))
+        crate::shim::fused_adam(
+            &mut ps,
+            &mut gs,
+            &mut ms,
+            &mut vs,
+            &mut ss,
+            lr,
+            (self.beta1, self.beta2),
+            self.eps,
+        )
     }
 
     /// The moments as named tensors (`optim.m.NAME`, `optim.v.NAME`), for a

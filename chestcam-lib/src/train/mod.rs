@@ -6,7 +6,7 @@ pub mod adam;
 pub mod config;
 pub mod run_dir;
 
-pub use config::TrainConfig;
+pub use config::{Precision, TrainConfig};
 pub use run_dir::{load_model, read_meta, CheckpointMeta, RunDir};
 
 use crate::data::{Batches, Dataset, Split};
@@ -107,8 +107,9 @@ pub fn evaluate_split(model: &Model, split: &Split, batch_size: usize) -> Result
 /// Steps between reads of the running loss (each read waits for the device).
 const LOSS_CHECK_EVERY: usize = 32;
 
-/// One training step: forward in train mode, mean BCE-with-logits over the
-/// batch and all 14 labels, backward, one Adam update at `lr`. Returns the
+/// One training step: forward in train mode (under bf16 autocast when
+/// asked), mean BCE-with-logits over the batch and all 14 labels,
+/// backward, one Adam update at `lr`. Returns the
 /// batch's loss as a scalar tensor on the model's device, without waiting
 /// for it (read it when needed).
 pub fn train_step(
@@ -117,17 +118,25 @@ pub fn train_step(
     x: &Tensor,
     y: &Tensor,
     lr: f64,
+    precision: Precision,
 ) -> Result<Tensor> {
     opt.zero_grad();
-    let (logits, _) = model
-        .net
-        .forward_stage(x, crate::model::Stage::Layer4, true);
-    let loss = logits.f_binary_cross_entropy_with_logits(
-        y,
-        None::<Tensor>,
-        None::<Tensor>,
-        tch::Reduction::Mean,
-    )?;
+    let forward = || -> Result<Tensor> {
+        let (logits, _) = model
+            .net
+            .forward_stage(x, crate::model::Stage::Layer4, true);
+        Ok(logits.f_binary_cross_entropy_with_logits(
+            y,
+            None::<Tensor>,
+            None::<Tensor>,
+            tch::Reduction::Mean,
+        )?)
+    };
+    // Autocast covers the forward only; backward follows its dtypes.
+    let loss = match precision {
+        Precision::Fp32 => forward()?,
+        Precision::Bf16 => crate::shim::autocast(model.device(), false, forward)?,
+    };
     loss.f_backward()?;
     opt.step(lr)?;
     Ok(loss.detach())
@@ -247,6 +256,10 @@ pub fn train(
     if let Some(p) = &cfg.imagenet {
         model.load_imagenet(p)?;
     }
+    let channels_last = cfg.channels_last_on(device);
+    if channels_last {
+        model.to_channels_last()?;
+    }
     let mut opt = adam::Adam::new(&model.vs);
 
     let dir = RunDir::open(run)?;
@@ -310,8 +323,12 @@ pub fn train(
         let mut batches = batches.enumerate().peekable();
         while let Some((b, batch)) = batches.next() {
             let (xb, yb) = batch?;
+            let xb = match channels_last {
+                true => crate::shim::channels_last(&xb)?,
+                false => xb,
+            };
             let n = yb.size()[0] as usize;
-            let loss = train_step(&model, &mut opt, &xb, &yb, lr)?;
+            let loss = train_step(&model, &mut opt, &xb, &yb, lr, cfg.precision)?;
             loss_sum = loss_sum.f_add(&loss.f_mul_scalar(n as f64)?)?;
             seen += n;
             if (b + 1) % LOSS_CHECK_EVERY == 0 || batches.peek().is_none() {
