@@ -50,7 +50,8 @@ Each row is one of the 14 findings, with training images that carry it.
 ChestMNIST is **multi-label**: one X-ray can show several findings at once,
 or none (about half say "No Finding"). So the model gives 14 independent
 yes/no answers, one sigmoid per label, trained with binary cross-entropy
-summed over labels, not one softmax choosing a single class.
+averaged over the images of a batch and the 14 labels, not one softmax
+choosing a single class.
 """),
     ("code", "Montage::new(&nd.data, MontageOptions::default())"),
     ("markdown", "How common is each finding? Rare labels have few positives, so their AUC is noisy."),
@@ -74,6 +75,36 @@ lr x0.1 at epochs 50 and 75, all 78,468 images) wants a GPU: set
 `chestcam train --source chestmnist --run runs/full` in a terminal.
 """),
     ("code", "let cfg = notebook_config();\n(cfg.epochs, cfg.train_subset, cfg.batch_size, cfg.lr)"),
+    ("markdown", """
+### One epoch, written out
+
+Training is this loop: take a batch, run the model forward, measure the
+loss, let autograd compute every weight's gradient (backward), and let Adam
+move each weight a little against its gradient. Here is one epoch of it on
+fresh weights:
+"""),
+    ("code", """use chestcam::{model::{Model, Stage}, train::adam::Adam, data::Batches, tch::{Tensor, Reduction}};"""),
+    ("code", """let model = Model::new(stem, nd.data.size, tch_device())?;
+let mut opt = Adam::new(&model.vs);
+let n = cfg.train_subset.unwrap_or(usize::MAX).min(nd.data.train.len());
+let batches = Batches::from_host(&nd.data.train, n, cfg.batch_size, Some(0), None, model.device())?;
+let last = batches.len() - 1;
+for (b, batch) in batches.enumerate() {
+    let (x, y) = batch?;                                            // images [b,1,S,S], labels [b,14]
+    opt.zero_grad();
+    let (logits, _) = model.net.forward_stage(&x, Stage::Layer4, true);   // forward (training mode)
+    let loss = logits.f_binary_cross_entropy_with_logits(&y, None::<Tensor>, None::<Tensor>, Reduction::Mean)?;
+    loss.f_backward()?;                                             // gradients of every weight
+    opt.step(cfg.lr)?;                                              // Adam's update
+    if b % 4 == 0 || b == last { println!("batch {b:>3}: loss {:.4}", loss.f_double_value(&[])?); }
+};"""),
+    ("markdown", """
+`train_here` below runs exactly this step (`chestcam::train::train_step`,
+the same forward, mean loss, backward and fused Adam) for every epoch, from
+fresh weights with the config's seed, and adds what a real run needs: the
+learning-rate schedule, a validation pass after each epoch, checkpoints,
+and a stop with a clear message if the loss turns NaN.
+"""),
     ("code", "let out = train_here(&cfg, &nd.data)?;"),
     ("markdown", "## 4. Results\n\nLoss and validation AUC per epoch:"),
     ("code", "let (loss_chart, auc_chart) = training_curves(&out)?;\nloss_chart"),
@@ -118,6 +149,27 @@ marked FLAT shows no location at all: nothing in the image raised that score.
     ("code", "let label = ex[0].shown[0];\nlabel_grid(&lr.model, &lr.data.test, label, 6, &ExplainOptions::default())?"),
     ("markdown", "The same image and label under each method of the Grad-CAM family:"),
     ("code", "method_comparison(&lr.model, lr.data.test.image(idx[0]), lr.data.size, label, &Method::ALL, &ExplainOptions::default())?"),
+    ("markdown", """
+### Grad-CAM by hand
+
+What the library computes for one image and label: run the model keeping
+layer4's feature maps `A` (512 maps of h x w), take the gradient of the
+label's score (its logit) with respect to `A`, average each map's gradient
+into one weight per channel, sum the maps with those weights, keep the
+positive part (ReLU), upsample to the image and scale to [0, 1]:
+"""),
+    ("code", """use chestcam::{model::Stage, tch::{Kind, Tensor}};
+let x = lr.data.test.images_tensor(lr.model.device())?.narrow(0, idx[0] as i64, 1);
+let (logits, a) = lr.model.net.forward_stage(&x, Stage::Layer4, false);          // a: [1, 512, h, w]
+let score = logits.get(0).get(label as i64);                                      // the label's logit
+let g = Tensor::f_run_backward(&[score], &[&a], false, false)?.remove(0);         // d score / d a
+let w = g.f_mean_dim(&[2i64, 3][..], true, Kind::Float)?;                         // one weight per channel
+let cam = (w * a.detach()).f_sum_dim_intlist(&[1i64][..], true, Kind::Float)?.f_relu()?;  // weighted sum, ReLU
+let s = lr.data.size as i64;
+let up = cam.f_upsample_bilinear2d([s, s], false, None, None)?;
+let by_hand = (&up - up.min()) / (up.max() - up.min() + 1e-7);
+let lib = chestcam::cam::compute(&lr.model, &x, Method::GradCam, Stage::Layer4, &[label], 64)?.maps;
+println!("largest difference from the library's map: {:.2e}", (by_hand.view([-1]) - lib.view([-1]).to_device(by_hand.device())).abs().max().double_value(&[]));"""),
     ("markdown", "## 4. Animated\n\nThe X-ray fading into its heatmap, then a cycle through the labels:"),
     ("code", "ex[0].fade_gif(0, 12, 120)?"),
     ("code", "ex[0].label_gif(900)?"),

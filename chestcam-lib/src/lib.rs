@@ -32,6 +32,9 @@ pub mod util;
 pub mod viz;
 
 pub use error::{Error, Result};
+/// The tch version chestcam is built on, for notebooks and examples that
+/// write tensor code next to the library's.
+pub use tch;
 
 /// The common imports for notebooks and examples.
 pub mod prelude {

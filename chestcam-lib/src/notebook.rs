@@ -127,6 +127,11 @@ pub fn model_summary(stem: crate::model::Stem, size: usize) -> Result<Html> {
     Ok(Html(h))
 }
 
+/// The device the notebooks compute on: CUDA when libtorch sees a GPU.
+pub fn tch_device() -> tch::Device {
+    tch::Device::cuda_if_available()
+}
+
 /// A training config sized for a notebook: a few minutes on a laptop CPU
 /// (fewer epochs and images in quick mode); MedMNIST's protocol otherwise.
 pub fn notebook_config() -> crate::train::TrainConfig {
