@@ -94,55 +94,34 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         sync(device);
         Ok(())
     })?;
-    // The step `chestcam train` runs on this device (fused Adam, and
-    // channels-last where that is its default); the loss is read so the
-    // time is real.
-    let cl = crate::train::TrainConfig::default().channels_last_on(device);
-    let mut tm = Model::new(stem, data.size, device)?;
-    tm.load(&init)?;
-    let x_cl = if cl {
-        tm.to_channels_last()?;
-        crate::shim::channels_last(&x)?
-    } else {
-        x.shallow_clone()
+    // Training steps from the same initial weights, each variant on its own
+    // model and optimiser; the loss is read so the time is real.
+    let time_step = |channels_last: bool, fused: bool, precision: Precision, warmup: usize| {
+        let mut m = Model::new(stem, data.size, device)?;
+        m.load(&init)?;
+        let input = if channels_last {
+            m.to_channels_last()?;
+            crate::shim::channels_last(&x)?
+        } else {
+            x.shallow_clone()
+        };
+        let mut opt = Adam::new(&m.vs);
+        opt.fused = fused;
+        median_secs(warmup, o.reps, || {
+            let loss = crate::train::train_step(&m, &mut opt, &input, &y, 1e-3, precision)?;
+            loss.f_double_value(&[])?;
+            Ok(())
+        })
     };
-    let mut opt = Adam::new(&tm.vs);
-    let train = median_secs(o.warmup, o.reps, || {
-        let loss = crate::train::train_step(&tm, &mut opt, &x_cl, &y, 1e-3, Precision::Fp32)?;
-        loss.f_double_value(&[])?;
-        Ok(())
-    })?;
-    // Contiguous (NCHW) with the per-parameter Adam loop (foreach=False's way).
-    let mut tm2 = Model::new(stem, data.size, device)?;
-    tm2.load(&init)?;
-    let mut opt2 = Adam::new(&tm2.vs);
-    opt2.fused = false;
-    let train_loop = median_secs(o.warmup, o.reps, || {
-        let loss = crate::train::train_step(&tm2, &mut opt2, &x, &y, 1e-3, Precision::Fp32)?;
-        loss.f_double_value(&[])?;
-        Ok(())
-    })?;
-    // Contiguous (NCHW), fused Adam.
-    let mut tm3 = Model::new(stem, data.size, device)?;
-    tm3.load(&init)?;
-    let mut opt3 = Adam::new(&tm3.vs);
-    let train_nchw = median_secs(o.warmup, o.reps, || {
-        let loss = crate::train::train_step(&tm3, &mut opt3, &x, &y, 1e-3, Precision::Fp32)?;
-        loss.f_double_value(&[])?;
-        Ok(())
-    })?;
-    // bf16 autocast, otherwise as `train` runs.
-    let mut tm4 = Model::new(stem, data.size, device)?;
-    tm4.load(&init)?;
-    if cl {
-        tm4.to_channels_last()?;
-    }
-    let mut opt4 = Adam::new(&tm4.vs);
-    let train_bf16 = median_secs(o.warmup + 2, o.reps, || {
-        let loss = crate::train::train_step(&tm4, &mut opt4, &x_cl, &y, 1e-3, Precision::Bf16)?;
-        loss.f_double_value(&[])?;
-        Ok(())
-    })?;
+    // As `chestcam train` runs on this device (fused Adam, channels-last
+    // where that is its default), then bf16 autocast, then contiguous
+    // (NCHW) with the per-parameter Adam loop (foreach=False's way) and
+    // with the fused one.
+    let cl = crate::train::TrainConfig::default().channels_last_on(device);
+    let train = time_step(cl, true, Precision::Fp32, o.warmup)?;
+    let train_loop = time_step(false, false, Precision::Fp32, o.warmup)?;
+    let train_nchw = time_step(false, true, Precision::Fp32, o.warmup)?;
+    let train_bf16 = time_step(cl, true, Precision::Bf16, o.warmup + 2)?;
     // Grad-CAM for all 14 labels of the batch, in one call.
     let cam = median_secs(1, o.reps, || {
         crate::cam::compute(

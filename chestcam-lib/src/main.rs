@@ -675,14 +675,17 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "image".into())
             });
+            let split: Option<chestcam::data::SplitName> =
+                a.split.as_deref().map(str::parse).transpose()?;
             let device = chestcam::model::parse_device(&a.device)?;
             let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
             if !a.overwrite {
-                let names: Vec<String> = match (&image_name, &a.split, a.index, a.first) {
+                use chestcam::cam::explain::split_image_name;
+                let names: Vec<String> = match (&image_name, split, a.index, a.first) {
                     (Some(n), ..) => vec![n.clone()],
-                    (None, Some(s), Some(i), _) => vec![format!("{s}_{i}")],
+                    (None, Some(s), Some(i), _) => vec![split_image_name(s, i)],
                     (None, Some(s), None, Some(n)) => {
-                        (0..n.min(10_000)).map(|i| format!("{s}_{i}")).collect()
+                        (0..n.min(10_000)).map(|i| split_image_name(s, i)).collect()
                     }
                     _ => vec![],
                 };
@@ -703,7 +706,10 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     &opts,
                 )?
             } else {
-                let split: chestcam::data::SplitName = a.split.as_deref().unwrap_or("").parse()?;
+                let split: chestcam::data::SplitName = match split {
+                    Some(s) => s,
+                    None => "".parse()?,
+                };
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
                 let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;

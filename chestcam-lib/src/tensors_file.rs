@@ -22,6 +22,28 @@ impl TensorsFile {
     pub fn get(&self, name: &str) -> Option<&Tensor> {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
+
+    /// Copies tensor `name` of this file (read from `path`) into `dst`,
+    /// outside autograd; refuses a missing name or another shape. `whose`
+    /// says in words what the file should hold ("the weights of a small
+    /// ResNet-18 at this size").
+    pub fn copy_to(&self, path: &Path, name: &str, dst: &mut Tensor, whose: &str) -> Result<()> {
+        let src = self
+            .get(name)
+            .ok_or_else(|| Error::bad_file(path, format!("holds no tensor {name}: not {whose}")))?;
+        if src.size() != dst.size() {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "{name} has shape {:?}, but {whose} needs {:?}",
+                    src.size(),
+                    dst.size()
+                ),
+            ));
+        }
+        tch::no_grad(|| dst.f_copy_(src))?;
+        Ok(())
+    }
 }
 
 fn dtype_of(kind: Kind) -> Option<Dtype> {

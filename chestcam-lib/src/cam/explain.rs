@@ -528,8 +528,17 @@ pub fn explain_split(
         .iter()
         .flat_map(|&i| split.label_row(i).to_vec())
         .collect();
-    let names: Vec<String> = idx.iter().map(|i| format!("{}_{i}", split.name)).collect();
+    let names: Vec<String> = idx
+        .iter()
+        .map(|&i| split_image_name(split.name, i))
+        .collect();
     explain(model, &pixels, split.size, &names, Some(&truth), o)
+}
+
+/// The name [`explain_split`] gives image `i` of a split (`test_3`): its
+/// outputs are named after it.
+pub fn split_image_name(split: crate::data::SplitName, i: usize) -> String {
+    format!("{split}_{i}")
 }
 
 /// Many images for one label: the `n` images of `split` most likely to show

@@ -78,23 +78,30 @@ impl Model {
         tch::no_grad(|| self.net.forward_stage(xs, Stage::Layer4, false).0)
     }
 
-    /// Logits `[n, 14]` on the CPU for `images` (`[n, 1, S, S]` on any
-    /// device), `batch_size` at a time on the model's device.
-    pub fn logits_batched(&self, images: &Tensor, batch_size: usize) -> Result<Tensor> {
-        let n = images.size().first().copied().unwrap_or(0);
-        let mut out = Vec::new();
+    /// Logits `[n, 14]` on the CPU for `n` images, `batch_size` at a time
+    /// on the model's device: `chunk(start, len)` gives images
+    /// `start..start + len` as `[len, 1, S, S]` on any device, so no caller
+    /// needs all `n` in memory at once.
+    pub fn logits_chunked(
+        &self,
+        n: usize,
+        batch_size: usize,
+        mut chunk: impl FnMut(usize, usize) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let b = batch_size.max(1);
+        let mut out = Vec::with_capacity(n.div_ceil(b));
         let mut start = 0;
         while start < n {
-            let len = (batch_size.max(1) as i64).min(n - start);
-            let x = images.f_narrow(0, start, len)?.f_to_device(self.device())?;
+            let len = b.min(n - start);
+            let x = chunk(start, len)?.f_to_device(self.device())?;
             out.push(self.logits(&x).f_to_device(Device::Cpu)?);
             start += len;
         }
         if out.is_empty() {
-            return Ok(Tensor::zeros(
+            return Ok(Tensor::f_zeros(
                 [0, NUM_LABELS as i64],
                 (tch::Kind::Float, Device::Cpu),
-            ));
+            )?);
         }
         Ok(Tensor::f_cat(&out, 0)?)
     }
@@ -139,28 +146,10 @@ impl Model {
         file: &crate::tensors_file::TensorsFile,
         path: &Path,
     ) -> Result<()> {
-        let stem = self.stem;
-        tch::no_grad(|| -> Result<()> {
-            for (name, mut var) in self.named_tensors() {
-                let src = file.get(&name).ok_or_else(|| {
-                    Error::bad_file(
-                        path,
-                        format!("holds no tensor {name}: not the weights of a {stem} ResNet-18"),
-                    )
-                })?;
-                if src.size() != var.size() {
-                    return Err(Error::bad_file(
-                        path,
-                        format!(
-                            "{name} has shape {:?}, a {stem} ResNet-18 at this size needs {:?}",
-                            src.size(),
-                            var.size()
-                        ),
-                    ));
-                }
-                var.f_copy_(src)?;
-            }
-            Ok(())
-        })
+        let whose = format!("the weights of a {} ResNet-18 at this size", self.stem);
+        for (name, mut var) in self.named_tensors() {
+            file.copy_to(path, &name, &mut var, &whose)?;
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! every parameter as `torch.optim.Adam(fused=True)`; otherwise a loop of
 //! tensor ops per parameter (as `foreach=False`). They agree to float
 //! rounding (tested).
-use crate::{Error, Result};
+use crate::Result;
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Tensor};
@@ -141,33 +141,12 @@ impl Adam {
         path: &Path,
         step: i64,
     ) -> Result<()> {
-        tch::no_grad(|| -> Result<()> {
-            for (prefix, map) in [("optim.m.", &mut self.m), ("optim.v.", &mut self.v)] {
-                for (n, t) in map.iter_mut() {
-                    let name = format!("{prefix}{n}");
-                    let src = file.get(&name).ok_or_else(|| {
-                        Error::bad_file(
-                            path,
-                            format!(
-                                "holds no optimiser state {name}: not a checkpoint to resume from"
-                            ),
-                        )
-                    })?;
-                    if src.size() != t.size() {
-                        return Err(Error::bad_file(
-                            path,
-                            format!(
-                                "optimiser state {name} has shape {:?}, expected {:?}",
-                                src.size(),
-                                t.size()
-                            ),
-                        ));
-                    }
-                    t.f_copy_(src)?;
-                }
+        for (prefix, map) in [("optim.m.", &mut self.m), ("optim.v.", &mut self.v)] {
+            for (n, t) in map.iter_mut() {
+                let name = format!("{prefix}{n}");
+                file.copy_to(path, &name, t, "a checkpoint to resume this model from")?;
             }
-            Ok(())
-        })?;
+        }
         self.step = step;
         Ok(())
     }

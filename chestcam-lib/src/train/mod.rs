@@ -70,22 +70,9 @@ pub fn load_config(run: &Path) -> Result<TrainConfig> {
 /// Logits `[n, 14]` on the CPU for a whole split, in batches, eval mode.
 pub fn split_logits(model: &Model, split: &Split, batch_size: usize) -> Result<Tensor> {
     // A batch at a time from the split's bytes: nothing split-sized in float.
-    let (n, b) = (split.len(), batch_size.max(1));
-    let mut out = Vec::with_capacity(n.div_ceil(b));
-    let mut start = 0;
-    while start < n {
-        let len = b.min(n - start);
-        let x = crate::data::normalise(&split.images_u8(start, len)?.f_to_device(model.device())?)?;
-        out.push(model.logits(&x).f_to_device(Device::Cpu)?);
-        start += len;
-    }
-    if out.is_empty() {
-        return Ok(Tensor::f_zeros(
-            [0, crate::data::registry::NUM_LABELS as i64],
-            (tch::Kind::Float, Device::Cpu),
-        )?);
-    }
-    Ok(Tensor::f_cat(&out, 0)?)
+    model.logits_chunked(split.len(), batch_size, |start, len| {
+        crate::data::normalise(&split.images_u8(start, len)?.f_to_device(model.device())?)
+    })
 }
 
 /// Evaluates `model` on `split`: loss, AUC, ACC, AP as MedMNIST defines them.
