@@ -1,9 +1,8 @@
 //! The `chestcam` command line: summaries, montages, one-line errors.
-use std::process::Command;
 
-fn chestcam() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chestcam"))
-}
+mod common;
+use common::{chestcam, ok};
+use std::process::Command;
 
 /// The real NIH sample beside the checkout (`../shared/data/nih1000`).
 fn nih() -> String {
@@ -34,11 +33,7 @@ fn data_summary_on_real_xrays() {
         .args(["data", "--source", &nih(), "--summary"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("images: train 763, val 71, test 166"), "{s}");
     // effusion: 135 of 763 in train (labels.csv)
@@ -55,11 +50,7 @@ fn data_json_and_montage() {
         .arg(&png)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["synthetic"], true);
     assert_eq!(v["images"][0], 2000);
@@ -119,11 +110,7 @@ fn binary_runs_without_ld_library_path_and_keeps_torch_cuda() {
         .env_remove("LD_LIBRARY_PATH")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("cuda available: "));
     let ldd = Command::new("ldd")
         .arg(exe)
@@ -176,11 +163,7 @@ fn train_tiny() -> (tempfile::TempDir, std::path::PathBuf, std::process::Output)
         "--run",
     ];
     let out = chestcam().args(args).arg(&run).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     (dir, run, out)
 }
 
@@ -208,11 +191,7 @@ fn train_then_eval_on_real_xrays() {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(
         s.contains("val split of nih1000.npz") && s.contains("mean") && s.contains("AUC undefined"),
@@ -289,11 +268,7 @@ fn explain_writes_panels_gifs_and_json() {
         .arg(&ex)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     for f in [
         "test_0_panel.png",
         "test_0_fade.gif",
@@ -333,11 +308,7 @@ fn explain_writes_panels_gifs_and_json() {
         .arg(&ex)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ex.join("mine.jpg.json")).unwrap()).unwrap();
     assert_eq!(j["shown"], serde_json::json!(["effusion", "nodule"]));
@@ -404,11 +375,7 @@ fn explain_writes_panels_gifs_and_json() {
         .args(["--run", &runs, "--out", &exs])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert_ne!(std::fs::read(ex.join("good.png.json")).unwrap(), before);
     // Bad input: one line, non-zero exit.
     let empty = dir.path().join("empty.png");
@@ -486,11 +453,7 @@ fn trust_writes_its_report_and_refuses_bad_input() {
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let report = dir.path().join("trust");
     let out = chestcam()
         .args([
@@ -512,11 +475,7 @@ fn trust_writes_its_report_and_refuses_bad_input() {
         .arg(&report)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let listed = String::from_utf8_lossy(&out.stdout);
     for f in [
         "trust.json",
@@ -567,11 +526,7 @@ fn trust_writes_its_report_and_refuses_bad_input() {
         .arg(&ex)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let e: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ex.join("test_0.json")).unwrap()).unwrap();
     let t = e["trust"].as_object().unwrap();
@@ -782,11 +737,7 @@ fn explain_refuses_truncated_and_oversized_images() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let j: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("ex/full.jpg.json")).unwrap())
             .unwrap();
@@ -890,11 +841,7 @@ fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
         .arg(dir.path().join("run"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run/config.json")).unwrap())
             .unwrap();
@@ -907,11 +854,7 @@ fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
         .args(["eval", "--device", "cpu", "--run", &run])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let config_before = std::fs::read(dir.path().join("run/config.json")).unwrap();
     let out = chestcam()
         .args([

@@ -3,10 +3,13 @@
 //! text and C++ traces, and leave the run folder byte for byte as it was.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn chestcam() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chestcam"))
+mod common;
+use common::{chestcam, ok, phantom_npz};
+
+/// `head` followed by `rest`: a subcommand's fixed arguments, then a case's.
+fn with<'a>(head: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    [head, rest].concat()
 }
 
 /// Every file under `dir` (hidden ones too) with its bytes.
@@ -27,16 +30,8 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = chestcam()
-        .args(["phantoms", "--counts", "64,32,8", "--seed", "2", "--out"])
-        .arg(d.join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let npz = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap()
+    let npz = phantom_npz(&d.join("data"), "64,32,8", "2")
+        .display()
         .to_string();
     let run = d.join("run");
     let out = chestcam()
@@ -53,11 +48,7 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
         .arg(&run)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let before = snapshot(&run);
     let empty = d.join("empty.png");
     std::fs::write(&empty, b"").unwrap();
@@ -74,6 +65,8 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
     );
     let dirs = d.display().to_string();
     let under_file = format!("{f}/m.png");
+    let ex = ["explain", "--run", &r, "--out", &o];
+    let tr = ["trust", "--run", &r, "--out", &o];
     let cases: Vec<Vec<&str>> = vec![
         // an unknown subcommand, unknown options (no subcommand at all
         // prints the help, as git does)
@@ -140,80 +133,45 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
         vec!["bench", "--data", &npz, "--batch", "0", "--out", &o],
         vec!["bench", "--data", &npz, "--reps", "0", "--out", &o],
         // explain
-        vec!["explain", "--run", &r, "--out", &o],
-        vec![
-            "explain",
-            "--run",
-            &r,
-            "--out",
-            &o,
-            "--image",
-            "/nope/x.png",
-        ],
-        vec!["explain", "--run", &r, "--out", &o, "--image", &e],
-        vec!["explain", "--run", &r, "--out", &o, "--image", &t],
-        vec![
-            "explain", "--run", &r, "--out", &o, "--split", "test", "--index", "0", "--labels",
-            "flu",
-        ],
-        vec![
-            "explain", "--run", &r, "--out", &o, "--split", "test", "--index", "0", "--method",
-            "bogus",
-        ],
-        vec![
-            "explain", "--run", &r, "--out", &o, "--split", "test", "--index", "0", "--stage",
-            "layer9",
-        ],
-        vec![
-            "explain",
-            "--run",
-            &r,
-            "--out",
-            &o,
-            "--split",
-            "test",
-            "--index",
-            "0",
-            "--colormap",
-            "pink",
-        ],
-        vec![
-            "explain", "--run", &r, "--out", &o, "--split", "test", "--first", "0",
-        ],
-        vec!["explain", "--run", &r, "--out", &o, "--index", "0"],
-        vec![
-            "explain", "--run", &r, "--out", &o, "--split", "dev", "--index", "0",
-        ],
-        vec![
-            "explain", "--run", &r, "--out", &o, "--split", "test", "--index", "999",
-        ],
-        vec![
-            "explain",
-            "--run",
-            &r,
-            "--out",
-            &o,
-            "--split",
-            "test",
-            "--index",
-            "0",
-            "--checkpoint",
-            "middle",
-        ],
+        ex.to_vec(),
+        with(&ex, &["--image", "/nope/x.png"]),
+        with(&ex, &["--image", &e]),
+        with(&ex, &["--image", &t]),
+        with(&ex, &["--split", "test", "--index", "0", "--labels", "flu"]),
+        with(
+            &ex,
+            &["--split", "test", "--index", "0", "--method", "bogus"],
+        ),
+        with(
+            &ex,
+            &["--split", "test", "--index", "0", "--stage", "layer9"],
+        ),
+        with(
+            &ex,
+            &["--split", "test", "--index", "0", "--colormap", "pink"],
+        ),
+        with(&ex, &["--split", "test", "--first", "0"]),
+        with(&ex, &["--index", "0"]),
+        with(&ex, &["--split", "dev", "--index", "0"]),
+        with(&ex, &["--split", "test", "--index", "999"]),
+        with(
+            &ex,
+            &["--split", "test", "--index", "0", "--checkpoint", "middle"],
+        ),
         vec![
             "explain", "--run", &r, "--out", &f, "--split", "test", "--index", "0",
         ],
         // trust
-        vec!["trust", "--run", &r, "--out", &o, "--methods", "bogus"],
-        vec!["trust", "--run", &r, "--out", &o, "--stage", "layer9"],
-        vec!["trust", "--run", &r, "--out", &o, "--images", "0"],
-        vec!["trust", "--run", &r, "--out", &o, "--labels", "flu"],
-        vec!["trust", "--run", &r, "--out", &o, "--metrics", "bogus"],
-        vec!["trust", "--run", &r, "--out", &o, "--steps", "0"],
-        vec!["trust", "--run", &r, "--out", &o, "--noise", "-1"],
-        vec!["trust", "--run", &r, "--out", &o, "--tolerance", "-5"],
-        vec!["trust", "--run", &r, "--out", &o, "--masks", "/nope/m.npz"],
-        vec!["trust", "--run", &r, "--out", &o, "--split", "dev"],
+        with(&tr, &["--methods", "bogus"]),
+        with(&tr, &["--stage", "layer9"]),
+        with(&tr, &["--images", "0"]),
+        with(&tr, &["--labels", "flu"]),
+        with(&tr, &["--metrics", "bogus"]),
+        with(&tr, &["--steps", "0"]),
+        with(&tr, &["--noise", "-1"]),
+        with(&tr, &["--tolerance", "-5"]),
+        with(&tr, &["--masks", "/nope/m.npz"]),
+        with(&tr, &["--split", "dev"]),
         vec!["trust", "--run", &r, "--out", &f],
     ];
     let mut failures = Vec::new();

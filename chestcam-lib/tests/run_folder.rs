@@ -5,12 +5,10 @@
 //! intact and resumable; a second training into the folder is refused.
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-fn chestcam() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_chestcam"))
-}
+mod common;
+use common::{chestcam, ok, phantom_npz};
 
 const EPOCHS: &str = "4";
 
@@ -19,16 +17,7 @@ fn npz() -> &'static Path {
     static NPZ: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &NPZ.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let out = chestcam()
-            .args(["phantoms", "--counts", "64,32,8", "--seed", "5", "--out"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        ok(&out);
-        // It prints the data file, then the masks file.
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let p = PathBuf::from(stdout.lines().next().unwrap());
-        assert!(p.is_file(), "{stdout}");
+        let p = phantom_npz(dir.path(), "64,32,8", "5");
         (dir, p)
     })
     .1
@@ -51,14 +40,6 @@ fn train(run: &Path, resume: bool, kill_at: Option<&str>) -> std::process::Outpu
         None => c.env_remove("CHESTCAM_KILL_AT"),
     };
     c.output().unwrap()
-}
-
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// metrics.jsonl without the wall-clock fields.
@@ -216,7 +197,7 @@ cp -r "$M/run" "$O/final"
 "#
     );
     // A private mount namespace (user namespace too, so root is not needed).
-    let out = Command::new("unshare")
+    let out = std::process::Command::new("unshare")
         .args(["-rm", "sh", "-c", &script])
         .env("M", &mnt)
         .env("B", env!("CARGO_BIN_EXE_chestcam"))

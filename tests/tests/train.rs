@@ -26,6 +26,15 @@ fn quick_cfg() -> TrainConfig {
     }
 }
 
+/// The error of a training that must be refused (or stop), as text.
+fn refused(cfg: &TrainConfig, data: &Dataset, run: &std::path::Path, resume: bool) -> String {
+    train(cfg, data, run, resume, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err()
+    .to_string()
+}
+
 fn strip(r: &EpochRecord) -> (usize, f64, f64, f64, f64, f64) {
     (
         r.epoch,
@@ -97,11 +106,7 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
         (rest.best_epoch, rest.best_auc)
     );
     // A run folder is never overwritten by a new run.
-    let e = train(&cfg, &data, &a, false, &mut Silent, &mut |_| {
-        ControlFlow::Continue(())
-    })
-    .unwrap_err()
-    .to_string();
+    let e = refused(&cfg, &data, &a, false);
     assert!(
         e.contains("already holds a run") && e.contains("--resume"),
         "{e}"
@@ -143,24 +148,11 @@ fn bad_configs_are_refused_before_any_work() {
         ),
     ] {
         let run = dir.path().join(needle.replace(' ', "_").replace('"', ""));
-        let e = train(&cfg, &data, &run, false, &mut Silent, &mut |_| {
-            ControlFlow::Continue(())
-        })
-        .unwrap_err()
-        .to_string();
+        let e = refused(&cfg, &data, &run, false);
         assert!(e.contains(needle), "{e}");
         assert!(!run.exists(), "nothing may be written for a refused config");
     }
-    let e = train(
-        &quick_cfg(),
-        &data,
-        &dir.path().join("none"),
-        true,
-        &mut Silent,
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&quick_cfg(), &data, &dir.path().join("none"), true);
     assert!(e.contains("no run to resume"), "{e}");
 }
 
@@ -174,11 +166,7 @@ fn a_diverging_loss_stops_with_a_clear_error() {
     };
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("nan");
-    let e = train(&cfg, &data, &run, false, &mut Silent, &mut |_| {
-        ControlFlow::Continue(())
-    })
-    .unwrap_err()
-    .to_string();
+    let e = refused(&cfg, &data, &run, false);
     assert!(e.contains("loss became") && e.contains("lower --lr"), "{e}");
     // What the message says was kept, was kept.
     let meta = chestcam::train::read_meta(&run, "last");
@@ -223,11 +211,7 @@ fn data_without_a_training_set_or_a_defined_val_auc_is_refused_before_writing() 
         ("c", &no_val, "validation split of synthetic"),
     ] {
         let run = dir.path().join(name);
-        let e = train(&quick_cfg(), data, &run, false, &mut Silent, &mut |_| {
-            ControlFlow::Continue(())
-        })
-        .unwrap_err()
-        .to_string();
+        let e = refused(&quick_cfg(), data, &run, false);
         assert!(e.contains(needle), "{e}");
         assert!(!run.exists(), "{name}: nothing may be written ({e})");
     }
@@ -235,16 +219,7 @@ fn data_without_a_training_set_or_a_defined_val_auc_is_refused_before_writing() 
     let mut cfg = quick_cfg();
     cfg.imagenet = Some(dir.path().join("missing.safetensors"));
     let run = dir.path().join("e");
-    let e = train(
-        &cfg,
-        &phantoms([32, 16, 8]),
-        &run,
-        false,
-        &mut Silent,
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&cfg, &phantoms([32, 16, 8]), &run, false);
     assert!(
         e.contains("missing.safetensors") && e.contains("no such file"),
         "{e}"
@@ -270,16 +245,7 @@ fn a_second_writer_is_locked_out_and_old_temp_files_are_removed() {
             && e.contains(&format!("pid {}", std::process::id())),
         "{e}"
     );
-    let e = train(
-        &quick_cfg(),
-        &phantoms([32, 16, 8]),
-        &run,
-        false,
-        &mut Silent,
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap_err()
-    .to_string();
+    let e = refused(&quick_cfg(), &phantoms([32, 16, 8]), &run, false);
     assert!(e.contains("in use by another training"), "{e}");
     assert!(!run.join("config.json").exists());
     drop(first);
