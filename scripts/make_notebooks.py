@@ -36,15 +36,30 @@ result. Run them top to bottom. On a GPU the same cells use CUDA.
     ("code", ':dep chestcam = { path = "../chestcam-lib" }'),
     ("code", "use chestcam::prelude::*;"),
     ("markdown", """
+## 0. Settings
+
+Every choice of this notebook is in the next cell: edit it and rerun the
+notebook from here. (The tests and `make demo` override it through
+`CHESTCAM_*` variables; the cell's output says when they did.)
+"""),
+    ("code", """let settings = Settings {
+    source: "chestmnist".into(),  // "chestmnist:64" for larger images, "synthetic", or a path to an .npz
+    epochs: 3,                    // MedMNIST's protocol: 100 (wants a GPU)
+    train_subset: Some(2000),     // None: all 78,468 training images
+    device: "auto".into(),        // "cpu", or "cuda" (auto takes CUDA when there is one)
+    precision: "fp32".into(),     // "bf16": faster on recent GPUs and CPUs
+    seed: 0,
+    ..Settings::default()
+}.with_overrides();
+settings"""),
+    ("markdown", """
 ## 1. Data
 
-The source comes from `CHESTCAM_SOURCE`: `chestmnist` (the default,
-downloaded once into the cache), `chestmnist:64` for larger images, a path to
-any MedMNIST-format `.npz`, or `synthetic`. When ChestMNIST cannot be
+`chestmnist` is downloaded once into the cache. When it cannot be
 downloaded, a banner says so and the notebook continues on synthetic
 phantoms, labelled SYNTHETIC wherever results are shown.
 """),
-    ("code", "let nd = load_data()?;\nnd"),
+    ("code", "let nd = settings.load_data()?;\nnd"),
     ("markdown", """
 Each row is one of the 14 findings, with training images that carry it.
 ChestMNIST is **multi-label**: one X-ray can show several findings at once,
@@ -71,10 +86,10 @@ have exactly that resolution.
 The defaults below finish in a few minutes on a laptop CPU: a few epochs on
 a subset. The full MedMNIST protocol (Adam, lr 0.001, batch 128, 100 epochs,
 lr x0.1 at epochs 50 and 75, all 78,468 images) wants a GPU: set
-`epochs: 100, train_subset: None` in the config cell, or run
+`epochs: 100, train_subset: None` in the settings cell, or run
 `chestcam train --source chestmnist --run runs/full` in a terminal.
 """),
-    ("code", "let cfg = notebook_config();\n(cfg.epochs, cfg.train_subset, cfg.batch_size, cfg.lr)"),
+    ("code", "let cfg = settings.train_config()?;\n(cfg.epochs, cfg.train_subset, cfg.batch_size, cfg.lr)"),
     ("markdown", """
 ### One epoch, written out
 
@@ -84,7 +99,8 @@ move each weight a little against its gradient. Here is one epoch of it on
 fresh weights:
 """),
     ("code", """use chestcam::{model::{Model, Stage}, train::adam::Adam, data::Batches, tch::{Tensor, Reduction}};"""),
-    ("code", """let model = Model::new(stem, nd.data.size, tch_device())?;
+    ("code", """chestcam::tch::manual_seed(settings.seed as i64);                 // the same start every run
+let model = Model::new(stem, nd.data.size, settings.tch_device()?)?;
 let mut opt = Adam::new(&model.vs);
 let n = cfg.train_subset.unwrap_or(usize::MAX).min(nd.data.train.len());
 let batches = Batches::from_host(&nd.data.train, n, cfg.batch_size, Some(0), None, model.device())?;
@@ -120,6 +136,36 @@ Everything is in the run folder: `config.json`, `metrics.jsonl`, the `best`
 and `last` checkpoints. `gradcam_visualizer.ipynb` loads it from here.
 """),
     ("code", "println!(\"run folder: {}\", out.run.display());\nout.run.join(\"best.safetensors\").exists()"),
+    ("markdown", """
+## 6. Try this
+
+**The ImageNet stem on 28 px images.** torchvision's ResNet-18 starts with a
+stride-2 convolution and a max-pool, made for 224 px photos. Ask for it at
+28 px; you should see a refusal that says layer4 would be 1x1 (one number
+per channel, so every Grad-CAM map would be a constant):
+"""),
+    ("code", """match Model::new(Stem::Imagenet, 28, chestcam::tch::Device::Cpu) {
+    Ok(_) => println!("built"),
+    Err(e) => println!("refused: {e}"),
+}"""),
+    ("markdown", """
+**A label that is never positive.** Count the positives of each label among
+the training images used. A label with 0 gives the model only "no" answers
+for it; its validation AUC is then close to chance, and its heatmaps in the
+next notebook mean little. Which labels are rare in your subset?
+"""),
+    ("code", """let used = nd.data.train.head(cfg.train_subset.unwrap_or(usize::MAX).min(nd.data.train.len()));
+let counts = used.positives();
+for (name, c) in LABELS.iter().zip(counts) { if c < 10 { println!("{name}: {c} positive(s)"); } }"""),
+    ("markdown", """
+**Larger images.** Set `source: "chestmnist:64".into()` in the settings cell
+and rerun. You should see each epoch take about 5 times longer on a CPU, the
+model summary's layer4 grow from 4x4 to 8x8, and, in the next notebook,
+heatmaps with four times as many cells.
+
+**Mixed precision.** On a GPU, set `precision: "bf16".into()`: the epochs
+get faster and the AUC should stay within about 0.01 of fp32's.
+"""),
 ]
 
 GRADCAM = [
@@ -130,11 +176,27 @@ This notebook loads the model trained in `train_model.ipynb` and shows, for
 each prediction, which part of the X-ray raised that label's score.
 """),
     ("code", ':dep chestcam = { path = "../chestcam-lib" }'),
-    ("code", "use chestcam::prelude::*;\nuse chestcam::cam::explain::{label_grid, method_comparison};"),
+    ("code", "use chestcam::prelude::*;\nuse chestcam::cam::explain::{label_grid, method_comparison};\nuse chestcam::model::Stage;"),
+    ("markdown", """
+## 0. Settings
+
+Edit and rerun from here. The device computes the maps; `opts` chooses the
+method (`Method::GradCam`, `Method::HiResCam`, `Method::EigenCam`, ...), the
+layer it reads and the labels shown.
+"""),
+    ("code", """let settings = Settings { device: "auto".into(), ..Settings::default() }.with_overrides();
+let opts = ExplainOptions {
+    method: Method::GradCam,
+    stage: Stage::Layer4,            // Stage::Layer3: a finer grid, less about the labels
+    labels: LabelChoice::Top(3),     // the three most probable labels of each image
+    ..ExplainOptions::default()
+};
+let n_images: usize = if quick() { 3 } else { 6 };
+settings"""),
     ("markdown", "## 1. The model"),
-    ("code", "let lr = load_run_or_train()?;\nlr"),
+    ("code", "let lr = load_run_or_train(&settings)?;\nlr"),
     ("markdown", "## 2. Test images\n\nImages with at least one finding first. Predictions against the ground truth:"),
-    ("code", "let idx = lr.pick_test_images(if quick() { 3 } else { 6 });\nlr.predictions(&idx)?"),
+    ("code", "let idx = lr.pick_test_images(n_images);\nlr.predictions(&idx)?"),
     ("markdown", """
 ## 3. Grad-CAM panels
 
@@ -142,13 +204,13 @@ For each image: the X-ray, then a heatmap for each of its three most
 probable labels, titled with the probability and the ground truth. A map
 marked FLAT shows no location at all: nothing in the image raised that score.
 """),
-    ("code", "let ex = lr.explain(&idx, &ExplainOptions::default())?;\nex[0].panel()?"),
+    ("code", "let ex = lr.explain(&idx, &opts)?;\nex[0].panel()?"),
     ("code", "ex[1].panel()?"),
     ("code", "ex[2].panel()?"),
     ("markdown", "One label across many test images:"),
-    ("code", "let label = ex[0].shown[0];\nlabel_grid(&lr.model, &lr.data.test, label, 6, &ExplainOptions::default())?"),
+    ("code", "let label = ex[0].shown[0];\nlabel_grid(&lr.model, &lr.data.test, label, 6, &opts)?"),
     ("markdown", "The same image and label under each method of the Grad-CAM family:"),
-    ("code", "method_comparison(&lr.model, lr.data.test.image(idx[0]), lr.data.size, label, &Method::ALL, &ExplainOptions::default())?"),
+    ("code", "method_comparison(&lr.model, lr.data.test.image(idx[0]), lr.data.size, label, &Method::ALL, &opts)?"),
     ("markdown", """
 ### Grad-CAM by hand
 
@@ -158,7 +220,7 @@ label's score (its logit) with respect to `A`, average each map's gradient
 into one weight per channel, sum the maps with those weights, keep the
 positive part (ReLU), upsample to the image and scale to [0, 1]:
 """),
-    ("code", """use chestcam::{model::Stage, tch::{Kind, Tensor}};
+    ("code", """use chestcam::tch::{Kind, Tensor};
 let x = lr.data.test.images_tensor(lr.model.device())?.narrow(0, idx[0] as i64, 1);
 let (logits, a) = lr.model.net.forward_stage(&x, Stage::Layer4, false);          // a: [1, 512, h, w]
 let score = logits.get(0).get(label as i64);                                      // the label's logit
@@ -210,7 +272,28 @@ can be a shortcut rather than the disease. And every number here is from
 SYNTHETIC phantoms, made to be easy.
 """),
     ("markdown", """
-## 6. What Grad-CAM computes, and what it cannot tell
+## 6. Try this
+
+**layer3 against layer4.** Grad-CAM can read an earlier stage. Run the first
+image's panel from layer3: you should see a grid twice as fine (7x7 instead
+of 4x4 at 28 px) and maps that differ less between labels, since layer3's
+features are less about any one finding.
+"""),
+    ("code", """let l3 = lr.explain(&idx[..1], &ExplainOptions { stage: Stage::Layer3, ..opts.clone() })?;
+l3[0].panel()?"""),
+    ("markdown", """
+**Another method.** Set `method: Method::HiResCam` or `Method::EigenCam` in
+the settings cell and rerun. EigenCAM draws the same map for every label
+(it never looks at the label): the label sensitivity of section 5 scores it
+1.0. **A label the model never predicts** (probability near 0 on every
+image) often gives a map marked FLAT: nothing raised its score.
+
+**More images for the trust checks.** Raise the `8`/`48` of the trust cell:
+the pointing game's numbers move less from run to run, and the gap between
+Grad-CAM and RandomCAM is what should stay.
+"""),
+    ("markdown", """
+## 7. What Grad-CAM computes, and what it cannot tell
 
 **What it computes.** For one label, take the gradient of that label's score
 with respect to the last feature maps (layer4: 512 maps). Average each

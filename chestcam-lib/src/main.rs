@@ -298,7 +298,8 @@ struct ExplainArgs {
     index: Option<usize>,
     #[arg(long)]
     first: Option<usize>,
-    /// gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam.
+    /// gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam,
+    /// eigengradcam, gradcamelementwise.
     #[arg(long, default_value = "gradcam")]
     method: String,
     /// all, topK (top3), positive, or comma-separated label names.

@@ -11,9 +11,8 @@ pub fn quick() -> bool {
     std::env::var("CHESTCAM_QUICK").is_ok_and(|v| v == "1")
 }
 
-/// The source named by `CHESTCAM_SOURCE` (`chestmnist` by default).
-pub fn source_from_env() -> Result<DataSource> {
-    let s = std::env::var("CHESTCAM_SOURCE").unwrap_or_else(|_| "chestmnist".to_string());
+/// A source string parsed; phantoms are fewer in quick mode.
+fn source(s: &str) -> Result<DataSource> {
     let mut src: DataSource = s.parse()?;
     if let DataSource::Synthetic(cfg) = &mut src {
         if quick() {
@@ -23,6 +22,111 @@ pub fn source_from_env() -> Result<DataSource> {
     Ok(src)
 }
 
+/// The choices a student edits in a notebook's first code cell. The
+/// `CHESTCAM_*` environment variables override them only for the tests and
+/// `make demo` (`with_overrides`), and the cell's output says which did.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `chestmnist`, `chestmnist:64` (finer maps), `synthetic`, or a path
+    /// to a MedMNIST-format `.npz`.
+    pub source: String,
+    pub epochs: usize,
+    /// Training images used (`None`: all of them).
+    pub train_subset: Option<usize>,
+    /// `auto` (CUDA when there is one), `cpu`, `cuda`.
+    pub device: String,
+    /// `fp32`, or `bf16` on hardware that has it.
+    pub precision: String,
+    pub seed: u64,
+    /// What the environment changed, for the cell's output.
+    pub overridden: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            source: "chestmnist".into(),
+            epochs: 3,
+            train_subset: Some(2000),
+            device: "auto".into(),
+            precision: "fp32".into(),
+            seed: 0,
+            overridden: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Applies `CHESTCAM_SOURCE`, `CHESTCAM_DEVICE` and `CHESTCAM_QUICK=1`
+    /// (2 epochs on 256 images) where they are set.
+    pub fn with_overrides(mut self) -> Settings {
+        if let Ok(v) = std::env::var("CHESTCAM_SOURCE") {
+            self.overridden
+                .push(format!("source = {v:?} (CHESTCAM_SOURCE)"));
+            self.source = v;
+        }
+        if let Ok(v) = std::env::var("CHESTCAM_DEVICE") {
+            self.overridden
+                .push(format!("device = {v:?} (CHESTCAM_DEVICE)"));
+            self.device = v;
+        }
+        if quick() {
+            self.epochs = self.epochs.min(2);
+            self.train_subset = Some(self.train_subset.unwrap_or(256).min(256));
+            self.overridden.push(format!(
+                "epochs = {}, train_subset = Some(256) (CHESTCAM_QUICK=1)",
+                self.epochs
+            ));
+        }
+        self
+    }
+
+    /// The device, checked (`cuda` without a GPU is an error that says so).
+    pub fn tch_device(&self) -> Result<tch::Device> {
+        crate::model::parse_device(&self.device)
+    }
+
+    /// The training config: MedMNIST's protocol with these settings.
+    pub fn train_config(&self) -> Result<crate::train::TrainConfig> {
+        Ok(crate::train::TrainConfig {
+            source: self.source.clone(),
+            epochs: self.epochs,
+            train_subset: self.train_subset,
+            device: self.device.clone(),
+            precision: self.precision.parse()?,
+            seed: self.seed,
+            ..Default::default()
+        })
+    }
+
+    /// The data source; when ChestMNIST cannot be had, phantoms and a banner.
+    pub fn load_data(&self) -> Result<NotebookData> {
+        load_source(&self.source)
+    }
+
+    pub fn evcxr_display(&self) {
+        let mut h = String::from("<table><tr><th>setting</th><th>value</th></tr>");
+        for (k, v) in [
+            ("source", self.source.clone()),
+            ("epochs", self.epochs.to_string()),
+            ("train_subset", format!("{:?}", self.train_subset)),
+            ("device", self.device.clone()),
+            ("precision", self.precision.clone()),
+            ("seed", self.seed.to_string()),
+        ] {
+            h.push_str(&format!("<tr><td>{k}</td><td>{}</td></tr>", escape(&v)));
+        }
+        h.push_str("</table>");
+        for o in &self.overridden {
+            h.push_str(&format!(
+                "<p>Set by the environment, not this cell: {}</p>",
+                escape(o)
+            ));
+        }
+        Html(h).evcxr_display();
+    }
+}
+
 /// A data set ready for a notebook, with the banner to show when it is not
 /// what was asked for.
 pub struct NotebookData {
@@ -30,10 +134,10 @@ pub struct NotebookData {
     pub banner: Option<String>,
 }
 
-/// Loads the source from the environment; when ChestMNIST cannot be had,
-/// falls back to phantoms and says so in a banner.
-pub fn load_data() -> Result<NotebookData> {
-    let src = source_from_env()?;
+/// Loads a source; when ChestMNIST cannot be had, falls back to phantoms
+/// and says so in a banner.
+fn load_source(s: &str) -> Result<NotebookData> {
+    let src = source(s)?;
     let mut progress = crate::progress::Lines::default();
     let (mut data, banner) = src.load_or_synthetic(&mut progress)?;
     if banner.is_some() && quick() {
@@ -125,27 +229,6 @@ pub fn model_summary(stem: crate::model::Stem, size: usize) -> Result<Html> {
         crate::model::feature_sizes(crate::model::Stem::Imagenet, size)[3]
     ));
     Ok(Html(h))
-}
-
-/// The device the notebooks compute on: CUDA when libtorch sees a GPU.
-pub fn tch_device() -> tch::Device {
-    tch::Device::cuda_if_available()
-}
-
-/// A training config sized for a notebook: a few minutes on a laptop CPU
-/// (fewer epochs and images in quick mode); MedMNIST's protocol otherwise.
-pub fn notebook_config() -> crate::train::TrainConfig {
-    let (epochs, subset) = if quick() {
-        (2, Some(256))
-    } else {
-        (3, Some(2000))
-    };
-    crate::train::TrainConfig {
-        epochs,
-        train_subset: subset,
-        seed: 0,
-        ..Default::default()
-    }
 }
 
 /// Where the notebooks keep runs: `$CHESTCAM_RUNS`, else `runs` beside the notebooks.
@@ -284,18 +367,21 @@ pub struct LoadedRun {
     pub note: String,
 }
 
-pub fn load_run_or_train() -> Result<LoadedRun> {
+/// The run `train_model.ipynb` made last, or else a quick one trained here
+/// (1 epoch, 256 images of the settings' source), on the settings' device.
+pub fn load_run_or_train(settings: &Settings) -> Result<LoadedRun> {
+    let device = settings.tch_device()?;
     let (run, note) = match latest_run() {
         Some(r) => (
             r.clone(),
             format!("Loaded the run of train_model.ipynb: {}", r.display()),
         ),
         None => {
-            let nd = load_data()?;
+            let nd = settings.load_data()?;
             let cfg = crate::train::TrainConfig {
                 epochs: 1,
                 train_subset: Some(256),
-                ..notebook_config()
+                ..settings.train_config()?
             };
             let out = train_here(&cfg, &nd.data)?;
             (out.run.clone(), format!("No run of train_model.ipynb was found, so a quick model (1 epoch, 256 images) was trained here: {}. Its heatmaps mean little.", out.run.display()))
@@ -307,7 +393,7 @@ pub fn load_run_or_train() -> Result<LoadedRun> {
         .source
         .parse::<DataSource>()?
         .load_or_synthetic(&mut progress)?;
-    let (model, _) = crate::train::load_model(&run, "best", tch::Device::cuda_if_available())?;
+    let (model, _) = crate::train::load_model(&run, "best", device)?;
     Ok(LoadedRun {
         run,
         model,
@@ -363,7 +449,8 @@ impl LoadedRun {
             let tc = crate::train::TrainConfig {
                 source: DataSource::Synthetic(pc.clone()).to_string(),
                 epochs: 2,
-                ..notebook_config()
+                train_subset: Some(if quick() { 256 } else { 2000 }),
+                ..Default::default()
             };
             // Outside the runs folder: this is not the notebook's model.
             let run = std::env::temp_dir()

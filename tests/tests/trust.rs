@@ -122,6 +122,42 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
     }
 }
 
+/// ROAD's thresholds equal numpy's `np.percentile` on float32 maps bit for
+/// bit (`tests/fixtures/make_percentile_fixture.py`): a threshold one bit
+/// off moves the pixels equal to it across the line.
+#[test]
+fn road_thresholds_equal_numpy_percentile_to_the_bit() {
+    let dir = chestcam_tests::python_fixture(
+        "make_percentile_fixture.py",
+        &[],
+        "percentiles.safetensors",
+    );
+    let t = load(&dir, "percentiles.safetensors");
+    for size in ["28", "64"] {
+        let maps = &t[&format!("maps{size}")];
+        let want = &t[&format!("thr{size}")];
+        for (i, p) in road::PERCENTILES.iter().enumerate() {
+            let got = road::percentile(maps, *p).unwrap().squeeze_dim(1);
+            let w = want.get(i as i64);
+            let off = got.ne_tensor(&w).sum(Kind::Int64).int64_value(&[]);
+            assert_eq!(
+                off,
+                0,
+                "{size} px, p = {p}: {off} of {} thresholds differ from numpy",
+                w.size()[0]
+            );
+        }
+        // The mask is `map >= threshold`, as pytorch-grad-cam keeps `map < threshold`.
+        let side = (maps.size()[1] as f64).sqrt() as i64;
+        let m = maps.narrow(0, 0, 5).view([5, side, side]);
+        let removed = road::at_or_above_percentile(&m, 30.0)
+            .unwrap()
+            .view([5, -1]);
+        let thr = want.get(2).narrow(0, 0, 5).unsqueeze(1);
+        assert!(removed.equal(&maps.narrow(0, 0, 5).ge_tensor(&thr)));
+    }
+}
+
 #[test]
 fn imputation_solves_the_neighbour_equations() {
     tch::manual_seed(3);

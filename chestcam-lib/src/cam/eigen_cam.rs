@@ -1,10 +1,53 @@
 //! EigenCAM: the activations projected on their first principal component
 //! (gradient-free, the same map for every label).
+//!
+//! pytorch-grad-cam takes the first right singular vector of numpy's SVD,
+//! whose sign is arbitrary: numpy and libtorch return opposite signs for
+//! some matrices, so the same model can give a map or its inverse depending
+//! on the LAPACK build. chestcam fixes the sign: the projection is the one
+//! that correlates positively with the mean over channels of the
+//! (uncentred) matrix at each position, so the map is high where the
+//! activation is strong. Only an exactly zero correlation (a constant
+//! matrix, whose map is flat anyway) leaves the solver's sign. The first
+//! component comes from the smaller of the two Gram matrices (positions x
+//! positions, or channels x channels) by a batched symmetric
+//! eigendecomposition in double precision: no full SVD.
 use super::{CamContext, CamMethod};
 use crate::Result;
 use tch::{Kind, Tensor};
 
 pub struct EigenCam;
+
+/// Each `[n, c]` matrix of `m` (`[b, n, c]`, one row per position) centred
+/// over positions and projected on its first principal component, with
+/// the sign convention above: `[b, n]` (float).
+pub(super) fn first_component(m: &Tensor) -> Result<Tensor> {
+    let m = m.f_nan_to_num(0.0, None, None)?.f_to_kind(Kind::Double)?;
+    let s = m.size();
+    let (n, c) = (s[1], s[2]);
+    let centred = m.f_sub(&m.f_mean_dim(1i64, true, Kind::Double)?)?;
+    let ct = centred.f_transpose(1, 2)?;
+    let proj = if n <= c {
+        // Top eigenvector u of M M^T: the projection M v = sigma u.
+        let (vals, vecs) = centred.f_matmul(&ct)?.f_linalg_eigh("L")?;
+        let sigma = vals.f_narrow(1, n - 1, 1)?.f_clamp_min(0.0)?.f_sqrt()?;
+        vecs.f_select(2, n - 1)?.f_mul(&sigma)?
+    } else {
+        let (_, vecs) = ct.f_matmul(&centred)?.f_linalg_eigh("L")?;
+        centred
+            .f_matmul(&vecs.f_narrow(2, c - 1, 1)?)?
+            .f_squeeze_dim(2)?
+    };
+    let agree = proj
+        .f_mul(&m.f_mean_dim(2i64, false, Kind::Double)?)?
+        .f_sum_dim_intlist(1i64, true, Kind::Double)?;
+    let sign = agree
+        .f_lt(0.0)?
+        .f_to_kind(Kind::Double)?
+        .f_mul_scalar(-2.0)?
+        .f_add_scalar(1.0)?;
+    Ok(proj.f_mul(&sign)?.f_to_kind(Kind::Float)?)
+}
 
 impl CamMethod for EigenCam {
     fn name(&self) -> &'static str {
@@ -14,15 +57,11 @@ impl CamMethod for EigenCam {
         false
     }
     fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
-        let a = ctx.activations.f_nan_to_num(0.0, None, None)?; // [b, c, h, w]
-        let s = a.size();
+        let s = ctx.activations.size();
         let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
-        // [b, hw, c], centred over positions, as pytorch-grad-cam does before its SVD.
-        let m = a.f_view([b, c, h * w])?.f_transpose(1, 2)?;
-        let m = m.f_sub(&m.f_mean_dim(1i64, true, Kind::Float)?)?;
-        let (_, _, v) = m.f_svd(true, true)?; // v [b, c, k]: right singular vectors as columns
-        let v0 = v.f_narrow(2, 0, 1)?; // [b, c, 1]
-        let proj = m.f_matmul(&v0)?.f_view([b, 1, h, w])?;
+        // [b, hw, c]: one row per position, as pytorch-grad-cam's SVD sees it.
+        let m = ctx.activations.f_view([b, c, h * w])?.f_transpose(1, 2)?;
+        let proj = first_component(&m)?.f_view([b, 1, h, w])?;
         Ok(proj
             .f_expand([b, ctx.labels.len() as i64, h, w], false)?
             .f_contiguous()?)

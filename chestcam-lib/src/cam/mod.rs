@@ -3,15 +3,18 @@
 //!
 //! The engine (this file) owns what every method shares, as
 //! pytorch-grad-cam's `BaseCAM` does: one forward pass keeping the chosen
-//! stage's activation, gradients of each label's logit with respect to that
+//! stage's activation (the stages below it run without an autograd graph),
+//! gradients of each label's logit with respect to that
 //! activation only (not back through the backbone), the ReLU, the min-max
 //! scaling per map, the bilinear upsampling to the input size and the final
 //! scaling. A method (one small file each) only says how the map at the
 //! activation's resolution is made from activations and gradients.
 mod ablation_cam;
 mod eigen_cam;
+mod eigen_grad_cam;
 pub mod explain;
 mod grad_cam;
+mod grad_cam_elementwise;
 mod grad_cam_plusplus;
 mod hires_cam;
 mod layer_cam;
@@ -89,12 +92,14 @@ pub enum Method {
     EigenCam,
     ScoreCam,
     AblationCam,
+    EigenGradCam,
+    GradCamElementWise,
     /// Random channel weights: the baseline of the trust checks.
     RandomCam,
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 11] = [
         Method::GradCam,
         Method::GradCamPlusPlus,
         Method::XGradCam,
@@ -103,6 +108,8 @@ impl Method {
         Method::EigenCam,
         Method::ScoreCam,
         Method::AblationCam,
+        Method::EigenGradCam,
+        Method::GradCamElementWise,
         Method::RandomCam,
     ];
 
@@ -116,6 +123,8 @@ impl Method {
             Method::EigenCam => Box::new(eigen_cam::EigenCam),
             Method::ScoreCam => Box::new(score_cam::ScoreCam),
             Method::AblationCam => Box::new(ablation_cam::AblationCam),
+            Method::EigenGradCam => Box::new(eigen_grad_cam::EigenGradCam),
+            Method::GradCamElementWise => Box::new(grad_cam_elementwise::GradCamElementWise),
             Method::RandomCam => Box::new(random_cam::RandomCam { seed: 0 }),
         }
     }
@@ -129,7 +138,7 @@ impl std::str::FromStr for Method {
     type Err = Error;
     /// `gradcam`, `gradcam++` (or `gradcamplusplus`), `xgradcam`,
     /// `hirescam`, `layercam`, `eigencam`, `scorecam`, `ablationcam`,
-    /// `randomcam`;
+    /// `eigengradcam`, `gradcamelementwise`, `randomcam`;
     /// case, `-` and `_` are ignored.
     fn from_str(s: &str) -> Result<Method> {
         match s.to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
@@ -141,10 +150,12 @@ impl std::str::FromStr for Method {
             "eigencam" => Ok(Method::EigenCam),
             "scorecam" => Ok(Method::ScoreCam),
             "ablationcam" => Ok(Method::AblationCam),
+            "eigengradcam" => Ok(Method::EigenGradCam),
+            "gradcamelementwise" | "elementwise" => Ok(Method::GradCamElementWise),
             "randomcam" | "random" => Ok(Method::RandomCam),
             _ => Err(Error::invalid(
                 "CAM method",
-                format!("{s:?} (known: gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam, randomcam)"),
+                format!("{s:?} (known: gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam, eigengradcam, gradcamelementwise, randomcam)"),
             )),
         }
     }
@@ -206,7 +217,15 @@ pub fn compute(
     }
     let imp = method.imp();
     let x = input.f_to_device(model.device())?;
-    let (logits, act) = model.net.forward_stage(&x, stage, false);
+    // The backbone below the stage never needs a graph: it runs without
+    // one, and the graph (for gradient methods) starts at the activation.
+    let act = tch::no_grad(|| model.net.forward_to(&x, stage, false));
+    let (logits, act) = if imp.uses_gradients() {
+        let act = act.f_detach()?.f_set_requires_grad(true)?;
+        (model.net.forward_from(stage, &act), act)
+    } else {
+        (tch::no_grad(|| model.net.forward_from(stage, &act)), act)
+    };
     let grads = if imp.uses_gradients() {
         let mut gs = Vec::with_capacity(labels.len());
         for (i, &l) in labels.iter().enumerate() {

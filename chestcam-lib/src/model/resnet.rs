@@ -214,33 +214,35 @@ impl ResNet18 {
     /// Logits `[b, labels]` and the output of `stage` (`[b, c, h, w]`, in
     /// the autograd graph: Grad-CAM takes gradients with respect to it).
     pub fn forward_stage(&self, xs: &Tensor, stage: Stage, train: bool) -> (Tensor, Tensor) {
+        let kept = self.forward_to(xs, stage, train);
+        (self.forward_from_t(stage, &kept, train), kept)
+    }
+
+    /// The output of `stage`: the stem and the stages up to it.
+    pub fn forward_to(&self, xs: &Tensor, stage: Stage, train: bool) -> Tensor {
         let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
         if self.stem == Stem::Imagenet {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
-        let mut kept = None;
-        for (i, layer) in self.layers.iter().enumerate() {
+        for layer in &self.layers[..=stage.index()] {
             for b in layer {
                 x = b.forward(&x, train);
             }
-            if i == stage.index() {
-                kept = Some(x.shallow_clone());
-            }
         }
-        let logits = x
-            .adaptive_avg_pool2d([1, 1])
-            .flatten(1, -1)
-            .apply(&self.head);
-        (logits, kept.unwrap_or_else(|| x.shallow_clone()))
+        x
     }
 
     /// Logits from a stage's output: the later stages, pooling and head
     /// (eval mode). Ablation-CAM runs modified activations through it.
     pub fn forward_from(&self, stage: Stage, act: &Tensor) -> Tensor {
+        self.forward_from_t(stage, act, false)
+    }
+
+    fn forward_from_t(&self, stage: Stage, act: &Tensor, train: bool) -> Tensor {
         let mut x = act.shallow_clone();
         for layer in &self.layers[stage.index() + 1..] {
             for b in layer {
-                x = b.forward(&x, false);
+                x = b.forward(&x, train);
             }
         }
         x.adaptive_avg_pool2d([1, 1])
