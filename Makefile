@@ -8,6 +8,8 @@ SOURCES ?= synthetic $(wildcard $(NIH1000))
 OUT ?= out
 
 NOTEBOOKS := notebooks/train_model.ipynb notebooks/gradcam_visualizer.ipynb
+# The same cells for Colab: Python kernel, each Rust cell under %%rust.
+COLAB_NOTEBOOKS := notebooks/colab/train_model.ipynb notebooks/colab/gradcam_visualizer.ipynb
 
 .PHONY: setup build demo test notebooks-test bench
 
@@ -41,7 +43,12 @@ test: setup
 	$(ENV) cargo clippy --workspace --all-targets -- -D warnings
 
 # Notebooks headless in quick mode, offline (no test contacts another host):
-# any cell error, panic or missing inline output fails.
+# any cell error, panic, stderr line that is not progress or missing inline
+# output fails. Then the %%rust magic on its own, and the Colab notebooks on
+# the Python kernel (their set-up cell finds everything installed).
 notebooks-test: setup
 	rm -rf $(OUT)/runs-test
 	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)
+	$(ENV) python scripts/test_rust_magic.py
+	rm -rf $(OUT)/runs-test-colab
+	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test-colab python scripts/run_notebooks.py $(OUT)/notebooks-test $(COLAB_NOTEBOOKS)

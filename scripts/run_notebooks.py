@@ -1,8 +1,9 @@
 """Executes notebooks headless on the chestcam kernel and checks them.
 
 A Rust panic does not fail nbconvert (it exits 0), so this scans every
-output: an error output, a stderr stream with `panicked at` or `error`, or a
-missing expected rich output fails the run.
+output: an error output, a stream with `panicked at` or `error`, a stderr
+line that is not progress (evcxr prints a returned `Err` there and calls the
+cell a success), or a missing expected rich output fails the run.
 
 Usage: python scripts/run_notebooks.py OUT_DIR NOTEBOOK [NOTEBOOK ...]
 Writes executed copies to OUT_DIR and prints the time each took.
@@ -16,6 +17,10 @@ import nbformat
 from nbclient import NotebookClient
 
 BAD = re.compile(r"panicked at|^error(\[E\d+\])?:|Error:|dlopen failed", re.M)
+# What may go to stderr: progress lines ("trust checks: 40% (2 of 6 steps)").
+# evcxr prints an `Err` returned by a cell on stderr and calls the cell a
+# success, so any other stderr line fails the notebook.
+PROGRESS = re.compile(r"^[\w ./-]+: (starting\b.*|\d+% .*|done\b.*)$")
 
 # What each notebook must show inline (mime type: minimum count).
 EXPECT = {
@@ -39,7 +44,9 @@ def check(nb, name):
             if out.output_type == "error":
                 problems.append(f"cell {i}: {out.ename}: {out.evalue}")
             elif out.output_type == "stream":
-                if BAD.search(out.text):
+                other = out.name == "stderr" and any(
+                    line.strip() and not PROGRESS.match(line.strip()) for line in out.text.splitlines())
+                if BAD.search(out.text) or other:
                     problems.append(f"cell {i}: {out.name}: {out.text.strip()[:400]}")
             else:
                 for mime in out.get("data", {}):
@@ -64,7 +71,8 @@ def main():
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(
             nb,
-            kernel_name="chestcam-rust",
+            # The evcxr notebooks name chestcam-rust; the Colab ones python3.
+            kernel_name=nb.metadata.get("kernelspec", {}).get("name", "chestcam-rust"),
             timeout=1200,
             resources={"metadata": {"path": str(path.parent.resolve())}},
         )
@@ -75,7 +83,7 @@ def main():
             print(f"{path}: execution failed: {str(e)[:2000]}", file=sys.stderr)
             failed = True
         dt = time.time() - t0
-        dest = out_dir / path.name
+        dest = out_dir / (f"colab_{path.name}" if path.parent.name == "colab" else path.name)
         tmp = dest.with_suffix(".ipynb.part")
         nbformat.write(nb, tmp)
         tmp.replace(dest)

@@ -510,7 +510,7 @@ impl LoadedRun {
             &idx,
             &TruthSource::default(),
         )?;
-        let mut progress = crate::progress::Lines::default();
+        let mut progress = crate::progress::Lines::counting("steps");
         run(
             model,
             test,
