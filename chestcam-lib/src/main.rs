@@ -305,7 +305,8 @@ struct ExplainArgs {
     /// all, topK (top3), positive, or comma-separated label names.
     #[arg(long, default_value = "top3")]
     labels: String,
-    /// layer1, layer2, layer3 or layer4.
+    /// layer1, layer2, layer3 or layer4; several (layer3,layer4), or all,
+    /// average their maps, as pytorch-grad-cam does with several target layers.
     #[arg(long, default_value = "layer4")]
     stage: String,
     /// jet, inferno, viridis or turbo.
@@ -641,9 +642,11 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {
             use chestcam::cam::explain::{explain, explain_split, load_xray, ExplainOptions};
+            let stages = list(&a.stage, &chestcam::model::Stage::ALL, |s| s.trim().parse())?;
             let opts = ExplainOptions {
                 method: a.method.parse()?,
-                stage: a.stage.parse()?,
+                stage: stages[0],
+                more_stages: stages[1..].to_vec(),
                 labels: a.labels.parse()?,
                 overlay: chestcam::viz::heatmap::OverlayOptions {
                     colormap: a.colormap.parse()?,

@@ -299,6 +299,8 @@ fn explain_writes_panels_gifs_and_json() {
             "effusion,nodule",
             "--method",
             "gradcam++",
+            "--stage",
+            "layer3,layer4",
             "--image",
         ])
         .arg(&jpg)

@@ -2,7 +2,7 @@
 //! every method, several labels, maps equal within 1e-4.
 //! The reference is made by `tests/fixtures/make_cam_fixture.py` (run here
 //! with the project venv's python; cached under target/ by the script's hash).
-use chestcam::cam::{compute, Method};
+use chestcam::cam::{compute, compute_stages, Method};
 use chestcam::model::{Model, Stage, Stem};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -78,6 +78,25 @@ fn every_method_matches_pytorch_grad_cam() {
         assert_eq!(got.low.size(), vec![x.size()[0], 4, side, side]);
         let diff = max_diff(&got.maps, want);
         assert!(diff < 1e-4, "{case} GradCAM layer3: {diff}");
+        // Two stages at once (pytorch-grad-cam's several target layers).
+        for method in [Method::GradCam, Method::LayerCam] {
+            let want = &expected[&format!("{}_layer3+layer4", method.name())];
+            let stages = [Stage::Layer3, Stage::Layer4];
+            let got = compute_stages(&model, &x, method, &stages, &LABELS, 64).unwrap();
+            let diff = max_diff(&got.maps, want);
+            report.push(format!(
+                "{case} {} layer3+layer4: max |diff| {diff:.2e}",
+                method.name()
+            ));
+            assert!(
+                diff < 1e-4,
+                "{case} {} layer3+layer4: {diff}",
+                method.name()
+            );
+            // Not simply one of the two stages' maps.
+            let l4 = compute(&model, &x, method, Stage::Layer4, &LABELS, 64).unwrap();
+            assert!(max_diff(&l4.maps, want) > 1e-2);
+        }
         // EigenCAM's sign convention: where numpy's SVD sign goes against it,
         // pytorch-grad-cam's own map is the inverse, and ours is not.
         let ours = compute(&model, &x, Method::EigenCam, Stage::Layer4, &[0], 64).unwrap();
@@ -203,4 +222,25 @@ fn pictures_from_a_trained_run() {
     .unwrap();
     assert_eq!(cmp.image.width(), 4 * (224 + 8) + 8);
     assert!(label_grid(&model, &data.test, 14, 6, &o).is_err());
+}
+
+#[test]
+fn one_stage_is_compute_and_bad_stage_lists_are_refused() {
+    tch::manual_seed(0);
+    let model = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let x = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let one = compute_stages(&model, &x, Method::GradCam, &[Stage::Layer3], &[1, 4], 64).unwrap();
+    let plain = compute(&model, &x, Method::GradCam, Stage::Layer3, &[1, 4], 64).unwrap();
+    assert!(one.maps.equal(&plain.maps));
+    let e = compute_stages(&model, &x, Method::GradCam, &[], &[1], 64)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("none given"), "{e}");
+    let twice = [Stage::Layer4, Stage::Layer3, Stage::Layer4];
+    let e = compute_stages(&model, &x, Method::GradCam, &twice, &[1], 64)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("layer4 named twice (position 3)"), "{e}");
 }

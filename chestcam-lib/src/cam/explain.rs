@@ -1,6 +1,6 @@
 //! From a model and X-rays to what a person looks at: the labels to show,
 //! their heatmaps, panels, GIFs and a JSON of probabilities.
-use super::{compute, Method};
+use super::{compute_stages, Method};
 use crate::data::registry::{LABELS, NUM_LABELS};
 use crate::model::{Model, Stage};
 use crate::viz::heatmap::{compose, overlay_tile, xray_tile, Gif, OverlayOptions, Picture, Tile};
@@ -80,6 +80,9 @@ impl LabelChoice {
 pub struct ExplainOptions {
     pub method: Method,
     pub stage: Stage,
+    /// Further stages whose maps are averaged with `stage`'s, as
+    /// pytorch-grad-cam does with several target layers (empty: `stage` alone).
+    pub more_stages: Vec<Stage>,
     pub labels: LabelChoice,
     pub overlay: OverlayOptions,
     pub gif_frames: usize,
@@ -95,6 +98,7 @@ impl Default for ExplainOptions {
         ExplainOptions {
             method: Method::GradCam,
             stage: Stage::Layer4,
+            more_stages: Vec::new(),
             labels: LabelChoice::Top(3),
             overlay: OverlayOptions::default(),
             gif_frames: 12,
@@ -219,9 +223,12 @@ pub fn explain(
         .f_to_kind(tch::Kind::Float)?
         .f_div_scalar(127.5)?
         .f_sub_scalar(1.0)?;
-    let r = compute(model, &x, o.method, o.stage, &[], o.chunk)?;
+    let stages: Vec<Stage> = std::iter::once(o.stage)
+        .chain(o.more_stages.iter().copied())
+        .collect();
+    let r = compute_stages(model, &x, o.method, &stages, &[], o.chunk)?;
     let random = if o.trust_steps > 0 {
-        Some(compute(model, &x, Method::RandomCam, o.stage, &[], o.chunk)?.maps)
+        Some(compute_stages(model, &x, Method::RandomCam, &stages, &[], o.chunk)?.maps)
     } else {
         None
     };

@@ -200,6 +200,65 @@ pub fn compute(
     labels: &[usize],
     chunk: usize,
 ) -> Result<CamResult> {
+    let (mut r, up) = compute_upsampled(model, input, method, stage, labels, chunk)?;
+    r.maps = scale_maps(&up.f_relu()?)?;
+    Ok(r)
+}
+
+/// Maps from several stages at once, as pytorch-grad-cam computes them for
+/// several target layers: each stage's map is ReLU'd, scaled and upsampled
+/// to the input, and the mean of those is ReLU'd and scaled again. Costs
+/// one `compute` per stage. The result's `stage`, `raw` and `low` are the
+/// first stage's; one stage gives exactly `compute`'s maps.
+pub fn compute_stages(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    stages: &[Stage],
+    labels: &[usize],
+    chunk: usize,
+) -> Result<CamResult> {
+    if stages.is_empty() {
+        return Err(Error::invalid("stages", "none given"));
+    }
+    if let Some((i, s)) = stages
+        .iter()
+        .enumerate()
+        .find(|(i, s)| stages[..*i].contains(s))
+    {
+        return Err(Error::invalid(
+            "stages",
+            format!("{s} named twice (position {})", i + 1),
+        ));
+    }
+    let mut first = None;
+    let mut sum: Option<Tensor> = None;
+    for &stage in stages {
+        let (r, up) = compute_upsampled(model, input, method, stage, labels, chunk)?;
+        let up = up.f_relu()?;
+        sum = Some(match sum {
+            None => up,
+            Some(t) => t.f_add(&up)?,
+        });
+        first.get_or_insert(r);
+    }
+    let (Some(mut r), Some(sum)) = (first, sum) else {
+        return Err(Error::invalid("stages", "none given"));
+    };
+    r.maps = scale_maps(&sum.f_div_scalar(stages.len() as f64)?.f_relu()?)?;
+    Ok(r)
+}
+
+/// `compute`, with the upsampled maps before their final ReLU and scaling
+/// (the result's `maps` are left empty).
+fn compute_upsampled(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    stage: Stage,
+    labels: &[usize],
+    chunk: usize,
+) -> Result<(CamResult, Tensor)> {
     let all: Vec<usize> = (0..NUM_LABELS).collect();
     let labels = if labels.is_empty() { &all[..] } else { labels };
     if let Some(bad) = labels.iter().find(|l| **l >= NUM_LABELS) {
@@ -261,14 +320,14 @@ pub fn compute(
         .f_view([b * l, 1, h, w])?
         .f_upsample_bilinear2d([dims[2], dims[3]], false, None, None)?
         .f_view([b, l, dims[2], dims[3]])?;
-    let maps = scale_maps(&up.f_relu()?)?;
-    Ok(CamResult {
+    let r = CamResult {
         method,
         stage,
         labels: labels.to_vec(),
         probs: ctx.logits.f_sigmoid()?,
         raw,
         low,
-        maps,
-    })
+        maps: Tensor::new(),
+    };
+    Ok((r, up))
 }
