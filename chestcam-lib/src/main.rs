@@ -309,6 +309,15 @@ struct ExplainArgs {
     /// average their maps, as pytorch-grad-cam does with several target layers.
     #[arg(long, default_value = "layer4")]
     stage: String,
+    /// Each map is the first principal component of its per-channel terms
+    /// instead of their sum (pytorch-grad-cam's eigen_smooth).
+    #[arg(long)]
+    eigen_smooth: bool,
+    /// Average the maps of augmented copies: off, shifts (small shifts x
+    /// brightness 0.9/1/1.1) or flip (pytorch-grad-cam's horizontal flip x
+    /// brightness; a flipped chest X-ray is another anatomy).
+    #[arg(long, default_value = "off")]
+    aug_smooth: String,
     /// jet, inferno, viridis or turbo.
     #[arg(long, default_value = "jet")]
     colormap: String,
@@ -647,6 +656,10 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 method: a.method.parse()?,
                 stage: stages[0],
                 more_stages: stages[1..].to_vec(),
+                smooth: chestcam::cam::Smooth {
+                    eigen: a.eigen_smooth,
+                    aug: a.aug_smooth.parse()?,
+                },
                 labels: a.labels.parse()?,
                 overlay: chestcam::viz::heatmap::OverlayOptions {
                     colormap: a.colormap.parse()?,

@@ -301,6 +301,9 @@ fn explain_writes_panels_gifs_and_json() {
             "gradcam++",
             "--stage",
             "layer3,layer4",
+            "--eigen-smooth",
+            "--aug-smooth",
+            "shifts",
             "--image",
         ])
         .arg(&jpg)

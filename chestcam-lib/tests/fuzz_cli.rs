@@ -150,6 +150,28 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
             &ex,
             &["--split", "test", "--index", "0", "--colormap", "pink"],
         ),
+        with(
+            &ex,
+            &[
+                "--split",
+                "test",
+                "--index",
+                "0",
+                "--aug-smooth",
+                "sideways",
+            ],
+        ),
+        with(
+            &ex,
+            &[
+                "--split",
+                "test",
+                "--index",
+                "0",
+                "--stage",
+                "layer4,layer9",
+            ],
+        ),
         with(&ex, &["--split", "test", "--first", "0"]),
         with(&ex, &["--index", "0"]),
         with(&ex, &["--split", "dev", "--index", "0"]),

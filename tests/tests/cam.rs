@@ -2,7 +2,8 @@
 //! every method, several labels, maps equal within 1e-4.
 //! The reference is made by `tests/fixtures/make_cam_fixture.py` (run here
 //! with the project venv's python; cached under target/ by the script's hash).
-use chestcam::cam::{compute, compute_stages, Method};
+use chestcam::cam::aug_smooth::AugSmooth;
+use chestcam::cam::{compute, compute_stages, compute_stages_with, Method, Smooth};
 use chestcam::model::{Model, Stage, Stem};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -78,6 +79,51 @@ fn every_method_matches_pytorch_grad_cam() {
         assert_eq!(got.low.size(), vec![x.size()[0], 4, side, side]);
         let diff = max_diff(&got.maps, want);
         assert!(diff < 1e-4, "{case} GradCAM layer3: {diff}");
+        // eigen_smooth (pytorch-grad-cam's option, under EigenCAM's sign convention).
+        let eigen = Smooth {
+            eigen: true,
+            ..Smooth::default()
+        };
+        for method in [
+            Method::GradCam,
+            Method::GradCamPlusPlus,
+            Method::XGradCam,
+            Method::HiResCam,
+            Method::LayerCam,
+            Method::GradCamElementWise,
+        ] {
+            let want = &expected[&format!("{}_eigen_smooth", method.name())];
+            let got = compute_stages_with(&model, &x, method, &[Stage::Layer4], &LABELS, 64, eigen)
+                .unwrap();
+            let diff = max_diff(&got.maps, want);
+            report.push(format!(
+                "{case} {} eigen_smooth: max |diff| {diff:.2e}",
+                method.name()
+            ));
+            assert!(diff < 1e-4, "{case} {} eigen_smooth: {diff}", method.name());
+            assert!(want.std(false).double_value(&[]) > 0.05);
+        }
+        // aug_smooth with pytorch-grad-cam's augmentations (flip x brightness).
+        let flip = Smooth {
+            aug: AugSmooth::FlipBrightness,
+            ..Smooth::default()
+        };
+        for method in [Method::GradCam, Method::HiResCam] {
+            let want = &expected[&format!("{}_aug_smooth", method.name())];
+            let got = compute_stages_with(&model, &x, method, &[Stage::Layer4], &LABELS, 64, flip)
+                .unwrap();
+            let diff = max_diff(&got.maps, want);
+            report.push(format!(
+                "{case} {} aug_smooth: max |diff| {diff:.2e}",
+                method.name()
+            ));
+            assert!(diff < 1e-4, "{case} {} aug_smooth: {diff}", method.name());
+            let plain = compute(&model, &x, method, Stage::Layer4, &LABELS, 64).unwrap();
+            assert!(
+                max_diff(&plain.maps, want) > 1e-3,
+                "augmentation changed nothing"
+            );
+        }
         // Two stages at once (pytorch-grad-cam's several target layers).
         for method in [Method::GradCam, Method::LayerCam] {
             let want = &expected[&format!("{}_layer3+layer4", method.name())];
@@ -243,4 +289,26 @@ fn one_stage_is_compute_and_bad_stage_lists_are_refused() {
         .unwrap()
         .to_string();
     assert!(e.contains("layer4 named twice (position 3)"), "{e}");
+}
+
+#[test]
+fn shift_augmentation_is_undone_on_the_maps() {
+    // A map computed on a shifted image and shifted back lines up with the
+    // image: here the "map" is the image itself.
+    let x = Tensor::arange(2 * 28 * 28, (Kind::Float, Device::Cpu)).view([2, 1, 28, 28]);
+    let augs = AugSmooth::ShiftsBrightness.augmentations(28);
+    assert_eq!(augs.len(), 9);
+    assert_eq!(AugSmooth::FlipBrightness.augmentations(28).len(), 6);
+    assert!(AugSmooth::Off.augmentations(28).is_empty());
+    for a in &augs {
+        let y = a.apply(&x).unwrap();
+        let back = a.undo(&y).unwrap();
+        // Inside the border the content is back in place (scaled by the brightness factor).
+        let inner = |t: &Tensor| t.narrow(2, 1, 26).narrow(3, 1, 26);
+        let ratio = inner(&back) / inner(&x).clamp_min(1.0);
+        let (lo, hi) = (ratio.min().double_value(&[]), ratio.max().double_value(&[]));
+        assert!((hi - lo).abs() < 1e-5, "{a:?}: {lo}..{hi}");
+    }
+    let e = "sideways".parse::<AugSmooth>().err().unwrap().to_string();
+    assert!(e.contains("expected off, shifts or flip"), "{e}");
 }

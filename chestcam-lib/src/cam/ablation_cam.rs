@@ -16,7 +16,7 @@ impl CamMethod for AblationCam {
     fn uses_gradients(&self) -> bool {
         false
     }
-    fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
+    fn terms(&self, ctx: &CamContext) -> Result<Option<Tensor>> {
         let a = &ctx.activations;
         let (b, c) = (a.size()[0], a.size()[1]);
         let labels =
@@ -47,6 +47,8 @@ impl CamMethod for AblationCam {
             let orig = original.f_get(i)?.f_unsqueeze(1)?; // [L, 1]
             weights.push(orig.f_sub(&new)?.f_div(&orig)?);
         }
-        ctx.weighted_sum(&Tensor::f_stack(&weights, 0)?.f_to_kind(Kind::Float)?)
+        Ok(Some(ctx.weighted_terms(
+            &Tensor::f_stack(&weights, 0)?.f_to_kind(Kind::Float)?,
+        )?))
     }
 }

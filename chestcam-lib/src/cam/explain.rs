@@ -1,6 +1,6 @@
 //! From a model and X-rays to what a person looks at: the labels to show,
 //! their heatmaps, panels, GIFs and a JSON of probabilities.
-use super::{compute_stages, Method};
+use super::{compute_stages_with, Method, Smooth};
 use crate::data::registry::{LABELS, NUM_LABELS};
 use crate::model::{Model, Stage};
 use crate::viz::heatmap::{compose, overlay_tile, xray_tile, Gif, OverlayOptions, Picture, Tile};
@@ -83,6 +83,8 @@ pub struct ExplainOptions {
     /// Further stages whose maps are averaged with `stage`'s, as
     /// pytorch-grad-cam does with several target layers (empty: `stage` alone).
     pub more_stages: Vec<Stage>,
+    /// pytorch-grad-cam's `eigen_smooth` and `aug_smooth`.
+    pub smooth: Smooth,
     pub labels: LabelChoice,
     pub overlay: OverlayOptions,
     pub gif_frames: usize,
@@ -99,6 +101,7 @@ impl Default for ExplainOptions {
             method: Method::GradCam,
             stage: Stage::Layer4,
             more_stages: Vec::new(),
+            smooth: Smooth::default(),
             labels: LabelChoice::Top(3),
             overlay: OverlayOptions::default(),
             gif_frames: 12,
@@ -226,9 +229,10 @@ pub fn explain(
     let stages: Vec<Stage> = std::iter::once(o.stage)
         .chain(o.more_stages.iter().copied())
         .collect();
-    let r = compute_stages(model, &x, o.method, &stages, &[], o.chunk)?;
+    let r = compute_stages_with(model, &x, o.method, &stages, &[], o.chunk, o.smooth)?;
     let random = if o.trust_steps > 0 {
-        Some(compute_stages(model, &x, Method::RandomCam, &stages, &[], o.chunk)?.maps)
+        let m = Method::RandomCam;
+        Some(compute_stages_with(model, &x, m, &stages, &[], o.chunk, o.smooth)?.maps)
     } else {
         None
     };

@@ -9,10 +9,10 @@ impl CamMethod for GradCam {
     fn name(&self) -> &'static str {
         "GradCAM"
     }
-    fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
+    fn terms(&self, ctx: &CamContext) -> Result<Option<tch::Tensor>> {
         let w = ctx
             .grads()?
             .f_mean_dim([3i64, 4].as_slice(), false, Kind::Float)?; // [b, L, c]
-        ctx.weighted_sum(&w)
+        Ok(Some(ctx.weighted_terms(&w)?))
     }
 }

@@ -9,7 +9,7 @@ impl CamMethod for GradCamPlusPlus {
     fn name(&self) -> &'static str {
         "GradCAM++"
     }
-    fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
+    fn terms(&self, ctx: &CamContext) -> Result<Option<tch::Tensor>> {
         let g = ctx.grads()?; // [b, L, c, h, w]
         let a = ctx.acts5()?; // [b, 1, c, h, w]
         let g2 = g.f_square()?;
@@ -25,6 +25,6 @@ impl CamMethod for GradCamPlusPlus {
             g.f_relu()?
                 .f_mul(&aij)?
                 .f_sum_dim_intlist([3i64, 4].as_slice(), false, Kind::Float)?;
-        ctx.weighted_sum(&w)
+        Ok(Some(ctx.weighted_terms(&w)?))
     }
 }

@@ -2,7 +2,6 @@
 //! over channels (no spatial averaging).
 use super::{CamContext, CamMethod};
 use crate::Result;
-use tch::Kind;
 
 pub struct HiResCam;
 
@@ -10,10 +9,7 @@ impl CamMethod for HiResCam {
     fn name(&self) -> &'static str {
         "HiResCAM"
     }
-    fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
-        Ok(ctx
-            .grads()?
-            .f_mul(&ctx.acts5()?)?
-            .f_sum_dim_intlist(2i64, false, Kind::Float)?)
+    fn terms(&self, ctx: &CamContext) -> Result<Option<tch::Tensor>> {
+        Ok(Some(ctx.grads()?.f_mul(&ctx.acts5()?)?))
     }
 }

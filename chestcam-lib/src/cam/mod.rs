@@ -10,6 +10,7 @@
 //! scaling. A method (one small file each) only says how the map at the
 //! activation's resolution is made from activations and gradients.
 mod ablation_cam;
+pub mod aug_smooth;
 mod eigen_cam;
 mod eigen_grad_cam;
 pub mod explain;
@@ -59,13 +60,13 @@ impl CamContext<'_> {
         Ok(self.activations.f_unsqueeze(1)?)
     }
 
-    /// `sum_c weights[b, L, c] * activations[b, c, h, w]` -> `[b, L, h, w]`.
-    pub fn weighted_sum(&self, weights: &Tensor) -> Result<Tensor> {
+    /// `weights[b, L, c] * activations[b, c, h, w]` -> `[b, L, c, h, w]`
+    /// (pytorch-grad-cam's `weighted_activations`).
+    pub fn weighted_terms(&self, weights: &Tensor) -> Result<Tensor> {
         Ok(weights
             .f_unsqueeze(-1)?
             .f_unsqueeze(-1)?
-            .f_mul(&self.acts5()?)?
-            .f_sum_dim_intlist(2i64, false, Kind::Float)?)
+            .f_mul(&self.acts5()?)?)
     }
 }
 
@@ -76,8 +77,44 @@ pub trait CamMethod {
     fn uses_gradients(&self) -> bool {
         true
     }
-    /// The raw map `[b, L, h, w]` (before ReLU and scaling).
-    fn cam(&self, ctx: &CamContext) -> Result<Tensor>;
+    /// The per-channel terms `[b, L, c, h, w]` whose sum over channels is
+    /// the map, for the methods whose map is such a sum (all but EigenCAM
+    /// and EigenGradCAM): `eigen_smooth` projects them on their first
+    /// principal component instead of summing them.
+    fn terms(&self, _ctx: &CamContext) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
+    /// The raw map `[b, L, h, w]` (before ReLU and scaling): by default the
+    /// channel sum of `terms`.
+    fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
+        match self.terms(ctx)? {
+            Some(t) => Ok(t.f_sum_dim_intlist(2i64, false, Kind::Float)?),
+            None => Err(Error::invalid(
+                "CAM",
+                format!("{} defines neither terms nor a map", self.name()),
+            )),
+        }
+    }
+}
+
+/// pytorch-grad-cam's two smoothing options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Smooth {
+    /// Each map is the first principal component of its per-channel terms
+    /// instead of their sum (EigenCAM's sign convention).
+    pub eigen: bool,
+    /// Test-time augmentation (`aug_smooth.rs`).
+    pub aug: aug_smooth::AugSmooth,
+}
+
+/// pytorch-grad-cam's `eigen_smooth`: `[b, L, c, h, w]` terms projected on
+/// their first principal component (with EigenCAM's sign convention) ->
+/// `[b, L, h, w]`.
+fn eigen_smooth(terms: &Tensor) -> Result<Tensor> {
+    let s = terms.size();
+    let (b, l, c, h, w) = (s[0], s[1], s[2], s[3], s[4]);
+    let m = terms.f_reshape([b * l, c, h * w])?.f_transpose(1, 2)?;
+    Ok(eigen_cam::first_component(&m)?.f_view([b, l, h, w])?)
 }
 
 /// The methods, as pytorch-grad-cam defines them.
@@ -200,9 +237,15 @@ pub fn compute(
     labels: &[usize],
     chunk: usize,
 ) -> Result<CamResult> {
-    let (mut r, up) = compute_upsampled(model, input, method, stage, labels, chunk)?;
-    r.maps = scale_maps(&up.f_relu()?)?;
-    Ok(r)
+    compute_stages_with(
+        model,
+        input,
+        method,
+        &[stage],
+        labels,
+        chunk,
+        Smooth::default(),
+    )
 }
 
 /// Maps from several stages at once, as pytorch-grad-cam computes them for
@@ -217,6 +260,77 @@ pub fn compute_stages(
     stages: &[Stage],
     labels: &[usize],
     chunk: usize,
+) -> Result<CamResult> {
+    compute_stages_with(
+        model,
+        input,
+        method,
+        stages,
+        labels,
+        chunk,
+        Smooth::default(),
+    )
+}
+
+/// `compute_stages` with pytorch-grad-cam's smoothing options.
+/// `smooth.eigen`: each map is the first principal component of its
+/// per-channel terms instead of their sum (EigenCAM and EigenGradCAM,
+/// projections already, ignore it, as in pytorch-grad-cam); the component's
+/// sign follows EigenCAM's convention. `smooth.aug`: the maps of each
+/// augmented input, mapped back and averaged (the result's `raw` and `low`
+/// are the unaugmented input's); costs one pass per augmentation.
+pub fn compute_stages_with(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    stages: &[Stage],
+    labels: &[usize],
+    chunk: usize,
+    smooth: Smooth,
+) -> Result<CamResult> {
+    let augs = smooth
+        .aug
+        .augmentations(input.size().last().copied().unwrap_or(0));
+    if augs.is_empty() {
+        return compute_stages_once(model, input, method, stages, labels, chunk, smooth.eigen);
+    }
+    let x = input.f_to_device(model.device())?;
+    let mut sum: Option<Tensor> = None;
+    let mut plain = None;
+    for a in &augs {
+        let r = compute_stages_once(
+            model,
+            &a.apply(&x)?,
+            method,
+            stages,
+            labels,
+            chunk,
+            smooth.eigen,
+        )?;
+        let m = a.undo(&r.maps)?;
+        sum = Some(match sum {
+            None => m,
+            Some(t) => t.f_add(&m)?,
+        });
+        if a.is_identity() {
+            plain = Some(r);
+        }
+    }
+    let (Some(mut r), Some(sum)) = (plain, sum) else {
+        return Err(Error::invalid("aug smooth", "no unaugmented pass"));
+    };
+    r.maps = sum.f_div_scalar(augs.len() as f64)?;
+    Ok(r)
+}
+
+fn compute_stages_once(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    stages: &[Stage],
+    labels: &[usize],
+    chunk: usize,
+    eigen_smooth: bool,
 ) -> Result<CamResult> {
     if stages.is_empty() {
         return Err(Error::invalid("stages", "none given"));
@@ -234,7 +348,7 @@ pub fn compute_stages(
     let mut first = None;
     let mut sum: Option<Tensor> = None;
     for &stage in stages {
-        let (r, up) = compute_upsampled(model, input, method, stage, labels, chunk)?;
+        let (r, up) = compute_upsampled(model, input, method, stage, labels, chunk, eigen_smooth)?;
         let up = up.f_relu()?;
         sum = Some(match sum {
             None => up,
@@ -258,6 +372,7 @@ fn compute_upsampled(
     stage: Stage,
     labels: &[usize],
     chunk: usize,
+    smooth: bool,
 ) -> Result<(CamResult, Tensor)> {
     let all: Vec<usize> = (0..NUM_LABELS).collect();
     let labels = if labels.is_empty() { &all[..] } else { labels };
@@ -313,7 +428,12 @@ fn compute_upsampled(
         labels,
         chunk: chunk.max(1),
     };
-    let raw = tch::no_grad(|| imp.cam(&ctx))?; // [b, L, h, w]
+    let raw = tch::no_grad(|| -> Result<Tensor> {
+        match smooth.then(|| imp.terms(&ctx)).transpose()?.flatten() {
+            Some(terms) => eigen_smooth(&terms),
+            None => imp.cam(&ctx),
+        }
+    })?; // [b, L, h, w]
     let low = scale_maps(&raw.f_relu()?)?;
     let (b, l, h, w) = (dims[0], labels.len() as i64, low.size()[2], low.size()[3]);
     let up = low

@@ -18,7 +18,7 @@ impl CamMethod for RandomCam {
     fn uses_gradients(&self) -> bool {
         false
     }
-    fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
+    fn terms(&self, ctx: &CamContext) -> Result<Option<Tensor>> {
         let s = ctx.activations.size();
         let (b, l, c) = (s[0], ctx.labels.len() as i64, s[1]);
         let mut rng = Rng::new(self.seed);
@@ -28,6 +28,6 @@ impl CamMethod for RandomCam {
         let w = Tensor::f_from_slice(&w)?
             .f_view([b, l, c])?
             .f_to_device(ctx.activations.device())?;
-        ctx.weighted_sum(&w)
+        Ok(Some(ctx.weighted_terms(&w)?))
     }
 }

@@ -15,7 +15,7 @@ impl CamMethod for ScoreCam {
     fn uses_gradients(&self) -> bool {
         false
     }
-    fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
+    fn terms(&self, ctx: &CamContext) -> Result<Option<Tensor>> {
         let dims = ctx.input.size();
         let (hh, ww) = (dims[2], dims[3]);
         let a = &ctx.activations;
@@ -55,6 +55,6 @@ impl CamMethod for ScoreCam {
             let s = Tensor::f_cat(&scores, 0)?.f_transpose(0, 1)?; // [L, c]
             weights.push(s.f_softmax(-1, Kind::Float)?);
         }
-        ctx.weighted_sum(&Tensor::f_stack(&weights, 0)?)
+        Ok(Some(ctx.weighted_terms(&Tensor::f_stack(&weights, 0)?)?))
     }
 }

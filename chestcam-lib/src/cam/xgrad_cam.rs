@@ -9,7 +9,7 @@ impl CamMethod for XGradCam {
     fn name(&self) -> &'static str {
         "XGradCAM"
     }
-    fn cam(&self, ctx: &CamContext) -> Result<tch::Tensor> {
+    fn terms(&self, ctx: &CamContext) -> Result<Option<tch::Tensor>> {
         let a = ctx.acts5()?;
         let sum_a = a.f_sum_dim_intlist([3i64, 4].as_slice(), true, Kind::Float)?;
         let w = ctx
@@ -17,6 +17,6 @@ impl CamMethod for XGradCam {
             .f_mul(&a)?
             .f_div(&sum_a.f_add_scalar(1e-7)?)?
             .f_sum_dim_intlist([3i64, 4].as_slice(), false, Kind::Float)?;
-        ctx.weighted_sum(&w)
+        Ok(Some(ctx.weighted_terms(&w)?))
     }
 }
