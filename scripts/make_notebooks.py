@@ -159,7 +159,7 @@ let counts = used.positives();
 for (name, c) in LABELS.iter().zip(counts) { if c < 10 { println!("{name}: {c} positive(s)"); } }"""),
     ("markdown", """
 **Larger images.** Set `source: "chestmnist:64".into()` in the settings cell
-and rerun. You should see each epoch take about 5 times longer on a CPU, the
+and rerun. You should see each epoch take several times longer on a CPU, the
 model summary's layer4 grow from 4x4 to 8x8, and, in the next notebook,
 heatmaps with four times as many cells.
 
