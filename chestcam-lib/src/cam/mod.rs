@@ -307,11 +307,7 @@ pub fn compute_stages_with(
             chunk,
             smooth.eigen,
         )?;
-        let m = a.undo(&r.maps)?;
-        sum = Some(match sum {
-            None => m,
-            Some(t) => t.f_add(&m)?,
-        });
+        sum = add_to(sum, a.undo(&r.maps)?)?;
         if a.is_identity() {
             plain = Some(r);
         }
@@ -321,6 +317,14 @@ pub fn compute_stages_with(
     };
     r.maps = sum.f_div_scalar(augs.len() as f64)?;
     Ok(r)
+}
+
+/// `t` added to a running sum (the first term starts it).
+fn add_to(sum: Option<Tensor>, t: Tensor) -> Result<Option<Tensor>> {
+    Ok(Some(match sum {
+        None => t,
+        Some(s) => s.f_add(&t)?,
+    }))
 }
 
 fn compute_stages_once(
@@ -349,11 +353,7 @@ fn compute_stages_once(
     let mut sum: Option<Tensor> = None;
     for &stage in stages {
         let (r, up) = compute_upsampled(model, input, method, stage, labels, chunk, eigen_smooth)?;
-        let up = up.f_relu()?;
-        sum = Some(match sum {
-            None => up,
-            Some(t) => t.f_add(&up)?,
-        });
+        sum = add_to(sum, up.f_relu()?)?;
         first.get_or_insert(r);
     }
     let (Some(mut r), Some(sum)) = (first, sum) else {
