@@ -17,5 +17,18 @@ fn chestcam_link_args() {
         println!("cargo:rustc-link-arg=-L{lib}");
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        // The CUDA shim (csrc/cuda_shim.cpp) calls the CUDA runtime through
+        // c10's inline helpers: link torch's own libcudart.so.13 (from the
+        // nvidia wheel beside torch), found at run time through this rpath
+        // or LD_LIBRARY_PATH. Only binaries that use the shim keep it.
+        let site = std::path::Path::new(&lib).parent().and_then(|t| t.parent());
+        if let Some(cuda_lib) = site
+            .map(|s| s.join("nvidia/cu13/lib"))
+            .filter(|p| p.join("libcudart.so.13").exists())
+        {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", cuda_lib.display());
+            println!("cargo:rustc-link-arg=-L{}", cuda_lib.display());
+            println!("cargo:rustc-link-arg=-l:libcudart.so.13");
+        }
     }
 }

@@ -59,8 +59,20 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Runs both sides and returns the report text.
-pub fn run(o: &BenchOptions) -> Result<String> {
+/// What [`run`] measured: the report's text, and what [`graph_rows`]
+/// compares its rows with.
+pub struct Report {
+    pub text: String,
+    /// chestcam's training step as `chestcam train` runs it, images/s.
+    pub train_images_per_sec: f64,
+    /// PyTorch's training step captured as one CUDA graph, images/s.
+    pub pytorch_graph_images_per_sec: Option<f64>,
+    /// PyTorch eager (`torch.optim.Adam` defaults), images/s.
+    pub pytorch_eager_images_per_sec: Option<f64>,
+}
+
+/// Runs both sides and returns the report.
+pub fn run(o: &BenchOptions) -> Result<Report> {
     crate::util::check_threads("--threads", o.threads as i64)?;
     for (what, v) in [
         ("--batch", o.batch),
@@ -231,9 +243,13 @@ pub fn run(o: &BenchOptions) -> Result<String> {
         rss,
         get("peak_rss_mb").unwrap_or(f64::NAN)
     ));
-    if let Some(m) = get("peak_device_mb") {
+    if let Device::Cuda(i) = device {
+        let (held, reserved) = crate::shim::cuda_peak_memory(i, false)?;
         t.push_str(&format!(
-            "PyTorch process's peak device memory: {m:.0} MiB (chestcam's: not measurable through tch)\n"
+            "peak device memory held by tensors: chestcam {:.0} MiB ({:.0} MiB reserved), PyTorch process {:.0} MiB\n",
+            held as f64 / 1048576.0,
+            reserved as f64 / 1048576.0,
+            get("peak_device_mb").unwrap_or(f64::NAN)
         ));
     }
     t.push_str(&format!(
@@ -271,6 +287,74 @@ pub fn run(o: &BenchOptions) -> Result<String> {
     }
     if o.road_images > 0 {
         t.push_str(&road_row(o, &model, &x, &init)?);
+    }
+    Ok(Report {
+        text: t,
+        train_images_per_sec: our_train,
+        pytorch_graph_images_per_sec: get("train_graph_s").map(ips),
+        pytorch_eager_images_per_sec: get("train_eager_s").map(ips),
+    })
+}
+
+/// On CUDA: chestcam's training step captured as one CUDA graph
+/// ([`crate::train::graph::GraphStep`]), in fp32 and bf16, against the
+/// rows of `report` (run first, from the same options: it wrote the
+/// initial weights). A failed capture is reported in its row.
+pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
+    let device = crate::model::parse_device(&o.device)?;
+    if !device.is_cuda() {
+        return Ok(String::new());
+    }
+    let data = Dataset::from_npz(&o.data)?;
+    let stem = Stem::default_for(data.size);
+    let split = data.train.head(o.batch.min(data.train.len()));
+    let (x, y) = (split.images_tensor(device)?, split.labels_tensor(device)?);
+    let b = x.size()[0] as f64;
+    let init = o.out.join("init.safetensors");
+    let cl = crate::train::TrainConfig::default().channels_last_on(device);
+    let mut t = format!(
+        "\nchestcam's training step as one CUDA graph (forward, loss, backward, fused Adam; {} eager warm-up steps, then {} replays):\n",
+        crate::train::graph::WARMUP_STEPS,
+        o.reps
+    );
+    for precision in [Precision::Fp32, Precision::Bf16] {
+        let measured = (|| -> Result<f64> {
+            let mut m = Model::new(stem, data.size, device)?;
+            m.load(&init)?;
+            let input = if cl {
+                m.to_channels_last()?;
+                crate::shim::channels_last(&x)?
+            } else {
+                x.shallow_clone()
+            };
+            let mut opt = Adam::new(&m.vs);
+            let mut g =
+                crate::train::graph::GraphStep::capture(&m, &mut opt, &input, &y, 1e-3, precision)?;
+            let secs = median_secs(o.warmup, o.reps, || {
+                g.step(&mut opt, &input, &y)?.f_double_value(&[])?;
+                Ok(())
+            })?;
+            Ok(b / secs)
+        })();
+        let name = format!("train  chestcam CUDA graph, {precision}");
+        match measured {
+            Ok(v) => {
+                t.push_str(&format!(
+                    "{name:<34} {v:>10.1}   {:.2}x chestcam eager",
+                    v / report.train_images_per_sec
+                ));
+                for (what, r) in [
+                    ("PyTorch eager", report.pytorch_eager_images_per_sec),
+                    ("PyTorch's CUDA graph", report.pytorch_graph_images_per_sec),
+                ] {
+                    if let Some(r) = r {
+                        t.push_str(&format!(", {:.2}x {what}", v / r));
+                    }
+                }
+                t.push('\n');
+            }
+            Err(e) => t.push_str(&format!("{name:<34} failed: {e}\n")),
+        }
     }
     Ok(t)
 }

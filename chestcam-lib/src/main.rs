@@ -598,8 +598,21 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             if let (false, Some(r)) = (json, rss) {
                 eprintln!("peak host memory (RSS): {r:.0} MiB");
             }
+            // On CUDA, the caching allocator's peak (what PyTorch's
+            // torch.cuda.max_memory_allocated reports).
+            let device_mib = match chestcam::model::parse_device(&cfg.device)? {
+                tch::Device::Cuda(i) => chestcam::shim::cuda_peak_memory(i, false)
+                    .ok()
+                    .map(|(held, reserved)| (held as f64 / 1048576.0, reserved as f64 / 1048576.0)),
+                _ => None,
+            };
+            if let (false, Some((held, reserved))) = (json, device_mib) {
+                eprintln!(
+                    "peak device memory: {held:.0} MiB held by tensors, {reserved:.0} MiB reserved"
+                );
+            }
             if json {
-                let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test, "peak_rss_mib": rss});
+                let v = serde_json::json!({"run": out.run, "epochs": out.records, "best_epoch": meta.epoch, "test": test, "peak_rss_mib": rss, "peak_device_mib": device_mib.map(|d| d.0)});
                 print_json(&v)?;
             } else {
                 say!(
@@ -633,7 +646,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             }
         }
         Cmd::Bench(a) => {
-            let report = chestcam::bench::run(&chestcam::bench::BenchOptions {
+            let o = chestcam::bench::BenchOptions {
                 data: a.data,
                 batch: a.batch,
                 threads: a.threads,
@@ -645,8 +658,12 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 score_batch: a.score_batch,
                 road_images: a.road_images,
                 device: a.device,
-            })?;
-            emit(&report)?;
+            };
+            let report = chestcam::bench::run(&o)?;
+            emit(&report.text)?;
+            // Printed apart, after the main table: a capture that fails
+            // badly cannot take the table with it.
+            emit(&chestcam::bench::graph_rows(&o, &report)?)?;
         }
         Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {

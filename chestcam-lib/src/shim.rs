@@ -1,7 +1,7 @@
 //! Safe wrappers over the C++ shim (csrc/shim.cpp): ATen functions tch
 //! does not expose. Each C function returns NULL or an error message.
 use crate::{Error, Result};
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_void};
 use tch::Tensor;
 use torch_sys::C_tensor;
 
@@ -27,6 +27,18 @@ extern "C" {
     fn chestcam_autocast_enter(cuda: c_int, half: c_int, prev: *mut c_int) -> *mut c_char;
     fn chestcam_autocast_exit(cuda: c_int, prev: c_int) -> *mut c_char;
     fn chestcam_free_message(m: *mut c_char);
+    fn chestcam_grads_to_none(ts: *const *mut C_tensor, n: i64) -> *mut c_char;
+    fn chestcam_graph_new(device: i64, out: *mut *mut c_void) -> *mut c_char;
+    fn chestcam_graph_side_stream(g: *mut c_void, on: c_int) -> *mut c_char;
+    fn chestcam_graph_capture(g: *mut c_void, begin: c_int) -> *mut c_char;
+    fn chestcam_graph_replay(g: *mut c_void) -> *mut c_char;
+    fn chestcam_graph_free(g: *mut c_void);
+    fn chestcam_cuda_memory(
+        device: i64,
+        allocated: *mut i64,
+        reserved: *mut i64,
+        reset: c_int,
+    ) -> *mut c_char;
 }
 
 /// Turns the shim's answer into a `Result`, freeing its message.
@@ -133,4 +145,112 @@ pub fn autocast<T>(device: tch::Device, half: bool, f: impl FnOnce() -> Result<T
     let out = out?;
     exit?;
     Ok(out)
+}
+
+/// Drops the gradients of `params` (PyTorch's `zero_grad(set_to_none=True)`).
+pub fn grads_to_none<'a>(params: impl Iterator<Item = &'a mut Tensor>) -> Result<()> {
+    let ps: Vec<*mut C_tensor> = params.map(|t| t.as_mut_ptr()).collect();
+    // SAFETY: live tensors borrowed mutably for the call; the shim only
+    // reads the array.
+    check(
+        unsafe { chestcam_grads_to_none(ps.as_ptr(), ps.len() as i64) },
+        "dropping gradients",
+    )
+}
+
+/// Peak bytes of the CUDA caching allocator on device `index` since the
+/// start or the last reset: (held by tensors, reserved from the driver).
+/// `reset` starts a new peak after reading.
+pub fn cuda_peak_memory(index: usize, reset: bool) -> Result<(u64, u64)> {
+    let (mut a, mut r) = (0i64, 0i64);
+    // SAFETY: plain values; the shim writes `a` and `r`.
+    check(
+        unsafe { chestcam_cuda_memory(index as i64, &mut a, &mut r, c_int::from(reset)) },
+        "CUDA memory statistics",
+    )?;
+    Ok((a.max(0) as u64, r.max(0) as u64))
+}
+
+/// A CUDA graph (`torch.cuda.CUDAGraph`): work captured once on a side
+/// stream, then replayed as one launch. Tensors that the captured work
+/// reads and writes must keep their memory between replays.
+pub struct CudaGraph {
+    ptr: *mut c_void,
+    side: bool,
+}
+
+impl CudaGraph {
+    /// A new, empty graph for CUDA device `index`.
+    pub fn new(index: usize) -> Result<CudaGraph> {
+        let mut ptr = std::ptr::null_mut();
+        // SAFETY: the shim stores a new graph object in `ptr` on success.
+        check(
+            unsafe { chestcam_graph_new(index as i64, &mut ptr) },
+            "CUDA graph",
+        )?;
+        Ok(CudaGraph { ptr, side: false })
+    }
+
+    /// Runs `f` with the graph's side stream current (warm-up before a
+    /// capture, as PyTorch's `torch.cuda.graph` does); the device is
+    /// synchronised before and after.
+    pub fn on_side_stream<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        // SAFETY: `ptr` is the live graph this value owns.
+        check(
+            unsafe { chestcam_graph_side_stream(self.ptr, 1) },
+            "CUDA side stream",
+        )?;
+        self.side = true;
+        let out = f(self);
+        self.side = false;
+        // SAFETY: as above; restores the previous stream.
+        let back = check(
+            unsafe { chestcam_graph_side_stream(self.ptr, 0) },
+            "CUDA side stream",
+        );
+        let out = out?;
+        back?;
+        Ok(out)
+    }
+
+    /// Captures the device work of `f` (inside [`CudaGraph::on_side_stream`]):
+    /// nothing runs now; [`CudaGraph::replay`] runs it.
+    pub fn capture<T>(&mut self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.side {
+            return Err(Error::invalid(
+                "CUDA graph",
+                "a capture must run on the side stream (inside on_side_stream)",
+            ));
+        }
+        // SAFETY: `ptr` is live; begin/end are paired below.
+        check(
+            unsafe { chestcam_graph_capture(self.ptr, 1) },
+            "CUDA graph capture",
+        )?;
+        let out = f();
+        // SAFETY: ends the capture begun above, also when `f` failed.
+        let end = check(
+            unsafe { chestcam_graph_capture(self.ptr, 0) },
+            "CUDA graph capture",
+        );
+        let out = out?;
+        end?;
+        Ok(out)
+    }
+
+    /// Replays the captured work on the current stream.
+    pub fn replay(&mut self) -> Result<()> {
+        // SAFETY: `ptr` is the live graph this value owns.
+        check(
+            unsafe { chestcam_graph_replay(self.ptr) },
+            "CUDA graph replay",
+        )
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` was made by chestcam_graph_new and is freed once.
+        unsafe { chestcam_graph_free(self.ptr) }
+    }
 }

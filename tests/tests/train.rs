@@ -323,8 +323,8 @@ fn fused_adam_equals_the_per_parameter_loop_after_many_steps() {
         };
         for i in 0..steps {
             let lr = if i < steps / 2 { 1e-3 } else { 1e-4 };
-            oa.zero_grad();
-            ob.zero_grad();
+            oa.zero_grad().unwrap();
+            ob.zero_grad().unwrap();
             grads(&a);
             grads(&b);
             tch::no_grad(|| {
@@ -408,4 +408,28 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
         .unwrap_err()
         .to_string()
         .contains("gradient scaler"));
+}
+
+#[test]
+fn a_cuda_graph_step_is_refused_off_cuda_with_a_clear_error() {
+    tch::manual_seed(0);
+    let model =
+        chestcam::model::Model::new(chestcam::model::Stem::Small, 28, tch::Device::Cpu).unwrap();
+    let mut opt = chestcam::train::adam::Adam::new(&model.vs);
+    let x = tch::Tensor::zeros([2, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu));
+    let y = tch::Tensor::zeros([2, 14], (tch::Kind::Float, tch::Device::Cpu));
+    let err = chestcam::train::graph::GraphStep::capture(
+        &model,
+        &mut opt,
+        &x,
+        &y,
+        1e-3,
+        chestcam::train::Precision::Fp32,
+    )
+    .err()
+    .expect("a CPU model cannot be captured")
+    .to_string();
+    assert!(err.contains("CUDA graphs need a CUDA device"), "{err}");
+    // Nothing ran: no step was taken.
+    assert_eq!(opt.step, 0);
 }

@@ -22,6 +22,10 @@ pub struct Adam {
     pub eps: f64,
     /// One fused kernel for all parameters (see the module's note).
     pub fused: bool,
+    /// The fused kernel's step count, a float scalar on the parameters'
+    /// device shared by every parameter (one `add_` per step instead of a
+    /// new tensor per parameter), with the count it holds.
+    step_tensor: Option<(Tensor, i64)>,
 }
 
 impl Adam {
@@ -44,12 +48,36 @@ impl Adam {
             beta2: 0.999,
             eps: 1e-8,
             fused: true,
+            step_tensor: None,
         }
     }
 
-    pub fn zero_grad(&mut self) {
-        for (_, p) in self.params.iter_mut() {
-            p.zero_grad();
+    /// Drops every gradient (PyTorch's default `zero_grad(set_to_none=True)`):
+    /// the next backward writes them afresh, one kernel per parameter fewer.
+    pub fn zero_grad(&mut self) -> Result<()> {
+        crate::shim::grads_to_none(self.params.iter_mut().map(|(_, p)| p))
+    }
+
+    /// The host step count and the device's agree again after a captured
+    /// step was replayed (see `train::GraphStep`): the replay incremented the
+    /// device's count, this increments the host's.
+    pub(crate) fn replayed(&mut self) {
+        self.step += 1;
+        if let Some((_, n)) = &mut self.step_tensor {
+            *n += 1;
+        }
+    }
+
+    /// The step count and what the device's step tensor holds, to restore
+    /// after a capture (which runs nothing but counts on the host).
+    pub(crate) fn counts(&self) -> (i64, Option<i64>) {
+        (self.step, self.step_tensor.as_ref().map(|(_, n)| *n))
+    }
+
+    pub(crate) fn restore_counts(&mut self, (step, device): (i64, Option<i64>)) {
+        self.step = step;
+        if let (Some((_, n)), Some(d)) = (&mut self.step_tensor, device) {
+            *n = d;
         }
     }
 
@@ -97,18 +125,29 @@ impl Adam {
             if !g.defined() {
                 continue;
             }
-            // The step count as a float scalar on the parameter's device,
-            // one per parameter as PyTorch keeps it.
-            ss.push(Tensor::f_full(
-                [],
-                self.step as f64,
-                (tch::Kind::Float, p.device()),
-            )?);
             gs.push(g);
             ps.push(p);
             ms.push(m);
             vs.push(v);
         }
+        let Some(device) = ps.first().map(|p| p.device()) else {
+            return Ok(());
+        };
+        // The step count as one float scalar on the device, incremented in
+        // place (made afresh when the host's count moved without it).
+        let step = match &mut self.step_tensor {
+            Some((t, n)) if *n == self.step - 1 && t.device() == device => {
+                let _ = tch::no_grad(|| t.f_add_scalar_(1.0))?;
+                *n += 1;
+                t.shallow_clone()
+            }
+            slot => {
+                let t = Tensor::f_full([], self.step as f64, (tch::Kind::Float, device))?;
+                *slot = Some((t.shallow_clone(), self.step));
+                t
+            }
+        };
+        ss.extend(std::iter::repeat_with(|| step.shallow_clone()).take(ps.len()));
         crate::shim::fused_adam(
             &mut ps,
             &mut gs,
@@ -148,6 +187,7 @@ impl Adam {
             }
         }
         self.step = step;
+        self.step_tensor = None;
         Ok(())
     }
 }

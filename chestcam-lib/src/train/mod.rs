@@ -4,6 +4,7 @@
 //! `chestcam bench`.
 pub mod adam;
 pub mod config;
+pub mod graph;
 pub mod run_dir;
 
 pub use config::{Precision, TrainConfig};
@@ -107,7 +108,7 @@ pub fn train_step(
     lr: f64,
     precision: Precision,
 ) -> Result<Tensor> {
-    opt.zero_grad();
+    opt.zero_grad()?;
     let forward = || -> Result<Tensor> {
         let (logits, _) = model
             .net

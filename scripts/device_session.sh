@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Everything a session lent a GPU should measure, in one run that stays
+# within BUDGET_S seconds (the device tool allows 600 s per command and
+# 15 minutes per session, the machine's start included). Stages run in
+# order of what matters most; each has a timeout and is skipped when too
+# little time is left, and each writes its own log under $OUT at once, so
+# a stage that fails or hangs costs only itself. At most 8 files come back
+# from $OUT: session.txt (everything printed) and the two phantom tables
+# (trust.md, trust.json, and a tarball with their pictures).
+#
+# Prepare here (that machine has no cargo and no network):
+#   cargo build --release -p chestcam
+#   mkdir -p out/device && cp ../shared/data/nih1000/nih1000_64.npz out/device/
+#   echo /.whl/ >> .git/info/exclude    # once
+#   pip wheel --no-deps grad-cam==1.5.7 ttach==0.0.3 -w .whl
+# then
+#   run(command="bash scripts/device_session.sh",
+#       carry=["target/release/chestcam", "out/device", ".whl"], timeout_s=590)
+# Dry run on a CPU (tiny sizes, to check the script itself):
+#   DEV=cpu QUICK=1 PY=python OUT=/tmp/dry bash scripts/device_session.sh
+set -uo pipefail
+START=$(date +%s)
+BUDGET_S=${BUDGET_S:-560}
+DEV=${DEV:-cuda}
+QUICK=${QUICK:-0}
+PY=${PY:-/opt/torch/.venv/bin/python}
+OUT=${OUT:-/tmp/device-out}
+B=${B:-./target/release/chestcam}
+SRC=${SRC:-out/device/nih1000_64.npz}
+TORCH_LIB="$("$PY" -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib"
+# The binary also needs torch's libcudart.so.13 (an nvidia wheel beside torch).
+CUDART=$(find "$TORCH_LIB/../.." -maxdepth 4 -name 'libcudart.so.13*' 2>/dev/null | head -1)
+export LD_LIBRARY_PATH="$TORCH_LIB${CUDART:+:$(dirname "$CUDART")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+W=$(mktemp -d)
+mkdir -p "$OUT"
+export DEV PY OUT B SRC W
+exec > >(tee "$OUT/session.txt") 2>&1
+left() { echo $((BUDGET_S - ($(date +%s) - START))); }
+# stage NAME MIN_S MAX_S COMMAND...: runs COMMAND with a timeout of
+# min(MAX_S, time left - 10 s), its output also in session.txt.
+stage() {
+  local name=$1 min=$2 max=$3
+  shift 3
+  local l
+  l=$(left)
+  if [ "$l" -lt "$min" ]; then
+    echo "== $name: skipped ($l s left, needs $min)"
+    return
+  fi
+  local t=$((l - 10 < max ? l - 10 : max))
+  echo "== $name (timeout ${t} s, $(($(date +%s) - START)) s in)"
+  local s0
+  s0=$(date +%s)
+  # `timeout` runs programs, not functions: a bash that is given the
+  # script's functions and arrays runs the stage.
+  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 mem224 trust_parity); \"\$@\"" \
+    _ "$@" 2>&1 | tee "$W/$name.txt"
+  echo "== $name: exit ${PIPESTATUS[0]} after $(($(date +%s) - s0)) s"
+}
+
+date -u
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+"$B" info
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH=/tmp/site
+fi
+"$PY" -c 'import pytorch_grad_cam; print("pytorch-grad-cam", pytorch_grad_cam.__file__)' || true
+
+if [ "$QUICK" = 1 ]; then
+  BENCH_ARGS=(--batch 16 --threads 2 --warmup 1 --reps 2 --score-batch 1 --road-images 0)
+  SIZES=(28)
+  EPOCHS=1
+  TRUST_IMAGES=2
+  BIG=(512 64)
+  MEM=(256 32)
+  PHANTOMS=":200,60,60"
+else
+  BENCH_ARGS=(--batch 128 --threads 8 --warmup 5 --reps 20 --score-batch 4 --road-images 0)
+  SIZES=(28 64 224)
+  EPOCHS=${TABLE_EPOCHS:-20}
+  TRUST_IMAGES=${TABLE_IMAGES:-16}
+  BIG=(78468 11219)
+  MEM=(20000 2000)
+  PHANTOMS=""
+fi
+export EPOCHS TRUST_IMAGES PHANTOMS
+
+# Both sides of the bench get the same glibc settings, which keep freed
+# memory mapped (a fresh process otherwise pays page faults on every step);
+# the memory stages below run without them, so their RSS is what users see.
+bench() {
+  local size=$1
+  "$PY" scripts/make_big_npz.py "$SRC" --size "$size" --train 512 --val 64 --test 64 --out "$W/d$size.npz" &&
+    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824 \
+    "$B" bench --device "$DEV" --data "$W/d$size.npz" "${BENCH_ARGS[@]}" --python "$PY" \
+      --script scripts/bench_pytorch.py --out "$W/bench$size"
+}
+
+# The phantom table at SIZE px (issue 8): a model trained to convergence,
+# then every method on the first TRUST_IMAGES test images, five findings.
+table() {
+  local size=$1 src=synthetic:$1$PHANTOMS
+  /usr/bin/time -f "train $size px: %e s" \
+    "$B" train --source "$src" --epochs "$EPOCHS" --device "$DEV" --run "$W/phantoms$size" | tail -4 &&
+    /usr/bin/time -f "trust $size px: %e s" \
+      "$B" trust --run "$W/phantoms$size" --device "$DEV" --methods all --images "$TRUST_IMAGES" \
+        --labels atelectasis,effusion,infiltration,mass,nodule --out "$W/table$size" >/dev/null &&
+    cp "$W/table$size/trust.md" "$OUT/table$size.md" &&
+    cp "$W/table$size/trust.json" "$OUT/table$size.json" &&
+    tar czf "$OUT/table$size.tgz" -C "$W" "table$size" &&
+    sed -n '1,30p' "$W/table$size/trust.md"
+}
+
+# One epoch of ChestMNIST's size at 28 px, with validation (issue 10's
+# "under 5 s" goal), and peak host and device memory.
+epoch28() {
+  "$PY" scripts/make_big_npz.py "$SRC" --size 28 --train "${BIG[0]}" --val "${BIG[1]}" --test 256 --out "$W/cm28.npz" &&
+    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" train --source "$W/cm28.npz" \
+      --device "$DEV" --epochs 1 --run "$W/run28"
+}
+
+# Memory at 224 px (imagenet stem): a 20,000-image set, one epoch.
+mem224() {
+  "$PY" scripts/make_big_npz.py "$SRC" --size 224 --train "${MEM[0]}" --val "${MEM[1]}" --test 256 --out "$W/m224.npz" &&
+    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$B" train --source "$W/m224.npz" \
+      --device "$DEV" --epochs 1 --run "$W/run224"
+}
+
+# trust on the device and on the CPU, same model and images: the largest
+# difference between their numbers.
+trust_parity() {
+  [ -d "$W/phantoms28" ] || "$B" train --source "synthetic:28$PHANTOMS" --epochs 3 --device "$DEV" --run "$W/phantoms28" | tail -2
+  for dev in "$DEV" cpu; do
+    /usr/bin/time -f "$dev trust: %e s, max RSS %M KB" \
+      "$B" trust --run "$W/phantoms28" --device "$dev" --images 8 --methods gradcam,gradcam++,hirescam,eigencam \
+        --labels atelectasis,effusion,infiltration,mass,nodule --noise 0 --out "$W/parity-$dev" >/dev/null || return
+  done
+  "$PY" - "$W" "$DEV" <<'PY'
+import json, math, sys
+w, dev = sys.argv[1], sys.argv[2]
+a, b = (json.load(open(f"{w}/parity-{d}/trust.json")) for d in (dev, "cpu"))
+worst, n = 0.0, 0
+def walk(x, y):
+    global worst, n
+    if isinstance(x, dict):
+        for k in x:
+            if k in y:
+                walk(x[k], y[k])
+    elif isinstance(x, list):
+        for u, v in zip(x, y):
+            walk(u, v)
+    elif isinstance(x, float) and isinstance(y, float) and not (math.isnan(x) or math.isnan(y)):
+        worst = max(worst, abs(x - y)); n += 1
+walk(a, b)
+print(f"max |{dev} - cpu| over {n} trust numbers: {worst:.2e}")
+PY
+}
+
+stage bench28 30 150 bench 28
+stage table64 60 240 table 64
+for size in "${SIZES[@]:1}"; do
+  stage "bench$size" 40 150 bench "$size"
+done
+stage epoch28 30 90 epoch28
+stage mem224 40 120 mem224
+stage table28 60 150 table 28
+stage trust_parity 40 120 trust_parity
+echo "== done after $(($(date +%s) - START)) s"
