@@ -125,15 +125,24 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             Ok(())
         })
     };
-    // As `chestcam train` runs on this device (fused Adam, channels-last
-    // where that is its default), then bf16 autocast, then contiguous
-    // (NCHW) with the per-parameter Adam loop (foreach=False's way) and
-    // with the fused one.
+    // As `chestcam train` runs on this device (fused Adam, its default
+    // layout), then the other layout, each in bf16 autocast too, then
+    // contiguous (NCHW) with the per-parameter Adam loop (foreach=False's
+    // way).
     let cl = crate::train::TrainConfig::default().channels_last_on(device);
+    let layout = |c: bool| if c { "chan-last" } else { "NCHW" };
     let train = time_step(cl, true, Precision::Fp32, o.warmup)?;
-    let train_loop = time_step(false, false, Precision::Fp32, o.warmup)?;
-    let train_nchw = time_step(false, true, Precision::Fp32, o.warmup)?;
-    let train_bf16 = time_step(cl, true, Precision::Bf16, o.warmup + 2)?;
+    let variants = [
+        (format!("fp32, {}", layout(!cl)), !cl, true, Precision::Fp32),
+        (format!("bf16, {}", layout(cl)), cl, true, Precision::Bf16),
+        (format!("bf16, {}", layout(!cl)), !cl, true, Precision::Bf16),
+        ("fp32, NCHW, loop Adam".to_string(), false, false, Precision::Fp32),
+    ];
+    let mut variant_ips = Vec::new();
+    for (name, c, fused, precision) in variants {
+        let warm = o.warmup + 2 * usize::from(precision != Precision::Fp32);
+        variant_ips.push((name, b as f64 / time_step(c, fused, precision, warm)?));
+    }
     // Every method that needs at most a forward and 14 backwards, all 14
     // labels of the batch in one call each (Grad-CAM first).
     use crate::cam::Method;
@@ -182,32 +191,24 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         device
     ));
     t.push_str(&format!(
-        "{:<34} {:>10} {:>10}\n",
+        "{:<40} {:>10} {:>10}\n",
         "row", "img/s", "ours/row"
     ));
     let (our_train, our_infer) = (ips(train), ips(infer));
     t.push_str(&format!(
-        "{:<34} {:>10.1} {:>10}\n",
-        "train  chestcam (as train runs)", our_train, "1.00"
+        "{:<40} {:>10.1} {:>10}\n",
+        format!("train  chestcam fp32, {} (default)", layout(cl)),
+        our_train,
+        "1.00"
     ));
-    t.push_str(&format!(
-        "{:<34} {:>10.1} {:>10.2}\n",
-        "train  chestcam, bf16 autocast",
-        ips(train_bf16),
-        our_train / ips(train_bf16)
-    ));
-    t.push_str(&format!(
-        "{:<34} {:>10.1} {:>10.2}\n",
-        "train  chestcam, NCHW",
-        ips(train_nchw),
-        our_train / ips(train_nchw)
-    ));
-    t.push_str(&format!(
-        "{:<34} {:>10.1} {:>10.2}\n",
-        "train  chestcam, NCHW, loop Adam",
-        ips(train_loop),
-        our_train / ips(train_loop)
-    ));
+    for (name, v) in &variant_ips {
+        t.push_str(&format!(
+            "{:<40} {:>10.1} {:>10.2}\n",
+            format!("train  chestcam {name}"),
+            v,
+            our_train / v
+        ));
+    }
     for (name, key) in [
         ("train  PyTorch eager", "train_eager_s"),
         ("train  PyTorch fused Adam", "train_fused_s"),
@@ -218,21 +219,21 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     ] {
         match get(key) {
             Some(s) => t.push_str(&format!(
-                "{:<34} {:>10.1} {:>10.2}\n",
+                "{:<40} {:>10.1} {:>10.2}\n",
                 name,
                 ips(s),
                 our_train / ips(s)
             )),
-            None => t.push_str(&format!("{name:<34} {:>10} {:>10}\n", "skipped", "")),
+            None => t.push_str(&format!("{name:<40} {:>10} {:>10}\n", "skipped", "")),
         }
     }
     t.push_str(&format!(
-        "{:<34} {:>10.1} {:>10}\n",
+        "{:<40} {:>10.1} {:>10}\n",
         "infer  chestcam (tch)", our_infer, "1.00"
     ));
     if let Some(s) = get("infer_eager_s") {
         t.push_str(&format!(
-            "{:<34} {:>10.1} {:>10.2}\n",
+            "{:<40} {:>10.1} {:>10.2}\n",
             "infer  PyTorch eager",
             ips(s),
             our_infer / ips(s)
@@ -256,12 +257,12 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         "\nCAM maps, all 14 labels for the batch of {b} (layer4), cost in plain forwards:\n"
     ));
     t.push_str(&format!(
-        "{:<34} {:>9.3} s\n",
+        "{:<40} {:>9.3} s\n",
         "plain forward (chestcam)", infer
     ));
     for (method, secs) in &cam_costs {
         t.push_str(&format!(
-            "{:<34} {:>9.3} s   ({:.2} forwards)\n",
+            "{:<40} {:>9.3} s   ({:.2} forwards)\n",
             format!("{}, one call", method.name()),
             secs,
             secs / infer
@@ -269,7 +270,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     }
     match get("gradcam14_s") {
         Some(s) => t.push_str(&format!(
-            "{:<34} {:>9.3} s   (chestcam's GradCAM is {:.1}x faster)\n",
+            "{:<40} {:>9.3} s   (chestcam's GradCAM is {:.1}x faster)\n",
             "pytorch-grad-cam GradCAM, 14 calls",
             s,
             s / cam
@@ -311,13 +312,15 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
     let (x, y) = (split.images_tensor(device)?, split.labels_tensor(device)?);
     let b = x.size()[0] as f64;
     let init = o.out.join("init.safetensors");
-    let cl = crate::train::TrainConfig::default().channels_last_on(device);
     let mut t = format!(
         "\nchestcam's training step as one CUDA graph (forward, loss, backward, fused Adam; {} eager warm-up steps, then {} replays):\n",
         crate::train::graph::WARMUP_STEPS,
         o.reps
     );
-    for precision in [Precision::Fp32, Precision::Bf16] {
+    let variants = [false, true]
+        .into_iter()
+        .flat_map(|c| [(Precision::Fp32, c), (Precision::Bf16, c)]);
+    for (precision, cl) in variants {
         let measured = (|| -> Result<f64> {
             let mut m = Model::new(stem, data.size, device)?;
             m.load(&init)?;
@@ -336,11 +339,14 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
             })?;
             Ok(b / secs)
         })();
-        let name = format!("train  chestcam CUDA graph, {precision}");
+        let name = format!(
+            "train  graph {precision}, {}",
+            if cl { "chan-last" } else { "NCHW" }
+        );
         match measured {
             Ok(v) => {
                 t.push_str(&format!(
-                    "{name:<34} {v:>10.1}   {:.2}x chestcam eager",
+                    "{name:<40} {v:>10.1}   {:.2}x chestcam eager",
                     v / report.train_images_per_sec
                 ));
                 for (what, r) in [
@@ -353,7 +359,7 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
                 }
                 t.push('\n');
             }
-            Err(e) => t.push_str(&format!("{name:<34} failed: {e}\n")),
+            Err(e) => t.push_str(&format!("{name:<40} failed: {e}\n")),
         }
     }
     Ok(t)
@@ -391,7 +397,7 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
         .output()
         .map_err(|e| Error::io(&script, e))?;
     let mut row = format!(
-        "\nROAD (MoRF + LeRF, percentiles 10..90, combined), 14 labels x {n} images, Grad-CAM maps:\n{:<34} {:>9.1} s\n",
+        "\nROAD (MoRF + LeRF, percentiles 10..90, combined), 14 labels x {n} images, Grad-CAM maps:\n{:<40} {:>9.1} s\n",
         "chestcam, one batched call", secs
     );
     let py: Option<serde_json::Value> = out
@@ -422,7 +428,7 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
             row.push_str(&format!(
-                "{:<34} {:>9.1} s   (chestcam is {:.1}x faster)\nparity: max |ROADCombined difference| over {} scores = {diff:.2e}\n",
+                "{:<40} {:>9.1} s   (chestcam is {:.1}x faster)\nparity: max |ROADCombined difference| over {} scores = {diff:.2e}\n",
                 "pytorch-grad-cam, 14 calls",
                 ref_s,
                 ref_s / secs,
