@@ -396,9 +396,12 @@ struct TrainArgs {
     /// torchvision-named ImageNet weights (safetensors) to start from.
     #[arg(long)]
     imagenet: Option<PathBuf>,
-    /// Channels-last weights and batches: true or false (default: true on the CPU, false on CUDA).
+    /// Channels-last weights and batches: true or false (default: true, faster on the CPU and on CUDA).
     #[arg(long)]
     channels_last: Option<bool>,
+    /// CUDA only: replay each full batch's training step from one captured CUDA graph.
+    #[arg(long)]
+    cuda_graph: bool,
     /// fp32 (MedMNIST's protocol) or bf16 (autocast; float32 weights and optimiser).
     #[arg(long, default_value = "fp32")]
     precision: String,
@@ -523,6 +526,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         Cmd::Train(a) => {
             let cfg = chestcam::train::TrainConfig {
                 channels_last: a.channels_last,
+                cuda_graph: a.cuda_graph,
                 precision: a.precision.parse()?,
                 source: a.source,
                 stem: a.stem.map(|s| s.parse()).transpose()?,

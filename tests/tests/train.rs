@@ -411,16 +411,16 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
 }
 
 #[test]
-fn a_cuda_graph_step_is_refused_off_cuda_with_a_clear_error() {
+fn a_cuda_graph_is_refused_off_cuda_with_a_clear_error_before_anything_is_written() {
     tch::manual_seed(0);
     let model =
         chestcam::model::Model::new(chestcam::model::Stem::Small, 28, tch::Device::Cpu).unwrap();
-    let mut opt = chestcam::train::adam::Adam::new(&model.vs);
+    let opt = chestcam::train::adam::Adam::new(&model.vs);
     let x = tch::Tensor::zeros([2, 1, 28, 28], (tch::Kind::Float, tch::Device::Cpu));
     let y = tch::Tensor::zeros([2, 14], (tch::Kind::Float, tch::Device::Cpu));
-    let err = chestcam::train::graph::GraphStep::capture(
+    let err = chestcam::train::graph::GraphStep::new(
         &model,
-        &mut opt,
+        &opt,
         &x,
         &y,
         1e-3,
@@ -430,6 +430,19 @@ fn a_cuda_graph_step_is_refused_off_cuda_with_a_clear_error() {
     .expect("a CPU model cannot be captured")
     .to_string();
     assert!(err.contains("CUDA graphs need a CUDA device"), "{err}");
-    // Nothing ran: no step was taken.
-    assert_eq!(opt.step, 0);
+    // `train --cuda-graph` on the CPU: refused before the run folder exists.
+    let data = phantoms([64, 32, 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let cfg = TrainConfig {
+        cuda_graph: true,
+        device: "cpu".into(),
+        ..quick_cfg()
+    };
+    let msg = refused(&cfg, &data, &run, false);
+    assert!(
+        msg.contains("--cuda-graph") && msg.contains("CUDA graphs need a CUDA device"),
+        "{msg}"
+    );
+    assert!(!run.exists(), "nothing may be written");
 }

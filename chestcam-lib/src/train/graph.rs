@@ -11,25 +11,32 @@ use crate::{Error, Result};
 use tch::{Device, Tensor};
 
 /// Eager steps on the side stream before the capture (PyTorch's recipe
-/// uses 3): they initialise cuDNN's and the allocator's state. They are
-/// real training steps on the first batch, counted by the optimiser.
+/// uses 3): they initialise cuDNN's, cuBLAS's and the allocator's state
+/// for that stream. They are ordinary training steps on real batches.
 pub const WARMUP_STEPS: usize = 3;
 
+/// Training steps for batches of one shape: the first [`WARMUP_STEPS`]
+/// run eagerly on a side stream, the next captures the step and replays it,
+/// every later one only replays. Every call is one real training step on
+/// its batch, so a run with and without the graph takes the same steps.
 pub struct GraphStep {
     graph: CudaGraph,
     x: Tensor,
     y: Tensor,
-    loss: Tensor,
+    /// The captured step's loss (a static output), once captured.
+    loss: Option<Tensor>,
+    warmed: usize,
     /// The learning rate baked into the captured Adam step.
     pub lr: f64,
+    precision: Precision,
 }
 
 impl GraphStep {
-    /// Runs [`WARMUP_STEPS`] eager steps on (`x`, `y`), then captures one
-    /// step for batches of `x`'s shape and layout at learning rate `lr`.
-    pub fn capture(
+    /// A graph for batches shaped and laid out as (`x`, `y`) at learning
+    /// rate `lr`; nothing is captured yet.
+    pub fn new(
         model: &Model,
-        opt: &mut Adam,
+        opt: &Adam,
         x: &Tensor,
         y: &Tensor,
         lr: f64,
@@ -50,53 +57,76 @@ impl GraphStep {
                 "the per-parameter Adam loop reads its step count on the host; use the fused Adam",
             ));
         }
-        let mut graph = CudaGraph::new(index)?;
         // Static copies in the same layout (`zeros_like` keeps channels-last).
         let copy = |t: &Tensor| -> Result<Tensor> {
             let mut c = t.f_zeros_like()?;
             c.f_copy_(t)?;
             Ok(c)
         };
-        let (sx, sy) = (copy(x)?, copy(y)?);
-        let loss = graph.on_side_stream(|g| {
-            for _ in 0..WARMUP_STEPS {
-                let _ = train_step(model, opt, &sx, &sy, lr, precision)?;
-            }
-            opt.zero_grad()?;
-            // The capture runs nothing, but the host counts a step: undo it.
-            let counts = opt.counts();
-            let loss = g.capture(|| train_step(model, opt, &sx, &sy, lr, precision));
-            opt.restore_counts(counts);
-            loss
-        })?;
         Ok(GraphStep {
-            graph,
-            x: sx,
-            y: sy,
-            loss,
+            graph: CudaGraph::new(index)?,
+            x: copy(x)?,
+            y: copy(y)?,
+            loss: None,
+            warmed: 0,
             lr,
+            precision,
         })
     }
 
-    /// One training step on (`x`, `y`), which must have the captured shape:
-    /// the batch's mean loss, a device scalar that the next step overwrites.
-    pub fn step(&mut self, opt: &mut Adam, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+    /// Whether the step has been captured (after [`WARMUP_STEPS`] calls).
+    pub fn captured(&self) -> bool {
+        self.loss.is_some()
+    }
+
+    /// One training step on (`x`, `y`), which must have the graph's shape:
+    /// the batch's mean loss, a device scalar that the next step may
+    /// overwrite (read or copy it first).
+    pub fn step(
+        &mut self,
+        model: &Model,
+        opt: &mut Adam,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<Tensor> {
         for (what, got, want) in [("images", x, &self.x), ("labels", y, &self.y)] {
             if got.size() != want.size() {
                 return Err(Error::invalid(
                     "CUDA graph",
                     format!(
-                        "a batch of {what} of shape {:?}, but the step was captured for {:?} (drop or pad the last partial batch)",
+                        "a batch of {what} of shape {:?}, but the graph is for {:?} (run the last partial batch eagerly)",
                         got.size(),
                         want.size()
                     ),
                 ));
             }
         }
+        let (lr, precision) = (self.lr, self.precision);
+        if self.warmed < WARMUP_STEPS {
+            self.warmed += 1;
+            return self
+                .graph
+                .on_side_stream(|_| train_step(model, opt, x, y, lr, precision));
+        }
         self.x.f_copy_(x)?;
         self.y.f_copy_(y)?;
+        if self.loss.is_none() {
+            let (sx, sy) = (&self.x, &self.y);
+            let loss = self.graph.on_side_stream(|g| {
+                opt.zero_grad()?;
+                // The capture runs nothing, but the host counts a step: undo it.
+                let counts = opt.counts();
+                let loss = g.capture(|| train_step(model, opt, sx, sy, lr, precision));
+                opt.restore_counts(counts);
+                loss
+            })?;
+            self.loss = Some(loss);
+        }
         self.graph.replay()?;
         opt.replayed();
-        Ok(self.loss.shallow_clone())
+        match &self.loss {
+            Some(l) => Ok(l.shallow_clone()),
+            None => Err(Error::invalid("CUDA graph", "no captured loss")),
+        }
     }
 }

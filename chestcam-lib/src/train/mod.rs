@@ -238,6 +238,12 @@ pub fn train(
         tch::set_num_threads(t);
     }
     let device = parse_device(&cfg.device)?;
+    if cfg.cuda_graph && !device.is_cuda() {
+        return Err(Error::invalid(
+            "--cuda-graph",
+            format!("the run is on {device:?}: CUDA graphs need a CUDA device"),
+        ));
+    }
     let stem = cfg.stem_for(data.size);
     tch::manual_seed(cfg.seed as i64);
     let mut model = Model::new(stem, data.size, device)?;
@@ -276,6 +282,9 @@ pub fn train(
         )),
     };
     let augment = cfg.augment.then(crate::data::Augment::default);
+    // With --cuda-graph: one captured step per learning rate (a new one
+    // when the schedule changes it).
+    let mut graph: Option<graph::GraphStep> = None;
     for epoch in start_epoch..cfg.epochs {
         let lr = cfg.lr_at(epoch);
         let t0 = Instant::now();
@@ -316,7 +325,24 @@ pub fn train(
                 false => xb,
             };
             let n = yb.size()[0] as usize;
-            let loss = train_step(&model, &mut opt, &xb, &yb, lr, cfg.precision)?;
+            let full = n == cfg.batch_size;
+            let loss = match graph.as_mut() {
+                Some(g) if full && g.lr == lr => g.step(&model, &mut opt, &xb, &yb)?,
+                _ if full && cfg.cuda_graph => {
+                    // Drop the old graph (and its memory pool) first.
+                    graph = None;
+                    let g = graph.insert(graph::GraphStep::new(
+                        &model,
+                        &opt,
+                        &xb,
+                        &yb,
+                        lr,
+                        cfg.precision,
+                    )?);
+                    g.step(&model, &mut opt, &xb, &yb)?
+                }
+                _ => train_step(&model, &mut opt, &xb, &yb, lr, cfg.precision)?,
+            };
             loss_sum = loss_sum.f_add(&loss.f_mul_scalar(n as f64)?)?;
             seen += n;
             if (b + 1) % LOSS_CHECK_EVERY == 0 || batches.peek().is_none() {
