@@ -55,7 +55,7 @@ stage() {
   s0=$(date +%s)
   # `timeout` runs programs, not functions: a bash that is given the
   # script's functions and arrays runs the stage.
-  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 mem224 memfull trust_parity); \"\$@\"" \
+  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 mem224 memfull fp16 trust_parity); \"\$@\"" \
     _ "$@" 2>&1 | tee "$W/$name.txt"
   echo "== $name: exit ${PIPESTATUS[0]} after $(($(date +%s) - s0)) s"
 }
@@ -130,6 +130,15 @@ mem224() {
       --device "$DEV" --epochs 1 --run "$W/run224"
 }
 
+# fp16 with its gradient scaler against fp32 on phantoms (issue 10: test
+# AUC within 0.01), on the card, 10 epochs each.
+fp16() {
+  for p in fp32 fp16; do
+    "$B" train --source "synthetic:28$PHANTOMS" --epochs 10 --precision "$p" --device "$DEV" \
+      --run "$W/prec-$p" | grep -E "^mean|^epoch +10 |best epoch" || return
+  done
+}
+
 # Memory at ChestMNIST-224's full size (78,468 / 11,219 images, 224 px,
 # imagenet stem): issue 10's goal is 15 GB of device memory, 12 GB of RAM.
 memfull() {
@@ -189,13 +198,14 @@ PY
 }
 
 # STAGES picks and orders the stages (default: all, most important first).
-for st in ${STAGES:-bench28 bench64 bench224 epoch28 trust_parity table64 memfull table28}; do
+for st in ${STAGES:-bench28 bench64 bench224 epoch28 fp16 trust_parity table64 memfull table28}; do
   case $st in
     bench28 | bench64 | bench224) stage "$st" 40 150 bench "${st#bench}" ;;
     table28 | table64) stage "$st" 60 240 table "${st#table}" ;;
     epoch28) stage epoch28 30 90 epoch28 ;;
     mem224) stage mem224 40 120 mem224 ;;
     memfull) stage memfull 60 200 memfull ;;
+    fp16) stage fp16 30 90 fp16 ;;
     trust_parity) stage trust_parity 40 120 trust_parity ;;
     *) echo "== unknown stage $st" ;;
   esac

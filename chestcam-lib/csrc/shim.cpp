@@ -25,9 +25,13 @@ void chestcam_free_message(char *m) { std::free(m); }
 // torch.optim.Adam(fused=True) for `n` parameters: one fused kernel over
 // all of them (aten::_fused_adam_). `steps` are float scalar tensors on the
 // parameters' device, already incremented for this step, as PyTorch does.
+// With a gradient scaler (GradScaler), `grad_scale` is its scale (the kernel
+// divides the gradients by it) and `found_inf` its flag (the kernel skips
+// the update when it is nonzero); both NULL otherwise.
 char *chestcam_fused_adam(at::Tensor **params, at::Tensor **grads, at::Tensor **exp_avgs,
                           at::Tensor **exp_avg_sqs, at::Tensor **steps, int64_t n, double lr,
-                          double beta1, double beta2, double eps) {
+                          double beta1, double beta2, double eps, at::Tensor *grad_scale,
+                          at::Tensor *found_inf) {
     try {
         c10::NoGradGuard no_grad;
         std::vector<at::Tensor> p, g, m, v, s;
@@ -38,8 +42,11 @@ char *chestcam_fused_adam(at::Tensor **params, at::Tensor **grads, at::Tensor **
             v.push_back(*exp_avg_sqs[i]);
             s.push_back(*steps[i]);
         }
+        std::optional<at::Tensor> scale, inf;
+        if (grad_scale) scale = *grad_scale;
+        if (found_inf) inf = *found_inf;
         at::_fused_adam_(p, g, m, v, {}, s, lr, beta1, beta2, /*weight_decay=*/0.0, eps,
-                         /*amsgrad=*/false, /*maximize=*/false);
+                         /*amsgrad=*/false, /*maximize=*/false, scale, inf);
         return nullptr;
     } catch (const std::exception &e) {
         return copy_message(e.what());
@@ -69,6 +76,22 @@ char *chestcam_channels_last(at::Tensor *t, int in_place, at::Tensor **out) {
         return copy_message(e.what());
     } catch (...) {
         return copy_message("unknown C++ exception in chestcam_channels_last");
+    }
+}
+
+// GradScaler's check: sets `found_inf` (a one-element float tensor) to 1
+// when any of the `n` gradients holds an inf or NaN, and multiplies them
+// by `inv_scale` (aten::_amp_foreach_non_finite_check_and_unscale_).
+char *chestcam_amp_check_and_unscale(at::Tensor **grads, int64_t n, at::Tensor *found_inf,
+                                     at::Tensor *inv_scale) {
+    try {
+        c10::NoGradGuard no_grad;
+        std::vector<at::Tensor> g;
+        for (int64_t i = 0; i < n; i++) g.push_back(*grads[i]);
+        at::_amp_foreach_non_finite_check_and_unscale_(g, *found_inf, *inv_scale);
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
     }
 }
 

@@ -402,7 +402,7 @@ struct TrainArgs {
     /// CUDA only: replay each full batch's training step from one captured CUDA graph.
     #[arg(long)]
     cuda_graph: bool,
-    /// fp32 (MedMNIST's protocol) or bf16 (autocast; float32 weights and optimiser).
+    /// fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
     #[arg(long, default_value = "fp32")]
     precision: String,
     /// The run folder (config.json, metrics.jsonl, best/last checkpoints).

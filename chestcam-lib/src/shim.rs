@@ -17,6 +17,14 @@ extern "C" {
         beta1: f64,
         beta2: f64,
         eps: f64,
+        grad_scale: *mut C_tensor,
+        found_inf: *mut C_tensor,
+    ) -> *mut c_char;
+    fn chestcam_amp_check_and_unscale(
+        grads: *const *mut C_tensor,
+        n: i64,
+        found_inf: *mut C_tensor,
+        inv_scale: *mut C_tensor,
     ) -> *mut c_char;
     fn chestcam_channels_last(
         t: *mut C_tensor,
@@ -68,6 +76,7 @@ pub(crate) fn fused_adam(
     lr: f64,
     betas: (f64, f64),
     eps: f64,
+    scaler: Option<(&Tensor, &Tensor)>,
 ) -> Result<()> {
     let n = params.len();
     if [grads.len(), exp_avgs.len(), exp_avg_sqs.len(), steps.len()] != [n; 4] {
@@ -92,9 +101,31 @@ pub(crate) fn fused_adam(
             betas.0,
             betas.1,
             eps,
+            scaler.map_or(std::ptr::null_mut(), |(s, _)| s.as_ptr() as *mut C_tensor),
+            scaler.map_or(std::ptr::null_mut(), |(_, f)| f.as_ptr() as *mut C_tensor),
         )
     };
     check(msg, "fused Adam step")
+}
+
+/// GradScaler's check of `grads` for inf/NaN: sets `found_inf` (one-element
+/// float) to 1 if any is, and multiplies them by `inv_scale`.
+pub(crate) fn amp_check_and_unscale(
+    grads: &mut [Tensor],
+    found_inf: &Tensor,
+    inv_scale: &Tensor,
+) -> Result<()> {
+    let gs: Vec<*mut C_tensor> = grads.iter_mut().map(|t| t.as_mut_ptr()).collect();
+    // SAFETY: live tensors for the whole call; the shim reads the array.
+    let msg = unsafe {
+        chestcam_amp_check_and_unscale(
+            gs.as_ptr(),
+            gs.len() as i64,
+            found_inf.as_ptr() as *mut C_tensor,
+            inv_scale.as_ptr() as *mut C_tensor,
+        )
+    };
+    check(msg, "gradient scaler check")
 }
 
 /// A channels-last (NHWC) copy of a 4-d tensor (others come back as they are).

@@ -403,11 +403,48 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
         auc[0],
         auc[1]
     );
-    assert!("fp16"
-        .parse::<Precision>()
-        .unwrap_err()
-        .to_string()
-        .contains("gradient scaler"));
+}
+
+#[test]
+fn fp16_trains_with_its_gradient_scaler_saved_and_resumed() {
+    // fp16 is for GPUs without bf16 (a T4); on this CPU it runs about 20x
+    // slower than fp32, so only a few small steps here. Its quality against
+    // fp32 is checked on a GPU (scripts/device_session.sh, stage fp16).
+    use chestcam::train::Precision;
+    assert_eq!("fp16".parse::<Precision>().unwrap(), Precision::Fp16);
+    let data = phantoms([16, 32, 8]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("fp16");
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        precision: Precision::Fp16,
+        ..quick_cfg()
+    };
+    let mut seen = Vec::new();
+    train(&cfg, &data, &run, false, &mut Silent, &mut |r| {
+        seen.push(r.clone());
+        ControlFlow::Break(())
+    })
+    .unwrap();
+    assert!(seen[0].train_loss.is_finite(), "{:?}", seen[0]);
+    let last = run.join("last.safetensors");
+    let file = chestcam::tensors_file::read(&last).unwrap();
+    let s = file
+        .get("optim.scaler.scale")
+        .expect("the checkpoint holds the scaler's scale")
+        .double_value(&[0]);
+    assert!(
+        s > 0.0 && s <= 65536.0 && s.log2().fract() == 0.0,
+        "scale {s}"
+    );
+    // Resumed: the second epoch runs with the saved scaler state.
+    let out = train(&cfg, &data, &run, true, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(out.records.len(), 2);
+    assert!(out.records[1].train_loss.is_finite());
 }
 
 #[test]
@@ -445,4 +482,90 @@ fn a_cuda_graph_is_refused_off_cuda_with_a_clear_error_before_anything_is_writte
         "{msg}"
     );
     assert!(!run.exists(), "nothing may be written");
+}
+
+#[test]
+fn the_gradient_scaler_unscales_skips_overflowed_steps_and_moves_its_scale_as_pytorch() {
+    // Two identical parameter sets; one gets plain gradients g, the other
+    // g times the scaler's scale: PyTorch's GradScaler with a fused Adam
+    // divides inside the kernel, so both take the same step.
+    use chestcam::train::adam::Adam;
+    use tch::{nn, Device, Kind, Tensor};
+    let make = || {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let _ = root.var_copy(
+            "a",
+            &Tensor::arange(12, (Kind::Float, Device::Cpu)).view([3, 4]),
+        );
+        let _ = root.var_copy("b", &Tensor::from_slice(&[0.5f32, -1.0, 2.0]));
+        vs
+    };
+    let (va, vb) = (make(), make());
+    let (mut oa, mut ob) = (Adam::new(&va), Adam::new(&vb));
+    ob.enable_grad_scaler().unwrap();
+    let scale = |o: &Adam| o.grad_scaler().unwrap().scale.double_value(&[0]);
+    assert_eq!(scale(&ob), 65536.0);
+    // Gradients g_i = 0.1 (i + 1) k, set through a backward of sum(p_i g_i)
+    // (tch cannot assign .grad); `poison` puts an inf into one.
+    let grads = |vs: &nn::VarStore, opt: &mut Adam, k: f64, poison: bool| {
+        opt.zero_grad().unwrap();
+        let mut total = Tensor::zeros([], (Kind::Float, Device::Cpu));
+        let mut vars: Vec<_> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (_, p)) in vars.iter().enumerate() {
+            let g = p.ones_like().detach() * (0.1 * (i + 1) as f64 * k);
+            if poison && i == 0 {
+                let _ = g.view([-1]).get(1).fill_(f64::INFINITY);
+            }
+            total += (p * g).sum(Kind::Float);
+        }
+        total.backward();
+    };
+    for _ in 0..3 {
+        let s = scale(&ob);
+        grads(&va, &mut oa, 1.0, false);
+        grads(&vb, &mut ob, s, false);
+        oa.step(1e-2).unwrap();
+        ob.step(1e-2).unwrap();
+    }
+    let max_diff = |x: &nn::VarStore, y: &nn::VarStore| {
+        x.variables()
+            .iter()
+            .map(|(n, t)| (t - &y.variables()[n]).abs().max().double_value(&[]))
+            .fold(0.0, f64::max)
+    };
+    assert!(max_diff(&va, &vb) < 1e-6, "{}", max_diff(&va, &vb));
+    assert_eq!(
+        scale(&ob),
+        65536.0,
+        "no overflow, fewer than 2000 steps: no growth"
+    );
+    // An inf in a gradient: the step is skipped (weights and moments kept,
+    // the step not counted) and the scale halves.
+    let mut names: Vec<String> = vb.variables().into_keys().collect();
+    names.sort();
+    let before: Vec<Tensor> = names.iter().map(|n| vb.variables()[n].copy()).collect();
+    let s = scale(&ob);
+    grads(&vb, &mut ob, s, true);
+    ob.step(1e-2).unwrap();
+    for (n, b) in names.iter().zip(&before) {
+        let t = &vb.variables()[n];
+        assert_eq!(
+            (t - b).abs().max().double_value(&[]),
+            0.0,
+            "{n} changed on a skipped step"
+        );
+    }
+    assert_eq!(scale(&ob), 32768.0);
+    ob.sync_step().unwrap();
+    assert_eq!(ob.step, 3, "the skipped step is not counted");
+    // Growth: after growth_interval clean steps the scale doubles.
+    let mut oc = Adam::new(&vb);
+    oc.enable_grad_scaler().unwrap();
+    for _ in 0..2000 {
+        grads(&vb, &mut oc, 1.0, false);
+        oc.step(1e-6).unwrap();
+    }
+    assert_eq!(scale(&oc), 131072.0);
 }

@@ -12,6 +12,38 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{nn, Tensor};
 
+/// PyTorch's `torch.amp.GradScaler` with its defaults (initial scale
+/// 2^16, growth x2 after 2000 steps without inf/NaN, backoff x0.5), for
+/// fp16 training: the loss is multiplied by `scale` before backward; the
+/// fused Adam divides the gradients by it and skips the update when any
+/// gradient overflowed; then the scale is updated. All of it on the device,
+/// so no step waits for the host.
+pub struct GradScaler {
+    /// The current loss scale, a one-element float tensor.
+    pub scale: Tensor,
+    growth_tracker: Tensor,
+    found_inf: Tensor,
+    one: Tensor,
+    pub growth_factor: f64,
+    pub backoff_factor: f64,
+    pub growth_interval: i64,
+}
+
+impl GradScaler {
+    fn new(device: tch::Device) -> Result<GradScaler> {
+        let f = (tch::Kind::Float, device);
+        Ok(GradScaler {
+            scale: Tensor::f_full([1], 65536.0, f)?,
+            growth_tracker: Tensor::f_zeros([1], (tch::Kind::Int, device))?,
+            found_inf: Tensor::f_zeros([1], f)?,
+            one: Tensor::f_ones([1], f)?,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+        })
+    }
+}
+
 pub struct Adam {
     params: Vec<(String, Tensor)>,
     m: BTreeMap<String, Tensor>,
@@ -26,6 +58,8 @@ pub struct Adam {
     /// device shared by every parameter (one `add_` per step instead of a
     /// new tensor per parameter), with the count it holds.
     step_tensor: Option<(Tensor, i64)>,
+    /// fp16 training's gradient scaler (see [`Adam::enable_grad_scaler`]).
+    scaler: Option<GradScaler>,
 }
 
 impl Adam {
@@ -49,7 +83,40 @@ impl Adam {
             eps: 1e-8,
             fused: true,
             step_tensor: None,
+            scaler: None,
         }
+    }
+
+    /// Scales the loss for fp16 training from now on (a [`GradScaler`] on
+    /// the parameters' device); the fused update is then skipped for any
+    /// step whose gradients overflowed.
+    pub fn enable_grad_scaler(&mut self) -> Result<()> {
+        let device = self
+            .params
+            .first()
+            .map_or(tch::Device::Cpu, |(_, p)| p.device());
+        self.scaler = Some(GradScaler::new(device)?);
+        Ok(())
+    }
+
+    /// The gradient scaler, when fp16 training enabled one.
+    pub fn grad_scaler(&self) -> Option<&GradScaler> {
+        self.scaler.as_ref()
+    }
+
+    /// The host's step count from the device's (a sync): with a gradient
+    /// scaler, skipped steps are uncounted on the device only. Call before
+    /// saving a checkpoint.
+    pub fn sync_step(&mut self) -> Result<()> {
+        if self.scaler.is_none() {
+            return Ok(());
+        }
+        if let Some((t, n)) = &mut self.step_tensor {
+            let v = t.f_double_value(&[])?.round() as i64;
+            *n = v;
+            self.step = v;
+        }
+        Ok(())
     }
 
     /// Drops every gradient (PyTorch's default `zero_grad(set_to_none=True)`):
@@ -86,6 +153,12 @@ impl Adam {
         self.step += 1;
         if self.fused {
             return self.fused_step(lr);
+        }
+        if self.scaler.is_some() {
+            return Err(crate::Error::invalid(
+                "Adam",
+                "the gradient scaler (fp16) needs the fused Adam",
+            ));
         }
         let bc1 = 1.0 - self.beta1.powi(self.step as i32);
         let bc2 = 1.0 - self.beta2.powi(self.step as i32);
@@ -148,6 +221,24 @@ impl Adam {
             }
         };
         ss.extend(std::iter::repeat_with(|| step.shallow_clone()).take(ps.len()));
+        let Some(sc) = &mut self.scaler else {
+            return crate::shim::fused_adam(
+                &mut ps,
+                &mut gs,
+                &mut ms,
+                &mut vs,
+                &mut ss,
+                lr,
+                (self.beta1, self.beta2),
+                self.eps,
+                None,
+            );
+        };
+        // As GradScaler.step with a fused optimiser: the inf/NaN check alone
+        // (inverse scale 1), the kernel unscales and skips on found_inf, the
+        // step count is taken back where it skipped, then the scale moves.
+        let _ = sc.found_inf.f_zero_()?;
+        crate::shim::amp_check_and_unscale(&mut gs, &sc.found_inf, &sc.one)?;
         crate::shim::fused_adam(
             &mut ps,
             &mut gs,
@@ -157,7 +248,19 @@ impl Adam {
             lr,
             (self.beta1, self.beta2),
             self.eps,
-        )
+            Some((&sc.scale, &sc.found_inf)),
+        )?;
+        tch::no_grad(|| -> Result<()> {
+            let _ = step.shallow_clone().f_sub_(&sc.found_inf.f_view([])?)?;
+            let _ = sc.scale.f_internal_amp_update_scale_(
+                &sc.growth_tracker,
+                &sc.found_inf,
+                sc.growth_factor,
+                sc.backoff_factor,
+                sc.growth_interval,
+            )?;
+            Ok(())
+        })
     }
 
     /// The moments as named tensors (`optim.m.NAME`, `optim.v.NAME`), for a
@@ -168,6 +271,13 @@ impl Adam {
             for (n, t) in map {
                 named.push((format!("{prefix}{n}"), t.shallow_clone()));
             }
+        }
+        if let Some(sc) = &self.scaler {
+            named.push(("optim.scaler.scale".into(), sc.scale.shallow_clone()));
+            named.push((
+                "optim.scaler.growth_tracker".into(),
+                sc.growth_tracker.shallow_clone(),
+            ));
         }
         named
     }
@@ -184,6 +294,14 @@ impl Adam {
             for (n, t) in map.iter_mut() {
                 let name = format!("{prefix}{n}");
                 file.copy_to(path, &name, t, "a checkpoint to resume this model from")?;
+            }
+        }
+        if let Some(sc) = &mut self.scaler {
+            for (name, t) in [
+                ("optim.scaler.scale", &mut sc.scale),
+                ("optim.scaler.growth_tracker", &mut sc.growth_tracker),
+            ] {
+                file.copy_to(path, name, t, "a checkpoint to resume this model from")?;
             }
         }
         self.step = step;

@@ -124,8 +124,19 @@ pub fn train_step(
     let loss = match precision {
         Precision::Fp32 => forward()?,
         Precision::Bf16 => crate::shim::autocast(model.device(), false, forward)?,
+        Precision::Fp16 => crate::shim::autocast(model.device(), true, forward)?,
     };
-    loss.f_backward()?;
+    match (precision, opt.grad_scaler()) {
+        // float16 gradients underflow: backward from the scaled loss.
+        (Precision::Fp16, Some(sc)) => loss.f_mul(&sc.scale.f_view([])?)?.f_backward()?,
+        (Precision::Fp16, None) => {
+            return Err(Error::invalid(
+                "fp16 training",
+                "the optimiser has no gradient scaler (Adam::enable_grad_scaler)",
+            ))
+        }
+        _ => loss.f_backward()?,
+    }
     opt.step(lr)?;
     Ok(loss.detach())
 }
@@ -255,6 +266,9 @@ pub fn train(
         model.to_channels_last()?;
     }
     let mut opt = adam::Adam::new(&model.vs);
+    if cfg.precision == Precision::Fp16 {
+        opt.enable_grad_scaler()?;
+    }
 
     let dir = RunDir::open(run)?;
     let mut records: Vec<EpochRecord> = Vec::new();
@@ -389,6 +403,7 @@ pub fn train(
             best_auc = rec.val_auc;
             best_epoch = rec.epoch;
         }
+        opt.sync_step()?;
         let meta = CheckpointMeta {
             epoch: rec.epoch,
             step: opt.step,
