@@ -104,24 +104,27 @@ let model = Model::new(stem, nd.data.size, settings.tch_device()?)?;
 let mut opt = Adam::new(&model.vs);
 let n = cfg.train_subset.unwrap_or(usize::MAX).min(nd.data.train.len());
 let batches = Batches::from_host(&nd.data.train, n, cfg.batch_size, Some(0), None, model.device())?;
-let last = batches.len() - 1;
+let (last, mut epoch1) = (batches.len() - 1, HandEpoch::start());
 for (b, batch) in batches.enumerate() {
     let (x, y) = batch?;                                            // images [b,1,S,S], labels [b,14]
-    opt.zero_grad();
+    opt.zero_grad()?;                                               // forget the last batch's gradients
     let (logits, _) = model.net.forward_stage(&x, Stage::Layer4, true);   // forward (training mode)
     let loss = logits.f_binary_cross_entropy_with_logits(&y, None::<Tensor>, None::<Tensor>, Reduction::Mean)?;
     loss.f_backward()?;                                             // gradients of every weight
     opt.step(cfg.lr)?;                                              // Adam's update
-    if b % 4 == 0 || b == last { println!("batch {b:>3}: loss {:.4}", loss.f_double_value(&[])?); }
+    let l = epoch1.add(&loss, y.size()[0])?;                        // the batch's loss, kept for the epoch
+    if b % 4 == 0 || b == last { println!("batch {b:>3}: loss {l:.4}"); }
 };"""),
     ("markdown", """
-`train_here` below runs exactly this step (`chestcam::train::train_step`,
-the same forward, mean loss, backward and fused Adam) for every epoch, from
-fresh weights with the config's seed, and adds what a real run needs: the
-learning-rate schedule, a validation pass after each epoch, checkpoints,
-and a stop with a clear message if the loss turns NaN.
+`train_rest` below saves this epoch as epoch 1 of a run folder, then the
+library trains the remaining epochs from these weights and this optimiser.
+Each of its steps is exactly the step above (`chestcam::train::train_step`:
+the same forward, mean loss, backward and fused Adam). Around the steps it
+adds what a real run needs: the learning-rate schedule, a validation pass
+after each epoch, checkpoints, and a stop with a clear message if the loss
+turns NaN.
 """),
-    ("code", "let out = train_here(&cfg, &nd.data)?;"),
+    ("code", "let out = train_rest(&cfg, &nd.data, &model, &mut opt, epoch1)?;"),
     ("markdown", "## 4. Results\n\nLoss and validation AUC per epoch:"),
     ("code", "let (loss_chart, auc_chart) = training_curves(&out)?;\nloss_chart"),
     ("code", "auc_chart"),

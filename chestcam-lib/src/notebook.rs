@@ -238,45 +238,117 @@ pub fn runs_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("runs"))
 }
 
-/// Trains into a fresh run folder, printing a line per epoch, and records
-/// it as the latest run (`runs/latest.txt`) for the second notebook.
-pub fn train_here(
-    cfg: &crate::train::TrainConfig,
-    d: &Dataset,
-) -> Result<crate::train::TrainOutcome> {
+/// A new run folder under [`runs_dir`], named by the time.
+fn new_run() -> std::path::PathBuf {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.as_secs())
         .unwrap_or(0);
-    let run = runs_dir().join(format!("run-{stamp}"));
-    let cfg = crate::train::TrainConfig {
-        // Exactly this data set: a phantom set keeps its counts and seed.
+    runs_dir().join(format!("run-{stamp}"))
+}
+
+/// `cfg` for exactly this data set (a phantom set keeps its counts and seed).
+fn config_for(cfg: &crate::train::TrainConfig, d: &Dataset) -> crate::train::TrainConfig {
+    crate::train::TrainConfig {
         source: d.provenance.source.clone(),
         ..cfg.clone()
-    };
+    }
+}
+
+/// Trains `cfg.epochs - done` epochs into `run` (continuing it when
+/// `done > 0`), printing a line per epoch, and records it as the latest run
+/// (`runs/latest.txt`) for the second notebook.
+fn train_into(
+    cfg: &crate::train::TrainConfig,
+    d: &Dataset,
+    run: &std::path::Path,
+    done: usize,
+) -> Result<crate::train::TrainOutcome> {
     println!(
         "training {} epoch(s) on {} train images into {}",
-        cfg.epochs,
+        cfg.epochs.saturating_sub(done),
         cfg.train_subset.unwrap_or(d.train.len()).min(d.train.len()),
         run.display()
     );
     let out = crate::train::train(
-        &cfg,
+        cfg,
         d,
-        &run,
-        false,
+        run,
+        done > 0,
         &mut crate::progress::Silent,
         &mut |r| {
             println!("{r}");
             std::ops::ControlFlow::Continue(())
         },
     )?;
-    let abs = std::fs::canonicalize(&run).map_err(|e| Error::io(&run, e))?;
+    let abs = std::fs::canonicalize(run).map_err(|e| Error::io(run, e))?;
     crate::util::write_atomic(
         runs_dir().join("latest.txt"),
         abs.display().to_string().as_bytes(),
     )?;
     Ok(out)
+}
+
+/// Trains into a fresh run folder, printing a line per epoch, and records
+/// it as the latest run (`runs/latest.txt`) for the second notebook.
+pub fn train_here(
+    cfg: &crate::train::TrainConfig,
+    d: &Dataset,
+) -> Result<crate::train::TrainOutcome> {
+    train_into(&config_for(cfg, d), d, &new_run(), 0)
+}
+
+/// The running figures of an epoch trained by hand (the lesson's loop).
+pub struct HandEpoch {
+    loss_sum: f64,
+    images: usize,
+    started: std::time::Instant,
+}
+
+impl HandEpoch {
+    /// Starts the clock.
+    pub fn start() -> HandEpoch {
+        HandEpoch {
+            loss_sum: 0.0,
+            images: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds a batch of `n` images with mean loss `loss`; returns that loss.
+    pub fn add(&mut self, loss: &tch::Tensor, n: i64) -> Result<f64> {
+        let l = loss.f_double_value(&[])?;
+        self.loss_sum += l * n as f64;
+        self.images += n.max(0) as usize;
+        Ok(l)
+    }
+}
+
+/// After the epoch written out by hand: saves it as epoch 1 of a fresh run
+/// folder (validation and checkpoints, as the library closes an epoch),
+/// then lets the library train the remaining epochs from those weights and
+/// Adam's state, printing a line per epoch.
+pub fn train_rest(
+    cfg: &crate::train::TrainConfig,
+    d: &Dataset,
+    model: &crate::model::Model,
+    opt: &mut crate::train::adam::Adam,
+    first: HandEpoch,
+) -> Result<crate::train::TrainOutcome> {
+    let cfg = config_for(cfg, d);
+    let run = new_run();
+    let rec = crate::train::record_first_epoch(
+        &cfg,
+        d,
+        &run,
+        model,
+        opt,
+        first.loss_sum / first.images.max(1) as f64,
+        first.images,
+        first.started.elapsed().as_secs_f64(),
+    )?;
+    println!("{rec}   (the epoch above, saved)");
+    train_into(&cfg, d, &run, 1)
 }
 
 /// Loss and AUC curves of a run.

@@ -569,3 +569,76 @@ fn the_gradient_scaler_unscales_skips_overflowed_steps_and_moves_its_scale_as_py
     }
     assert_eq!(scale(&oc), 131072.0);
 }
+
+#[test]
+fn an_epoch_trained_by_hand_becomes_epoch_one_and_the_library_continues_from_it() {
+    // The lesson's path: one epoch written out, saved as epoch 1, then
+    // `train(.., resume)` runs the remaining epochs from those weights.
+    use chestcam::data::Batches;
+    use chestcam::model::{Model, Stage, Stem};
+    use chestcam::train::adam::Adam;
+    use chestcam::train::record_first_epoch;
+    let data = phantoms([64, 32, 32]);
+    let cfg = TrainConfig {
+        epochs: 2,
+        ..quick_cfg()
+    };
+    tch::manual_seed(3);
+    let model = Model::new(Stem::Small, 28, tch::Device::Cpu).unwrap();
+    let mut opt = Adam::new(&model.vs);
+    let (mut sum, mut n) = (0.0, 0usize);
+    for batch in Batches::from_host(&data.train, 64, 32, Some(0), None, tch::Device::Cpu).unwrap() {
+        let (x, y) = batch.unwrap();
+        opt.zero_grad().unwrap();
+        let (logits, _) = model.net.forward_stage(&x, Stage::Layer4, true);
+        let loss = logits.binary_cross_entropy_with_logits::<tch::Tensor>(
+            &y,
+            None,
+            None,
+            tch::Reduction::Mean,
+        );
+        loss.backward();
+        opt.step(1e-3).unwrap();
+        sum += loss.double_value(&[]) * y.size()[0] as f64;
+        n += y.size()[0] as usize;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let wrong = Model::new(Stem::Small, 64, tch::Device::Cpu).unwrap();
+    let err = record_first_epoch(
+        &cfg,
+        &data,
+        &run,
+        &wrong,
+        &mut Adam::new(&wrong.vs),
+        0.5,
+        64,
+        1.0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("64 px") && err.contains("28 px"), "{err}");
+    let rec =
+        record_first_epoch(&cfg, &data, &run, &model, &mut opt, sum / n as f64, n, 2.0).unwrap();
+    assert_eq!(rec.epoch, 1);
+    assert!((rec.train_loss - sum / n as f64).abs() < 1e-12);
+    assert!(rec.val_auc.is_finite() && rec.seconds >= 2.0, "{rec:?}");
+    // A second hand epoch into the same folder is refused.
+    let again = record_first_epoch(&cfg, &data, &run, &model, &mut opt, 0.5, n, 1.0);
+    assert!(again.is_err());
+    // The library continues: epoch 1 is the hand epoch, epoch 2 starts from
+    // its weights (its first step is Adam's step 3: two hand batches).
+    let out = train(&cfg, &data, &run, true, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(out.records.len(), 2);
+    // (The record went through the checkpoint's JSON: equal to an ulp.)
+    let (a, b) = (strip(&out.records[0]), strip(&rec));
+    assert_eq!(a.0, b.0);
+    for (x, y) in [(a.1, b.1), (a.2, b.2), (a.3, b.3), (a.4, b.4), (a.5, b.5)] {
+        assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "{a:?} vs {b:?}");
+    }
+    let meta = chestcam::train::run_dir::read_meta(&run, "last").unwrap();
+    assert_eq!(meta.step, 4, "2 hand steps + 2 library steps");
+}

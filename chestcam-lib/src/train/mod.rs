@@ -141,6 +141,127 @@ pub fn train_step(
     Ok(loss.detach())
 }
 
+/// What closing an epoch reads and updates.
+struct EpochEnd<'a> {
+    data: &'a Dataset,
+    model: &'a Model,
+    opt: &'a mut adam::Adam,
+    stem: crate::model::Stem,
+    records: &'a mut Vec<EpochRecord>,
+    best_auc: &'a mut f64,
+    best_epoch: &'a mut usize,
+}
+
+/// The end of an epoch: validation, the record (`rec` arrives with its
+/// training figures), the best-so-far, and the checkpoints, with an error
+/// that says what the folder still holds when saving fails.
+fn close_epoch(
+    dir: &RunDir,
+    e: &mut EpochEnd,
+    mut rec: EpochRecord,
+    t0: Instant,
+) -> Result<EpochRecord> {
+    let val = evaluate_split(e.model, &e.data.val, 256)?;
+    rec.val_loss = val.loss.unwrap_or(f64::NAN);
+    rec.val_auc = val.auc;
+    rec.val_acc = val.acc;
+    rec.seconds = t0.elapsed().as_secs_f64();
+    e.records.push(rec.clone());
+    let improved = rec.val_auc > *e.best_auc || *e.best_epoch == 0;
+    let (prev_auc, prev_epoch) = (*e.best_auc, *e.best_epoch);
+    if improved {
+        *e.best_auc = rec.val_auc;
+        *e.best_epoch = rec.epoch;
+    }
+    e.opt.sync_step()?;
+    let meta = CheckpointMeta {
+        epoch: rec.epoch,
+        step: e.opt.step,
+        val_auc: rec.val_auc,
+        best_auc: *e.best_auc,
+        best_epoch: *e.best_epoch,
+        stem: e.stem,
+        size: e.data.size,
+        data: e.data.provenance.to_string(),
+        synthetic: e.data.provenance.synthetic,
+        records: e.records.clone(),
+    };
+    if let Err(err) = dir.save_epoch(e.model, e.opt, &meta, improved) {
+        let kept = match rec.epoch - 1 {
+            0 => "no epoch had finished before, so the folder can be reused".to_string(),
+            p => format!(
+                "the folder still holds epoch {p} (best: epoch {prev_epoch}, val AUC {prev_auc:.4}); free space and resume"
+            ),
+        };
+        return Err(Error::Training(format!(
+            "saving epoch {} failed: {err}; {kept}",
+            rec.epoch
+        )));
+    }
+    Ok(rec)
+}
+
+/// Starts a run in `run` from an epoch trained outside [`train`] (the
+/// notebook's epoch written out by hand): `model` and `opt` as that epoch
+/// left them, its mean training loss and seconds. The epoch is validated
+/// and saved as epoch 1, exactly as `train` closes an epoch, so that
+/// `train(cfg, data, run, true, ..)` continues with epoch 2.
+#[allow(clippy::too_many_arguments)]
+pub fn record_first_epoch(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    run: &Path,
+    model: &Model,
+    opt: &mut adam::Adam,
+    train_loss: f64,
+    images: usize,
+    seconds: f64,
+) -> Result<EpochRecord> {
+    check_run_folder(run, false)?;
+    cfg.validate(Some(data.size))?;
+    check_data(cfg, data)?;
+    let stem = cfg.stem_for(data.size);
+    if model.stem != stem || model.size != data.size {
+        return Err(Error::invalid(
+            "model",
+            format!(
+                "a {} stem for {} px, but the run is configured for a {stem} stem at {} px",
+                model.stem, model.size, data.size
+            ),
+        ));
+    }
+    let dir = RunDir::open(run)?;
+    if let Some(m) = dir.last_meta()? {
+        return Err(already_a_run(run, Some(m)));
+    }
+    dir.start(cfg)?;
+    let (mut records, mut best_auc, mut best_epoch) = (Vec::new(), f64::NEG_INFINITY, 0);
+    let t0 = Instant::now() - std::time::Duration::from_secs_f64(seconds.max(0.0));
+    close_epoch(
+        &dir,
+        &mut EpochEnd {
+            data,
+            model,
+            opt,
+            stem,
+            records: &mut records,
+            best_auc: &mut best_auc,
+            best_epoch: &mut best_epoch,
+        },
+        EpochRecord {
+            epoch: 1,
+            train_loss,
+            val_loss: f64::NAN,
+            val_auc: f64::NAN,
+            val_acc: f64::NAN,
+            lr: cfg.lr_at(0),
+            seconds,
+            images_per_sec: images as f64 / seconds.max(1e-9),
+        },
+        t0,
+    )
+}
+
 /// Refuses data that cannot give a meaningful run, before anything is
 /// written: an empty training split, and a validation split on which AUC
 /// (which picks the best checkpoint) is undefined.
@@ -385,49 +506,29 @@ pub fn train(
         progress.finish();
         let loss_total = loss_sum.f_double_value(&[])?;
         let train_secs = t0.elapsed().as_secs_f64();
-        let val = evaluate_split(&model, &data.val, 256)?;
-        let rec = EpochRecord {
-            epoch: epoch + 1,
-            train_loss: loss_total / seen.max(1) as f64,
-            val_loss: val.loss.unwrap_or(f64::NAN),
-            val_auc: val.auc,
-            val_acc: val.acc,
-            lr,
-            seconds: t0.elapsed().as_secs_f64(),
-            images_per_sec: seen as f64 / train_secs.max(1e-9),
-        };
-        records.push(rec.clone());
-        let improved = rec.val_auc > best_auc || best_epoch == 0;
-        let (prev_auc, prev_epoch) = (best_auc, best_epoch);
-        if improved {
-            best_auc = rec.val_auc;
-            best_epoch = rec.epoch;
-        }
-        opt.sync_step()?;
-        let meta = CheckpointMeta {
-            epoch: rec.epoch,
-            step: opt.step,
-            val_auc: rec.val_auc,
-            best_auc,
-            best_epoch,
-            stem,
-            size: data.size,
-            data: data.provenance.to_string(),
-            synthetic: data.provenance.synthetic,
-            records: records.clone(),
-        };
-        if let Err(e) = dir.save_epoch(&model, &opt, &meta, improved) {
-            let kept = match epoch {
-                0 => "no epoch had finished before, so the folder can be reused".to_string(),
-                _ => format!(
-                    "the folder still holds epoch {epoch} (best: epoch {prev_epoch}, val AUC {prev_auc:.4}); free space and resume"
-                ),
-            };
-            return Err(Error::Training(format!(
-                "saving epoch {} failed: {e}; {kept}",
-                epoch + 1
-            )));
-        }
+        let rec = close_epoch(
+            &dir,
+            &mut EpochEnd {
+                data,
+                model: &model,
+                opt: &mut opt,
+                stem,
+                records: &mut records,
+                best_auc: &mut best_auc,
+                best_epoch: &mut best_epoch,
+            },
+            EpochRecord {
+                epoch: epoch + 1,
+                train_loss: loss_total / seen.max(1) as f64,
+                val_loss: f64::NAN,
+                val_auc: f64::NAN,
+                val_acc: f64::NAN,
+                lr,
+                seconds: train_secs,
+                images_per_sec: seen as f64 / train_secs.max(1e-9),
+            },
+            t0,
+        )?;
         if on_epoch(&rec).is_break() {
             break;
         }
