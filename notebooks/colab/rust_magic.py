@@ -29,6 +29,7 @@ import os
 import pathlib
 import queue
 import sys
+import time
 
 import jupyter_client
 from IPython.core.magic import Magics, cell_magic, magics_class
@@ -61,15 +62,11 @@ class RustKernel:
         """Runs `code`, relays its outputs, raises RustCellError on failure."""
         msg_id = self.kc.execute(code, allow_stdin=False)
         problems = []
-        while True:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=1)
-            except queue.Empty:
-                if not self.km.is_alive():
-                    raise RustCellError("the Rust kernel died") from None
-                continue
+
+        def relay(msg):
+            """Shows one output of this cell; True once the kernel is idle."""
             if msg["parent_header"].get("msg_id") != msg_id:
-                continue
+                return False
             kind, c = msg["msg_type"], msg["content"]
             if kind == "stream":
                 (sys.stderr if c["name"] == "stderr" else sys.stdout).write(c["text"])
@@ -79,7 +76,25 @@ class RustKernel:
                 publish_display_data(c.get("data", {}), c.get("metadata", {}))
             elif kind == "error":
                 problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip())
-            elif kind == "status" and c.get("execution_state") == "idle":
+            return kind == "status" and c.get("execution_state") == "idle"
+
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                if not self.km.is_alive():
+                    raise RustCellError("the Rust kernel died") from None
+                continue
+            if relay(msg):
+                break
+        # evcxr relays the program's stderr from a thread of its own, so a
+        # line (a returned Err, say) can arrive just after "idle": take what
+        # still comes for this cell until the channel has been quiet a while.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                relay(self.kc.get_iopub_msg(timeout=0.3))
+            except queue.Empty:
                 break
         # The execute reply (a compile error replies "error").
         while True:
