@@ -236,7 +236,9 @@ pub fn record_first_epoch(
     }
     dir.start(cfg)?;
     let (mut records, mut best_auc, mut best_epoch) = (Vec::new(), f64::NEG_INFINITY, 0);
-    let t0 = Instant::now() - std::time::Duration::from_secs_f64(seconds.max(0.0));
+    // The epoch's clock, started `seconds` ago (now, if that is not a time).
+    let ago = std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default();
+    let t0 = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
     close_epoch(
         &dir,
         &mut EpochEnd {
