@@ -71,6 +71,33 @@ pub struct Report {
     pub pytorch_eager_images_per_sec: Option<f64>,
 }
 
+/// What every timed training variant starts from: a model with the bench's
+/// initial weights (`init`), the batch `x` in the chosen layout, and a fresh
+/// Adam (with a gradient scaler for fp16).
+fn fresh_step(
+    stem: Stem,
+    size: usize,
+    device: Device,
+    init: &Path,
+    x: &Tensor,
+    channels_last: bool,
+    precision: Precision,
+) -> Result<(Model, Tensor, Adam)> {
+    let mut m = Model::new(stem, size, device)?;
+    m.load(init)?;
+    let input = if channels_last {
+        m.to_channels_last()?;
+        crate::shim::channels_last(x)?
+    } else {
+        x.shallow_clone()
+    };
+    let mut opt = Adam::new(&m.vs);
+    if precision == Precision::Fp16 {
+        opt.enable_grad_scaler()?;
+    }
+    Ok((m, input, opt))
+}
+
 /// Runs both sides and returns the report.
 pub fn run(o: &BenchOptions) -> Result<Report> {
     crate::util::check_threads("--threads", o.threads as i64)?;
@@ -109,19 +136,9 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     // Training steps from the same initial weights, each variant on its own
     // model and optimiser; the loss is read so the time is real.
     let time_step = |channels_last: bool, fused: bool, precision: Precision, warmup: usize| {
-        let mut m = Model::new(stem, data.size, device)?;
-        m.load(&init)?;
-        let input = if channels_last {
-            m.to_channels_last()?;
-            crate::shim::channels_last(&x)?
-        } else {
-            x.shallow_clone()
-        };
-        let mut opt = Adam::new(&m.vs);
+        let (m, input, mut opt) =
+            fresh_step(stem, data.size, device, &init, &x, channels_last, precision)?;
         opt.fused = fused;
-        if precision == Precision::Fp16 {
-            opt.enable_grad_scaler()?;
-        }
         median_secs(warmup, o.reps, || {
             let loss = crate::train::train_step(&m, &mut opt, &input, &y, 1e-3, precision)?;
             loss.f_double_value(&[])?;
@@ -132,7 +149,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     // layout), then the other layout, each in bf16 autocast too, then
     // contiguous (NCHW) with the per-parameter Adam loop (foreach=False's
     // way).
-    let cl = crate::train::TrainConfig::default().channels_last_on(device);
+    let cl = crate::train::TrainConfig::default().uses_channels_last();
     let layout = |c: bool| if c { "chan-last" } else { "NCHW" };
     let train = time_step(cl, true, Precision::Fp32, o.warmup)?;
     let variants = [
@@ -335,18 +352,8 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
         .chain([(Precision::Fp16, true)]);
     for (precision, cl) in variants {
         let measured = (|| -> Result<f64> {
-            let mut m = Model::new(stem, data.size, device)?;
-            m.load(&init)?;
-            let input = if cl {
-                m.to_channels_last()?;
-                crate::shim::channels_last(&x)?
-            } else {
-                x.shallow_clone()
-            };
-            let mut opt = Adam::new(&m.vs);
-            if precision == Precision::Fp16 {
-                opt.enable_grad_scaler()?;
-            }
+            let (m, input, mut opt) =
+                fresh_step(stem, data.size, device, &init, &x, cl, precision)?;
             let mut g = crate::train::graph::GraphStep::new(&m, &opt, &input, &y, 1e-3, precision)?;
             // The warm-up covers the graph's eager steps and its capture.
             let warmup = o.warmup.max(crate::train::graph::WARMUP_STEPS + 1);

@@ -158,24 +158,39 @@ pub fn is_channels_last(t: &Tensor) -> bool {
     unsafe { chestcam_is_channels_last(t.as_ptr() as *mut C_tensor) == 1 }
 }
 
+/// `begin`, then `body`, then `end` with what `begin` returned, also when
+/// `body` failed (a state the shim sets and must restore); the body's error
+/// wins over the end's.
+fn paired<S, T>(
+    begin: impl FnOnce() -> Result<S>,
+    body: impl FnOnce() -> Result<T>,
+    end: impl FnOnce(S) -> Result<()>,
+) -> Result<T> {
+    let state = begin()?;
+    let out = body();
+    let ended = end(state);
+    let out = out?;
+    ended?;
+    Ok(out)
+}
+
 /// Runs `f` under autocast on `device`'s type (bfloat16, or float16 when
 /// `half`), as `with torch.autocast(...)`: matmuls and convolutions in the
 /// low precision, losses and reductions in float32. Restored afterwards,
 /// also when `f` fails.
 pub fn autocast<T>(device: tch::Device, half: bool, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let cuda = c_int::from(device.is_cuda());
-    let mut prev: c_int = 0;
-    // SAFETY: plain values; the shim writes `prev`.
-    check(
-        unsafe { chestcam_autocast_enter(cuda, c_int::from(half), &mut prev) },
-        "autocast",
-    )?;
-    let out = f();
-    // SAFETY: restores what enter saved.
-    let exit = check(unsafe { chestcam_autocast_exit(cuda, prev) }, "autocast");
-    let out = out?;
-    exit?;
-    Ok(out)
+    paired(
+        || {
+            let mut prev: c_int = 0;
+            // SAFETY: plain values; the shim writes `prev`.
+            let msg = unsafe { chestcam_autocast_enter(cuda, c_int::from(half), &mut prev) };
+            check(msg, "autocast").map(|_| prev)
+        },
+        f,
+        // SAFETY: restores what enter saved.
+        |prev| check(unsafe { chestcam_autocast_exit(cuda, prev) }, "autocast"),
+    )
 }
 
 /// Drops the gradients of `params` (PyTorch's `zero_grad(set_to_none=True)`).
@@ -226,22 +241,25 @@ impl CudaGraph {
     /// capture, as PyTorch's `torch.cuda.graph` does); the device is
     /// synchronised before and after.
     pub fn on_side_stream<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        // SAFETY: `ptr` is the live graph this value owns.
-        check(
-            unsafe { chestcam_graph_side_stream(self.ptr, 1) },
-            "CUDA side stream",
-        )?;
-        self.side = true;
-        let out = f(self);
-        self.side = false;
-        // SAFETY: as above; restores the previous stream.
-        let back = check(
-            unsafe { chestcam_graph_side_stream(self.ptr, 0) },
-            "CUDA side stream",
-        );
-        let out = out?;
-        back?;
-        Ok(out)
+        let ptr = self.ptr;
+        // SAFETY: `ptr` is the live graph this value owns; 1 switches to
+        // its side stream, 0 restores the previous one.
+        let switch = |on| {
+            check(
+                unsafe { chestcam_graph_side_stream(ptr, on) },
+                "CUDA side stream",
+            )
+        };
+        paired(
+            || switch(1),
+            || {
+                self.side = true;
+                let out = f(self);
+                self.side = false;
+                out
+            },
+            |_| switch(0),
+        )
     }
 
     /// Captures the device work of `f` (inside [`CudaGraph::on_side_stream`]):
@@ -253,20 +271,16 @@ impl CudaGraph {
                 "a capture must run on the side stream (inside on_side_stream)",
             ));
         }
-        // SAFETY: `ptr` is live; begin/end are paired below.
-        check(
-            unsafe { chestcam_graph_capture(self.ptr, 1) },
-            "CUDA graph capture",
-        )?;
-        let out = f();
-        // SAFETY: ends the capture begun above, also when `f` failed.
-        let end = check(
-            unsafe { chestcam_graph_capture(self.ptr, 0) },
-            "CUDA graph capture",
-        );
-        let out = out?;
-        end?;
-        Ok(out)
+        let ptr = self.ptr;
+        // SAFETY: `ptr` is live; 1 begins the capture, 0 ends it (also when
+        // `f` failed).
+        let capture = |begin| {
+            check(
+                unsafe { chestcam_graph_capture(ptr, begin) },
+                "CUDA graph capture",
+            )
+        };
+        paired(|| capture(1), f, |_| capture(0))
     }
 
     /// Replays the captured work on the current stream.

@@ -221,24 +221,14 @@ impl Adam {
             }
         };
         ss.extend(std::iter::repeat_with(|| step.shallow_clone()).take(ps.len()));
-        let Some(sc) = &mut self.scaler else {
-            return crate::shim::fused_adam(
-                &mut ps,
-                &mut gs,
-                &mut ms,
-                &mut vs,
-                &mut ss,
-                lr,
-                (self.beta1, self.beta2),
-                self.eps,
-                None,
-            );
-        };
-        // As GradScaler.step with a fused optimiser: the inf/NaN check alone
-        // (inverse scale 1), the kernel unscales and skips on found_inf, the
-        // step count is taken back where it skipped, then the scale moves.
-        let _ = sc.found_inf.f_zero_()?;
-        crate::shim::amp_check_and_unscale(&mut gs, &sc.found_inf, &sc.one)?;
+        // With a scaler, as GradScaler.step with a fused optimiser: the
+        // inf/NaN check alone (inverse scale 1), the kernel unscales and
+        // skips on found_inf, the step count is taken back where it
+        // skipped, then the scale moves.
+        if let Some(sc) = &self.scaler {
+            let _ = sc.found_inf.shallow_clone().f_zero_()?;
+            crate::shim::amp_check_and_unscale(&mut gs, &sc.found_inf, &sc.one)?;
+        }
         crate::shim::fused_adam(
             &mut ps,
             &mut gs,
@@ -248,8 +238,11 @@ impl Adam {
             lr,
             (self.beta1, self.beta2),
             self.eps,
-            Some((&sc.scale, &sc.found_inf)),
+            self.scaler.as_ref().map(|sc| (&sc.scale, &sc.found_inf)),
         )?;
+        let Some(sc) = &mut self.scaler else {
+            return Ok(());
+        };
         tch::no_grad(|| -> Result<()> {
             let _ = step.shallow_clone().f_sub_(&sc.found_inf.f_view([])?)?;
             let _ = sc.scale.f_internal_amp_update_scale_(

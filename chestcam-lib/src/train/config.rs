@@ -149,9 +149,8 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Whether training runs channels-last on `device`.
-    pub fn channels_last_on(&self, device: tch::Device) -> bool {
-        let _ = device;
+    /// Whether training runs channels-last (the default on every device).
+    pub fn uses_channels_last(&self) -> bool {
         self.channels_last.unwrap_or(true)
     }
 

@@ -153,19 +153,16 @@ struct EpochEnd<'a> {
 }
 
 /// The end of an epoch: validation, the record (`rec` arrives with its
-/// training figures), the best-so-far, and the checkpoints, with an error
-/// that says what the folder still holds when saving fails.
-fn close_epoch(
-    dir: &RunDir,
-    e: &mut EpochEnd,
-    mut rec: EpochRecord,
-    t0: Instant,
-) -> Result<EpochRecord> {
+/// training figures; the validation's time is added to its seconds), the
+/// best-so-far, and the checkpoints, with an error that says what the
+/// folder still holds when saving fails.
+fn close_epoch(dir: &RunDir, e: &mut EpochEnd, mut rec: EpochRecord) -> Result<EpochRecord> {
+    let v0 = Instant::now();
     let val = evaluate_split(e.model, &e.data.val, 256)?;
     rec.val_loss = val.loss.unwrap_or(f64::NAN);
     rec.val_auc = val.auc;
     rec.val_acc = val.acc;
-    rec.seconds = t0.elapsed().as_secs_f64();
+    rec.seconds += v0.elapsed().as_secs_f64();
     e.records.push(rec.clone());
     let improved = rec.val_auc > *e.best_auc || *e.best_epoch == 0;
     let (prev_auc, prev_epoch) = (*e.best_auc, *e.best_epoch);
@@ -236,9 +233,6 @@ pub fn record_first_epoch(
     }
     dir.start(cfg)?;
     let (mut records, mut best_auc, mut best_epoch) = (Vec::new(), f64::NEG_INFINITY, 0);
-    // The epoch's clock, started `seconds` ago (now, if that is not a time).
-    let ago = std::time::Duration::try_from_secs_f64(seconds).unwrap_or_default();
-    let t0 = Instant::now().checked_sub(ago).unwrap_or_else(Instant::now);
     close_epoch(
         &dir,
         &mut EpochEnd {
@@ -260,7 +254,6 @@ pub fn record_first_epoch(
             seconds,
             images_per_sec: images as f64 / seconds.max(1e-9),
         },
-        t0,
     )
 }
 
@@ -384,7 +377,7 @@ pub fn train(
     if let Some(p) = &cfg.imagenet {
         model.load_imagenet(p)?;
     }
-    let channels_last = cfg.channels_last_on(device);
+    let channels_last = cfg.uses_channels_last();
     if channels_last {
         model.to_channels_last()?;
     }
@@ -529,7 +522,6 @@ pub fn train(
                 seconds: train_secs,
                 images_per_sec: seen as f64 / train_secs.max(1e-9),
             },
-            t0,
         )?;
         if on_epoch(&rec).is_break() {
             break;
