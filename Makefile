@@ -11,7 +11,7 @@ NOTEBOOKS := notebooks/train_model.ipynb notebooks/gradcam_visualizer.ipynb
 # The same cells for Colab: Python kernel, each Rust cell under %%rust.
 COLAB_NOTEBOOKS := notebooks/colab/train_model.ipynb notebooks/colab/gradcam_visualizer.ipynb
 
-.PHONY: setup build demo test notebooks-test bench
+.PHONY: setup build demo test notebooks-test viewer-test bench
 
 # Both sides of the benchmark get the same allocator settings (a fresh
 # process otherwise pays for millions of page faults).
@@ -39,6 +39,7 @@ demo: build
 test: setup
 	$(ENV) cargo test --workspace --no-fail-fast
 	$(MAKE) notebooks-test
+	$(MAKE) viewer-test
 	$(ENV) cargo fmt --all -- --check
 	$(ENV) cargo clippy --workspace --all-targets -- -D warnings
 
@@ -52,3 +53,18 @@ notebooks-test: setup
 	$(ENV) python scripts/test_rust_magic.py
 	rm -rf $(OUT)/runs-test-colab
 	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test-colab python scripts/run_notebooks.py $(OUT)/notebooks-test $(COLAB_NOTEBOOKS)
+
+# The explanation viewer in headless Chromium: tests/viewer.rs writes a page
+# and the Rust renderings of its states, then Playwright drives it (and the
+# viewer inline in the executed visualizer notebook, when notebooks-test has
+# run). Skipped, loudly, only when Chromium or playwright-core cannot be
+# installed.
+VIEWER_NOTEBOOK := $(OUT)/notebooks-test/gradcam_visualizer.ipynb
+viewer-test: setup
+	rm -rf $(OUT)/viewer-test && mkdir -p $(OUT)/viewer-test
+	$(ENV) CHESTCAM_VIEWER_OUT=$(CURDIR)/$(OUT)/viewer-test cargo test -p chestcam --test viewer
+	@said=$$(bash scripts/browser_setup.sh); rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "*** viewer browser test SKIPPED: $$said"; exit 0; fi; \
+	if [ $$rc -ne 0 ]; then echo "$$said"; exit $$rc; fi; \
+	nb=""; if [ -f $(VIEWER_NOTEBOOK) ]; then nb=$(VIEWER_NOTEBOOK); else echo "(no $(VIEWER_NOTEBOOK): its inline viewer is not checked)"; fi; \
+	CHESTCAM_NODE_MODULES="$$(echo "$$said" | tail -1)" node tests/browser/viewer_test.mjs $(OUT)/viewer-test $$nb

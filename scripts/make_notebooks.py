@@ -235,6 +235,19 @@ let up = cam.f_upsample_bilinear2d([s, s], false, None, None)?;
 let by_hand = (&up - up.min()) / (up.max() - up.min() + 1e-7);
 let lib = chestcam::cam::compute(&lr.model, &x, Method::GradCam, Stage::Layer4, &[label], 64)?.maps;
 println!("largest difference from the library's map: {:.2e}", (by_hand.view([-1]) - lib.view([-1]).to_device(by_hand.device())).abs().max().double_value(&[]));"""),
+    ("markdown", """
+### Click through
+
+Every label of these images, not just the top three: click a finding to see
+its heatmap, choose the method and the layer, fade the heatmap with the
+slider. Arrow keys move between findings (up/down) and X-rays (left/right).
+Below the controls: the map's trust line (its deletion score against
+RandomCAM's), and a warning when a map is flat. The same page is saved as
+one file that opens in any browser, offline.
+"""),
+    ("code", """let viewer = lr.viewer(&idx, &[Method::GradCam, Method::HiResCam], &[Stage::Layer4, Stage::Layer3], &opts)?;
+viewer.save(lr.run.join("viewer.html"))?;
+viewer"""),
     ("markdown", "## 4. Animated\n\nThe X-ray fading into its heatmap, then a cycle through the labels:"),
     ("code", "ex[0].fade_gif(0, 12, 120)?"),
     ("code", "ex[0].label_gif(900)?"),

@@ -299,7 +299,8 @@ struct ExplainArgs {
     #[arg(long)]
     first: Option<usize>,
     /// gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam,
-    /// eigengradcam, gradcamelementwise.
+    /// eigengradcam, gradcamelementwise. With --html, several (gradcam,hirescam) or all:
+    /// the viewer offers each, the pictures show the first.
     #[arg(long, default_value = "gradcam")]
     method: String,
     /// all, topK (top3), positive, or comma-separated label names.
@@ -334,6 +335,36 @@ struct ExplainArgs {
     /// Replace outputs an earlier explain wrote (refused otherwise).
     #[arg(long)]
     overwrite: bool,
+    /// Also write viewer.html into --out: one self-contained page to click
+    /// through every image, all 14 labels, each method and stage.
+    #[arg(long)]
+    html: bool,
+    /// With --html: the stages the viewer offers, each on its own
+    /// (layer3,layer4, or all); default: --stage.
+    #[arg(long, requires = "html")]
+    html_stages: Option<String>,
+}
+
+/// The viewer page `explain --html` writes into --out.
+const VIEWER_FILE: &str = "viewer.html";
+
+/// Explains `input` under every method and stage choice for the viewer and
+/// writes it to `<out>/viewer.html`.
+fn write_viewer(
+    model: &chestcam::model::Model,
+    input: &chestcam::viz::viewer::ViewerInput,
+    methods: &[chestcam::cam::Method],
+    stages: &[Vec<chestcam::model::Stage>],
+    opts: &chestcam::cam::explain::ExplainOptions,
+    a: &ExplainArgs,
+) -> chestcam::Result<()> {
+    let title = format!("chestcam - {}", a.run.display());
+    let v = chestcam::viz::viewer::build(model, input, methods, stages, opts, &title)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| chestcam::Error::io(&a.out, e))?;
+    let path = a.out.join(VIEWER_FILE);
+    v.save(&path)?;
+    say!("{}", path.display());
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -673,8 +704,26 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         Cmd::Explain(a) => {
             use chestcam::cam::explain::{explain, explain_split, load_xray, ExplainOptions};
             let stages = list(&a.stage, &chestcam::model::Stage::ALL, |s| s.trim().parse())?;
+            let methods = list(&a.method, &chestcam::cam::Method::ALL, |s| s.parse())?;
+            if methods.len() > 1 && !a.html {
+                return Err(chestcam::Error::invalid(
+                    "--method",
+                    format!(
+                        "{:?} names {} methods: several need --html (the pictures show one)",
+                        a.method,
+                        methods.len()
+                    ),
+                ));
+            }
+            let html_stages: Vec<Vec<chestcam::model::Stage>> = match &a.html_stages {
+                Some(h) => list(h, &chestcam::model::Stage::ALL, |s| s.trim().parse())?
+                    .into_iter()
+                    .map(|s| vec![s])
+                    .collect(),
+                None => vec![stages.clone()],
+            };
             let opts = ExplainOptions {
-                method: a.method.parse()?,
+                method: methods[0],
                 stage: stages[0],
                 more_stages: stages[1..].to_vec(),
                 smooth: chestcam::cam::Smooth {
@@ -727,22 +776,30 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     }
                     _ => vec![],
                 };
-                let paths: Vec<PathBuf> = names
+                let mut paths: Vec<PathBuf> = names
                     .iter()
                     .flat_map(|n| chestcam::cam::explain::output_paths(&a.out, n))
                     .collect();
+                if a.html {
+                    paths.push(a.out.join(VIEWER_FILE));
+                }
                 chestcam::cam::explain::refuse_existing(&paths)?;
             }
             let ex = if let Some(path) = &a.image {
                 let name = image_name.clone().unwrap_or_default();
-                explain(
-                    &model,
-                    &load_xray(path, meta.size)?,
-                    meta.size,
-                    &[name],
-                    None,
-                    &opts,
-                )?
+                let pixels = load_xray(path, meta.size)?;
+                let names = [name];
+                let ex = explain(&model, &pixels, meta.size, &names, None, &opts)?;
+                if a.html {
+                    let input = chestcam::viz::viewer::ViewerInput::Pixels {
+                        pixels: &pixels,
+                        size: meta.size,
+                        names: &names,
+                        truth: None,
+                    };
+                    write_viewer(&model, &input, &methods, &html_stages, &opts, &a)?;
+                }
+                ex
             } else {
                 let split: chestcam::data::SplitName = match split {
                     Some(s) => s,
@@ -762,7 +819,15 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                         ))
                     }
                 };
-                explain_split(&model, sp, &idx, &opts)?
+                let ex = explain_split(&model, sp, &idx, &opts)?;
+                if a.html {
+                    let input = chestcam::viz::viewer::ViewerInput::Split {
+                        split: sp,
+                        idx: &idx,
+                    };
+                    write_viewer(&model, &input, &methods, &html_stages, &opts, &a)?;
+                }
+                ex
             };
             for e in &ex {
                 for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms, a.overwrite)? {

@@ -603,6 +603,25 @@ impl LoadedRun {
         crate::cam::explain::explain_split(&self.model, &self.data.test, idx, o)
     }
 
+    /// The viewer (`viz::viewer`) of test images `idx`: all 14 labels under
+    /// each method of `methods` at each stage of `stages`, with `o`'s
+    /// trust lines and colormap.
+    pub fn viewer(
+        &self,
+        idx: &[usize],
+        methods: &[crate::cam::Method],
+        stages: &[crate::model::Stage],
+        o: &crate::cam::explain::ExplainOptions,
+    ) -> Result<crate::viz::viewer::Viewer> {
+        let stages: Vec<Vec<crate::model::Stage>> = stages.iter().map(|&s| vec![s]).collect();
+        let input = crate::viz::viewer::ViewerInput::Split {
+            split: &self.data.test,
+            idx,
+        };
+        let title = format!("chestcam - {}", self.data.provenance);
+        crate::viz::viewer::build(&self.model, &input, methods, &stages, o, &title)
+    }
+
     /// Predictions against ground truth for test images `idx`, as a table.
     pub fn predictions(&self, idx: &[usize]) -> Result<Html> {
         let ex = self.explain(

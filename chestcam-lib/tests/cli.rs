@@ -286,6 +286,94 @@ fn explain_writes_panels_gifs_and_json() {
         serde_json::from_str(&std::fs::read_to_string(ex.join("test_1.json")).unwrap()).unwrap();
     assert_eq!(j["probabilities"].as_object().unwrap().len(), 14);
     assert_eq!(j["shown"].as_array().unwrap().len(), 2);
+    // --html: one page with both images, two methods, two stages, every
+    // label; it is refused like any other earlier output.
+    let page_args = [
+        "explain",
+        "--split",
+        "test",
+        "--first",
+        "2",
+        "--method",
+        "gradcam,hirescam",
+        "--html",
+        "--html-stages",
+        "layer4,layer3",
+        "--trust-steps",
+        "2",
+        "--overwrite",
+        "--run",
+    ];
+    let out = chestcam()
+        .args(page_args)
+        .arg(&run)
+        .arg("--out")
+        .arg(&ex)
+        .output()
+        .unwrap();
+    ok(&out);
+    let page_path = ex.join("viewer.html");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == page_path.to_string_lossy()));
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && !page.contains("https://"));
+    assert_eq!(
+        page.matches("data:image/png;base64,").count(),
+        2 * (1 + 4 * 14)
+    );
+    for view in [
+        r#"{"method":"GradCAM","stage":"layer4"}"#,
+        r#"{"method":"HiResCAM","stage":"layer3"}"#,
+    ] {
+        assert!(page.contains(view), "{view}");
+    }
+    assert!(page.contains(r#""name":"test_1""#));
+    let only_page = dir.path().join("only_page");
+    std::fs::create_dir_all(&only_page).unwrap();
+    std::fs::write(only_page.join("viewer.html"), "mine").unwrap();
+    let again: Vec<&str> = page_args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--overwrite")
+        .collect();
+    let out = chestcam()
+        .args(again)
+        .arg(&run)
+        .arg("--out")
+        .arg(&only_page)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("viewer.html already exists"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(only_page.join("viewer.html")).unwrap(),
+        "mine"
+    );
+    let out = chestcam()
+        .args([
+            "explain",
+            "--split",
+            "test",
+            "--index",
+            "0",
+            "--method",
+            "gradcam,hirescam",
+        ])
+        .args(["--overwrite", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&ex)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("several need --html"),
+        "{err}"
+    );
     // A user's RGB, non-square JPEG and a grey PNG.
     let rgb = image::RgbImage::from_fn(300, 200, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])

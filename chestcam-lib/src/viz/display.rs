@@ -33,6 +33,24 @@ pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
+/// Encodes grey `size x size` bytes as an 8-bit grey PNG.
+pub fn png_bytes_grey(pixels: &[u8], size: usize) -> Result<Vec<u8>> {
+    let img =
+        image::GrayImage::from_raw(size as u32, size as u32, pixels.to_vec()).ok_or_else(|| {
+            Error::invalid(
+                "grey picture",
+                format!("{} bytes for {size}x{size} pixels", pixels.len()),
+            )
+        })?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| Error::Image {
+            path: "<png in memory>".into(),
+            source: e,
+        })?;
+    Ok(out.into_inner())
+}
+
 /// Saves an RGB picture as PNG, atomically.
 pub fn save_png(img: &image::RgbImage, path: impl AsRef<Path>) -> Result<()> {
     let bytes = png_bytes(img)?;

@@ -17,7 +17,7 @@ pub enum Colormap {
 }
 
 impl Colormap {
-    fn table(self) -> &'static [[u8; 3]; 256] {
+    pub(crate) fn table(self) -> &'static [[u8; 3]; 256] {
         match self {
             Colormap::Jet => &super::colormap_tables::JET,
             Colormap::Inferno => &super::colormap_tables::INFERNO,

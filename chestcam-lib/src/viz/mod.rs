@@ -6,6 +6,7 @@ pub mod display;
 pub mod font;
 pub mod heatmap;
 pub mod montage;
+pub mod viewer;
 
 pub use display::{emit, emit_text, png_bytes, save_png};
 
