@@ -69,6 +69,8 @@ pub struct Report {
     pub pytorch_graph_images_per_sec: Option<f64>,
     /// PyTorch eager (`torch.optim.Adam` defaults), images/s.
     pub pytorch_eager_images_per_sec: Option<f64>,
+    /// PyTorch's bf16 + fused Adam + channels-last + cudnn.benchmark step.
+    pub pytorch_amp_images_per_sec: Option<f64>,
 }
 
 /// What every timed training variant starts from: a model with the bench's
@@ -172,6 +174,20 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     for (name, c, fused, precision) in variants.into_iter().chain(fp16) {
         let warm = o.warmup + 2 * usize::from(precision != Precision::Fp32);
         variant_ips.push((name, b as f64 / time_step(c, fused, precision, warm)?));
+    }
+    // On CUDA: cuDNN autotuning (`train --cudnn-benchmark`), as PyTorch's
+    // bf16 row uses it; its first steps search, so more warm-up.
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(true);
+        for precision in [Precision::Fp32, Precision::Bf16] {
+            let name = format!("{precision}, {}, cudnn.benchmark", layout(cl));
+            let secs = time_step(cl, true, precision, o.warmup + 5);
+            if secs.is_err() {
+                tch::Cuda::cudnn_set_benchmark(false);
+            }
+            variant_ips.push((name, b as f64 / secs?));
+        }
+        tch::Cuda::cudnn_set_benchmark(false);
     }
     // Every method that needs at most a forward and 14 backwards, all 14
     // labels of the batch in one call each (Grad-CAM first).
@@ -292,10 +308,11 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     ));
     for (method, secs) in &cam_costs {
         t.push_str(&format!(
-            "{:<40} {:>9.3} s   ({:.2} forwards)\n",
+            "{:<40} {:>9.3} s   ({:.2} forwards; {})\n",
             format!("{}, one call", method.name()),
             secs,
-            secs / infer
+            secs / infer,
+            method.cost()
         ));
     }
     match get("gradcam14_s") {
@@ -324,6 +341,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         train_images_per_sec: our_train,
         pytorch_graph_images_per_sec: get("train_graph_s").map(ips),
         pytorch_eager_images_per_sec: get("train_eager_s").map(ips),
+        pytorch_amp_images_per_sec: get("train_amp_s").map(ips),
     })
 }
 
@@ -348,9 +366,14 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
     );
     let variants = [false, true]
         .into_iter()
-        .flat_map(|c| [(Precision::Fp32, c), (Precision::Bf16, c)])
-        .chain([(Precision::Fp16, true)]);
-    for (precision, cl) in variants {
+        .flat_map(|c| [(Precision::Fp32, c, false), (Precision::Bf16, c, false)])
+        .chain([
+            (Precision::Fp16, true, false),
+            (Precision::Fp32, true, true),
+            (Precision::Bf16, true, true),
+        ]);
+    for (precision, cl, tune) in variants {
+        tch::Cuda::cudnn_set_benchmark(tune);
         let measured = (|| -> Result<f64> {
             let (m, input, mut opt) =
                 fresh_step(stem, data.size, device, &init, &x, cl, precision)?;
@@ -363,9 +386,11 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
             })?;
             Ok(b / secs)
         })();
+        tch::Cuda::cudnn_set_benchmark(false);
         let name = format!(
-            "train  graph {precision}, {}",
-            if cl { "chan-last" } else { "NCHW" }
+            "train  graph {precision}, {}{}",
+            if cl { "chan-last" } else { "NCHW" },
+            if tune { ", cudnn.bench" } else { "" }
         );
         match measured {
             Ok(v) => {
@@ -376,6 +401,7 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
                 for (what, r) in [
                     ("PyTorch eager", report.pytorch_eager_images_per_sec),
                     ("PyTorch's CUDA graph", report.pytorch_graph_images_per_sec),
+                    ("PyTorch bf16 best", report.pytorch_amp_images_per_sec),
                 ] {
                     if let Some(r) = r {
                         t.push_str(&format!(", {:.2}x {what}", v / r));

@@ -69,11 +69,13 @@ struct TrustArgs {
     run: PathBuf,
     #[arg(long, default_value = "test")]
     split: String,
-    /// Comma-separated methods, or all (every method but RandomCAM, which is
-    /// always added as a baseline with the centre prior).
     #[arg(
         long,
-        default_value = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam"
+        default_value = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam",
+        help = format!(
+            "Comma-separated methods ({}), or all (every method but RandomCAM, which is always added as a baseline with the centre prior)",
+            chestcam::cam::Method::CLI_NAMES
+        )
     )]
     methods: String,
     /// layer1 .. layer4.
@@ -298,10 +300,14 @@ struct ExplainArgs {
     index: Option<usize>,
     #[arg(long)]
     first: Option<usize>,
-    /// gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam,
-    /// eigengradcam, gradcamelementwise. With --html, several (gradcam,hirescam) or all:
-    /// the viewer offers each, the pictures show the first.
-    #[arg(long, default_value = "gradcam")]
+    #[arg(
+        long,
+        default_value = "gradcam",
+        help = format!(
+            "{}. With --html, several (gradcam,hirescam) or all: the viewer offers each, the pictures show the first",
+            chestcam::cam::Method::CLI_NAMES
+        )
+    )]
     method: String,
     /// all, topK (top3), positive, or comma-separated label names.
     #[arg(long, default_value = "top3")]
@@ -433,6 +439,9 @@ struct TrainArgs {
     /// CUDA only: replay each full batch's training step from one captured CUDA graph.
     #[arg(long)]
     cuda_graph: bool,
+    /// CUDA only: let cuDNN autotune its convolution algorithms (torch.backends.cudnn.benchmark).
+    #[arg(long)]
+    cudnn_benchmark: bool,
     /// fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
     #[arg(long, default_value = "fp32")]
     precision: String,
@@ -558,6 +567,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let cfg = chestcam::train::TrainConfig {
                 channels_last: a.channels_last,
                 cuda_graph: a.cuda_graph,
+                cudnn_benchmark: a.cudnn_benchmark,
                 precision: a.precision.parse()?,
                 source: a.source,
                 stem: a.stem.map(|s| s.parse()).transpose()?,

@@ -73,7 +73,28 @@ fn every_method_matches_pytorch_grad_cam() {
                 method.name()
             );
         }
+        // KPCA-CAM's reference is pytorch-grad-cam's code on float64
+        // activations (above, within 1e-4); its own float32 run differs from
+        // that by scikit-learn's float32 rounding (about 1e-4 of the range
+        // at layer4's resolution, more after upsampling and rescaling).
+        let kpca = compute(&model, &x, Method::KpcaCam, Stage::Layer4, &[0], 64).unwrap();
+        let diff = max_diff(&kpca.maps, &expected["KPCA-CAM_float32"]);
+        report.push(format!(
+            "{case} KPCA-CAM against pytorch-grad-cam's float32 run: max |diff| {diff:.2e}"
+        ));
+        assert!(diff < 1e-3, "{case} KPCA-CAM float32: {diff}");
+        // ShapleyCAM at layer3 too: its Hessian term is zero on this ReLU
+        // network (see its file), so it equals Grad-CAM there as well.
+        let want = &expected["ShapleyCAM_layer3"];
+        let got = compute(&model, &x, Method::ShapleyCam, Stage::Layer3, &LABELS, 64).unwrap();
+        let diff = max_diff(&got.maps, want);
+        report.push(format!("{case} ShapleyCAM layer3: max |diff| {diff:.2e}"));
+        assert!(diff < 1e-4, "{case} ShapleyCAM layer3: {diff}");
         let want = &expected["GradCAM_layer3"];
+        assert!(
+            max_diff(&got.maps, want) < 1e-4,
+            "{case}: ShapleyCAM is Grad-CAM here"
+        );
         let got = compute(&model, &x, Method::GradCam, Stage::Layer3, &LABELS, 64).unwrap();
         let side = (size as i64 + 3) / 4;
         assert_eq!(got.low.size(), vec![x.size()[0], 4, side, side]);
@@ -91,6 +112,7 @@ fn every_method_matches_pytorch_grad_cam() {
             Method::HiResCam,
             Method::LayerCam,
             Method::GradCamElementWise,
+            Method::FinerCam,
         ] {
             let want = &expected[&format!("{}_eigen_smooth", method.name())];
             let got = compute_stages_with(&model, &x, method, &[Stage::Layer4], &LABELS, 64, eigen)

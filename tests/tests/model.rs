@@ -225,14 +225,40 @@ fn torchvision_pth_converted_by_the_script_loads() {
     assert!(vars["layer4.1.bn2.running_mean"].equal(&file["layer4.1.bn2.running_mean"]));
 }
 
+/// Weights that do not depend on the global RNG (which tests running in
+/// parallel share): every weight matrix and kernel a smooth pseudo-random
+/// pattern with He initialisation's spread, biases zero; batch norms keep
+/// their constant initial values.
+fn fixed_weights(m: &Model) {
+    tch::no_grad(|| {
+        for (i, (name, mut p)) in m.named_tensors().into_iter().enumerate() {
+            let size = p.size();
+            if name.contains("bn") || name.contains("downsample.1") || name.contains("running") {
+                continue;
+            }
+            if size.len() < 2 {
+                let _ = p.zero_();
+                continue;
+            }
+            let fan_in: i64 = size[1..].iter().product();
+            let std = (2.0 / fan_in as f64).sqrt();
+            let v = (Tensor::arange(p.numel() as i64, (Kind::Float, Device::Cpu)) * 0.7919
+                + i as f64)
+                .sin()
+                * (std * 2f64.sqrt());
+            p.copy_(&v.view(size.as_slice()));
+        }
+    });
+}
+
 #[test]
 fn channels_last_gives_the_same_logits_gradients_and_saved_weights() {
     use chestcam::model::Stage;
     use chestcam::shim::{channels_last, is_channels_last};
     // Two stems and sizes.
     for (stem, size) in [(Stem::Small, 28), (Stem::Imagenet, 96)] {
-        tch::manual_seed(5);
         let a = Model::new(stem, size, Device::Cpu).unwrap();
+        fixed_weights(&a);
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().join("w.safetensors");
         a.save(&w).unwrap();
@@ -270,7 +296,7 @@ fn channels_last_gives_the_same_logits_gradients_and_saved_weights() {
         }
         let d = (&outs[0] - &outs[1]).abs().max().double_value(&[]);
         assert!(d < 1e-4, "{stem}: training-mode logits differ by {d}");
-        let (mut dot, mut na2, mut nb2) = (0.0, 0.0, 0.0);
+        let (mut dot, mut na2, mut nb2, mut worst) = (0.0, 0.0, 0.0, 0.0f64);
         for ((n, pa), (_, pb)) in a.named_tensors().iter().zip(b.named_tensors().iter()) {
             if !pa.requires_grad() {
                 continue;
@@ -283,18 +309,22 @@ fn channels_last_gives_the_same_logits_gradients_and_saved_weights() {
             // norms that cancel most of them, and max-pool ties (after a
             // ReLU) routed to another pixel: PyTorch's own channels-last
             // gradients differ from its contiguous ones by up to 0.8%
-            // (relative L2) on this network at 96 px; ours by up to 1.06%
-            // at 28 px (a BatchNorm bias, whose gradient is small; the
-            // initial weights come from the global RNG, which tests running
-            // in parallel share, so they vary). The cosine over all
-            // parameters below is the tight check.
+            // (relative L2) on this network at 96 px. With the fixed weights
+            // of `fixed_weights`, two runs here gave 0.74% and 1.24% (28 px)
+            // and 1.43% and 2.70% (96 px): the CPU kernels' reductions vary
+            // with thread scheduling, so the figure moves between runs even
+            // on the same weights (a BatchNorm bias, whose gradient is
+            // small, is the worst). The cosine over all parameters below is
+            // the tight check.
             let rel = (&ga - &gb).norm().double_value(&[]) / ga.norm().double_value(&[]).max(1e-9);
             let tol = if stem == Stem::Small { 3e-2 } else { 5e-2 };
+            worst = worst.max(rel);
             assert!(
                 rel < tol,
                 "{stem}: gradient of {n} differs by {rel} (relative L2)"
             );
         }
+        eprintln!("{stem}: largest relative gradient difference {worst:.2e}");
         let cos = dot / (na2.sqrt() * nb2.sqrt());
         assert!(cos > 0.9999, "{stem}: gradients' cosine {cos}");
         // A channels-last model saves plain NCHW bytes that load anywhere.

@@ -482,6 +482,21 @@ fn a_cuda_graph_is_refused_off_cuda_with_a_clear_error_before_anything_is_writte
         "{msg}"
     );
     assert!(!run.exists(), "nothing may be written");
+    // So is `--cudnn-benchmark`; and an old config.json without the field
+    // reads as off.
+    let cfg = TrainConfig {
+        cudnn_benchmark: true,
+        device: "cpu".into(),
+        ..quick_cfg()
+    };
+    let msg = refused(&cfg, &data, &run, false);
+    assert!(
+        msg.contains("--cudnn-benchmark") && msg.contains("needs a CUDA device"),
+        "{msg}"
+    );
+    assert!(!run.exists(), "nothing may be written");
+    let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
+    assert!(!old.cudnn_benchmark && old.epochs == 2);
 }
 
 #[test]

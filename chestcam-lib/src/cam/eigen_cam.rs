@@ -26,7 +26,7 @@ pub struct EigenCam;
 /// about 0.7 ms each on an H100 (EigenGradCAM: 160 forwards' worth for 14
 /// labels of 128 images), while LAPACK on the host takes microseconds;
 /// the same routine on every device also gives the same eigenvectors.
-fn eigh_on_cpu(g: &Tensor) -> Result<(Tensor, Tensor)> {
+pub(super) fn eigh_on_cpu(g: &Tensor) -> Result<(Tensor, Tensor)> {
     let device = g.device();
     let (vals, vecs) = g.f_to_device(tch::Device::Cpu)?.f_linalg_eigh("L")?;
     Ok((vals.f_to_device(device)?, vecs.f_to_device(device)?))
@@ -49,6 +49,16 @@ pub(super) fn first_component(m: &Tensor) -> Result<Tensor> {
             .f_matmul(&vecs.f_narrow(2, c - 1, 1)?)?
             .f_squeeze_dim(2)?
     };
+    Ok(conventional_sign(&proj, &m)?.f_to_kind(Kind::Float)?)
+}
+
+/// chestcam's sign convention for a projection `proj` (`[b, n]`) of the
+/// matrices `m` (`[b, n, c]`, one row per position): negated where it
+/// correlates negatively with the mean over channels of the (uncentred)
+/// matrix at each position (double precision).
+pub(super) fn conventional_sign(proj: &Tensor, m: &Tensor) -> Result<Tensor> {
+    let m = m.f_nan_to_num(0.0, None, None)?.f_to_kind(Kind::Double)?;
+    let proj = proj.f_to_kind(Kind::Double)?;
     let agree = proj
         .f_mul(&m.f_mean_dim(2i64, false, Kind::Double)?)?
         .f_sum_dim_intlist(1i64, true, Kind::Double)?;
@@ -57,7 +67,7 @@ pub(super) fn first_component(m: &Tensor) -> Result<Tensor> {
         .f_to_kind(Kind::Double)?
         .f_mul_scalar(-2.0)?
         .f_add_scalar(1.0)?;
-    Ok(proj.f_mul(&sign)?.f_to_kind(Kind::Float)?)
+    Ok(proj.f_mul(&sign)?)
 }
 
 impl CamMethod for EigenCam {

@@ -14,13 +14,17 @@ pub mod aug_smooth;
 mod eigen_cam;
 mod eigen_grad_cam;
 pub mod explain;
+mod finer_cam;
+mod full_grad;
 mod grad_cam;
 mod grad_cam_elementwise;
 mod grad_cam_plusplus;
 mod hires_cam;
+mod kpca_cam;
 mod layer_cam;
 mod random_cam;
 mod score_cam;
+mod shapley_cam;
 mod xgrad_cam;
 
 use crate::data::registry::NUM_LABELS;
@@ -39,6 +43,9 @@ pub struct CamContext<'a> {
     pub activations: Tensor,
     /// `[b, L, c, h, w]` for the `labels`, when the method uses gradients.
     pub grads: Option<Tensor>,
+    /// `[b, L, c, h, w]`: the Hessian of each label's score at the
+    /// activation times the activation, when the method asks for it.
+    pub hvp: Option<Tensor>,
     /// Logits `[b, 14]` of the forward pass.
     pub logits: Tensor,
     /// The labels asked for, in order (L of them).
@@ -84,6 +91,30 @@ pub trait CamMethod {
     fn terms(&self, _ctx: &CamContext) -> Result<Option<Tensor>> {
         Ok(None)
     }
+    /// A method that reads the whole network rather than one stage
+    /// (FullGrad) returns its raw maps at the input's resolution
+    /// (`[b, L, H, W]`, before the final scaling) and the logits here; the
+    /// engine then skips the stage machinery.
+    fn whole_network(
+        &self,
+        _model: &Model,
+        _x: &Tensor,
+        _labels: &[usize],
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        Ok(None)
+    }
+    /// Whether the engine must also compute each label's Hessian-vector
+    /// product `H a` at the activation (ShapleyCAM).
+    fn uses_hvp(&self) -> bool {
+        false
+    }
+    /// The score whose gradient a gradient method reads, per requested
+    /// label, as coefficients over the 14 logits (`[b, L, 14]`, taken at
+    /// the current logits): `None` (the default) is each label's own logit.
+    /// FinerCAM's comparison target is its derivative here.
+    fn targets(&self, _logits: &Tensor, _labels: &[usize]) -> Result<Option<Tensor>> {
+        Ok(None)
+    }
     /// The raw map `[b, L, h, w]` (before ReLU and scaling): by default the
     /// channel sum of `terms`.
     fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
@@ -117,55 +148,80 @@ fn eigen_smooth(terms: &Tensor) -> Result<Tensor> {
     Ok(eigen_cam::first_component(&m)?.f_view([b, l, h, w])?)
 }
 
-/// The methods, as pytorch-grad-cam defines them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    GradCam,
-    GradCamPlusPlus,
-    XGradCam,
-    HiResCam,
-    LayerCam,
-    EigenCam,
-    ScoreCam,
-    AblationCam,
-    EigenGradCam,
-    GradCamElementWise,
+/// The table of methods: each row is the variant, its implementation (one
+/// file under `src/cam/`), the name it is parsed from on the command line
+/// (with aliases) and its cost for all 14 labels of a batch. `Method`,
+/// `Method::ALL`, the parser, its error text and `Method::CLI_NAMES` (the
+/// CLI help) all come from it: a new method is one file and one row.
+macro_rules! methods {
+    ($($(#[$doc:meta])* $variant:ident => $imp:expr, $cli:literal $(| $alias:literal)*, $cost:literal;)*) => {
+        /// The methods, as pytorch-grad-cam defines them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum Method {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Method {
+            pub const ALL: [Method; [$($cli),*].len()] = [$(Method::$variant),*];
+            /// The names `--method` takes, comma-separated.
+            pub const CLI_NAMES: &'static str = concat_names!($($cli),*);
+
+            fn imp(self) -> Box<dyn CamMethod> {
+                match self {
+                    $(Method::$variant => Box::new($imp),)*
+                }
+            }
+
+            /// What it costs for all 14 labels of a batch, in passes.
+            pub fn cost(self) -> &'static str {
+                match self {
+                    $(Method::$variant => $cost,)*
+                }
+            }
+
+            fn parse_name(s: &str) -> Option<Method> {
+                match s {
+                    $($cli $(| $alias)* => Some(Method::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+/// `"a, b, c"` from string literals.
+macro_rules! concat_names {
+    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
+methods! {
+    GradCam => grad_cam::GradCam, "gradcam", "1 forward, 1 backward per label";
+    GradCamPlusPlus => grad_cam_plusplus::GradCamPlusPlus, "gradcam++" | "gradcamplusplus" | "gradcampp",
+        "1 forward, 1 backward per label";
+    XGradCam => xgrad_cam::XGradCam, "xgradcam", "1 forward, 1 backward per label";
+    HiResCam => hires_cam::HiResCam, "hirescam", "1 forward, 1 backward per label";
+    LayerCam => layer_cam::LayerCam, "layercam", "1 forward, 1 backward per label";
+    EigenCam => eigen_cam::EigenCam, "eigencam", "1 forward and one small eigendecomposition per image";
+    ScoreCam => score_cam::ScoreCam, "scorecam", "1 forward per channel and image (512 at layer4)";
+    AblationCam => ablation_cam::AblationCam, "ablationcam", "1 forward per channel and image (512 at layer4)";
+    EigenGradCam => eigen_grad_cam::EigenGradCam, "eigengradcam",
+        "1 forward, 1 backward and one small eigendecomposition per label";
+    GradCamElementWise => grad_cam_elementwise::GradCamElementWise, "gradcamelementwise" | "elementwise",
+        "1 forward, 1 backward per label";
     /// Random channel weights: the baseline of the trust checks.
-    RandomCam,
+    RandomCam => random_cam::RandomCam { seed: 0 }, "randomcam" | "random", "1 forward";
+    /// Grad-CAM of a comparison with the labels nearest in score.
+    FinerCam => finer_cam::FinerCam { alpha: 1.0 }, "finercam" | "finer", "1 forward, 1 backward per label";
+    KpcaCam => kpca_cam::KpcaCam, "kpcacam" | "kpca",
+        "1 forward and one small kernel eigendecomposition per image";
+    /// Input gradient x input plus every bias x its gradient (the whole network; the stage is ignored).
+    FullGrad => full_grad::FullGrad, "fullgrad", "1 forward, 1 backward per label through the whole network";
+    /// Gradient minus half the Hessian-vector product (Grad-CAM's maps on a ReLU network).
+    ShapleyCam => shapley_cam::ShapleyCam, "shapleycam" | "shapley", "1 forward, 2 backwards per label";
 }
 
 impl Method {
-    pub const ALL: [Method; 11] = [
-        Method::GradCam,
-        Method::GradCamPlusPlus,
-        Method::XGradCam,
-        Method::HiResCam,
-        Method::LayerCam,
-        Method::EigenCam,
-        Method::ScoreCam,
-        Method::AblationCam,
-        Method::EigenGradCam,
-        Method::GradCamElementWise,
-        Method::RandomCam,
-    ];
-
-    fn imp(self) -> Box<dyn CamMethod> {
-        match self {
-            Method::GradCam => Box::new(grad_cam::GradCam),
-            Method::GradCamPlusPlus => Box::new(grad_cam_plusplus::GradCamPlusPlus),
-            Method::XGradCam => Box::new(xgrad_cam::XGradCam),
-            Method::HiResCam => Box::new(hires_cam::HiResCam),
-            Method::LayerCam => Box::new(layer_cam::LayerCam),
-            Method::EigenCam => Box::new(eigen_cam::EigenCam),
-            Method::ScoreCam => Box::new(score_cam::ScoreCam),
-            Method::AblationCam => Box::new(ablation_cam::AblationCam),
-            Method::EigenGradCam => Box::new(eigen_grad_cam::EigenGradCam),
-            Method::GradCamElementWise => Box::new(grad_cam_elementwise::GradCamElementWise),
-            Method::RandomCam => Box::new(random_cam::RandomCam { seed: 0 }),
-        }
-    }
-
     pub fn name(self) -> &'static str {
         self.imp().name()
     }
@@ -173,28 +229,16 @@ impl Method {
 
 impl std::str::FromStr for Method {
     type Err = Error;
-    /// `gradcam`, `gradcam++` (or `gradcamplusplus`), `xgradcam`,
-    /// `hirescam`, `layercam`, `eigencam`, `scorecam`, `ablationcam`,
-    /// `eigengradcam`, `gradcamelementwise`, `randomcam`;
-    /// case, `-` and `_` are ignored.
+    /// One of [`Method::CLI_NAMES`] or an alias (`gradcamplusplus`,
+    /// `elementwise`, `random`, `finer`, `kpca`, `shapley`); case, `-`, `_` and
+    /// spaces are ignored.
     fn from_str(s: &str) -> Result<Method> {
-        match s.to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
-            "gradcam" => Ok(Method::GradCam),
-            "gradcam++" | "gradcamplusplus" | "gradcampp" => Ok(Method::GradCamPlusPlus),
-            "xgradcam" => Ok(Method::XGradCam),
-            "hirescam" => Ok(Method::HiResCam),
-            "layercam" => Ok(Method::LayerCam),
-            "eigencam" => Ok(Method::EigenCam),
-            "scorecam" => Ok(Method::ScoreCam),
-            "ablationcam" => Ok(Method::AblationCam),
-            "eigengradcam" => Ok(Method::EigenGradCam),
-            "gradcamelementwise" | "elementwise" => Ok(Method::GradCamElementWise),
-            "randomcam" | "random" => Ok(Method::RandomCam),
-            _ => Err(Error::invalid(
+        Method::parse_name(&s.to_ascii_lowercase().replace(['-', '_', ' '], "")).ok_or_else(|| {
+            Error::invalid(
                 "CAM method",
-                format!("{s:?} (known: gradcam, gradcam++, xgradcam, hirescam, layercam, eigencam, scorecam, ablationcam, eigengradcam, gradcamelementwise, randomcam)"),
-            )),
-        }
+                format!("{s:?} (known: {})", Method::CLI_NAMES),
+            )
+        })
     }
 }
 
@@ -391,6 +435,19 @@ fn compute_upsampled(
     }
     let imp = method.imp();
     let x = input.f_to_device(model.device())?;
+    if let Some((raw, logits)) = imp.whole_network(model, &x, labels)? {
+        let low = scale_maps(&raw.f_relu()?)?;
+        let r = CamResult {
+            method,
+            stage,
+            labels: labels.to_vec(),
+            probs: logits.f_sigmoid()?,
+            raw,
+            low: low.shallow_clone(),
+            maps: Tensor::new(),
+        };
+        return Ok((r, low));
+    }
     // The backbone below the stage never needs a graph: it runs without
     // one, and the graph (for gradient methods) starts at the activation.
     let act = tch::no_grad(|| model.net.forward_to(&x, stage, false));
@@ -400,19 +457,43 @@ fn compute_upsampled(
     } else {
         (tch::no_grad(|| model.net.forward_from(stage, &act)), act)
     };
+    let want_hvp = imp.uses_hvp();
+    let mut hvps = Vec::new();
     let grads = if imp.uses_gradients() {
         let mut gs = Vec::with_capacity(labels.len());
+        let targets = imp.targets(&logits, labels)?;
         for (i, &l) in labels.iter().enumerate() {
             // Each image's score depends on its own activation only (eval
             // mode), so one backward of the summed logits gives every image's gradient.
-            let score = logits.f_select(1, l as i64)?.f_sum(Kind::Float)?;
+            let score = match &targets {
+                None => logits.f_select(1, l as i64)?.f_sum(Kind::Float)?,
+                Some(c) => logits
+                    .f_mul(&c.f_select(1, i as i64)?)?
+                    .f_sum(Kind::Float)?,
+            };
             let keep = i + 1 < labels.len();
-            let g = Tensor::f_run_backward(&[score], &[&act], keep, false)?;
-            gs.push(
-                g.into_iter()
-                    .next()
-                    .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?,
-            );
+            let g = Tensor::f_run_backward(&[score], &[&act], keep || want_hvp, want_hvp)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?;
+            if want_hvp {
+                // d(g . a)/da with a held fixed in the product: H a. Where
+                // g does not depend on a (a linear head), it is zero.
+                let h = if g.requires_grad() {
+                    let ga = g.f_mul(&act.f_detach()?)?.f_sum(Kind::Float)?;
+                    Tensor::f_run_backward(&[ga], &[&act], keep, false)?
+                        .into_iter()
+                        .next()
+                        .filter(|h| h.defined())
+                } else {
+                    None
+                };
+                hvps.push(match h {
+                    Some(h) => h,
+                    None => g.f_zeros_like()?,
+                });
+            }
+            gs.push(g.f_detach()?);
         }
         Some(Tensor::f_stack(&gs, 1)?)
     } else {
@@ -424,6 +505,11 @@ fn compute_upsampled(
         input: &x,
         activations: act.f_detach()?,
         grads,
+        hvp: if want_hvp {
+            Some(Tensor::f_stack(&hvps, 1)?)
+        } else {
+            None
+        },
         logits: logits.f_detach()?,
         labels,
         chunk: chunk.max(1),

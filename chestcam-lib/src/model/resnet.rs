@@ -173,6 +173,42 @@ impl BasicBlock {
         };
         (ys + short).relu()
     }
+
+    /// Eval-mode `forward`, keeping each batch norm's output (bn1, bn2,
+    /// then the shortcut's) with its effective bias in `kept`.
+    fn forward_keeping(&self, xs: &Tensor, kept: &mut Vec<(Tensor, Tensor)>) -> Tensor {
+        let a = xs.apply(&self.conv1).apply_t(&self.bn1, false);
+        kept.push((a.shallow_clone(), bn_bias(&self.bn1)));
+        let b = a.relu().apply(&self.conv2).apply_t(&self.bn2, false);
+        kept.push((b.shallow_clone(), bn_bias(&self.bn2)));
+        let short = match &self.downsample {
+            Some((c, bn)) => {
+                let s = xs.apply(c).apply_t(bn, false);
+                kept.push((s.shallow_clone(), bn_bias(bn)));
+                s
+            }
+            None => xs.shallow_clone(),
+        };
+        (b + short).relu()
+    }
+}
+
+/// A batch norm's bias in eval mode, `beta - mean * gamma / sqrt(var + eps)`
+/// (what it adds whatever the input; FullGrad's bias term), detached.
+fn bn_bias(bn: &nn::BatchNorm) -> Tensor {
+    // tch's default BatchNormConfig, which every batch norm here uses.
+    const EPS: f64 = 1e-5;
+    tch::no_grad(|| {
+        let scale = match &bn.ws {
+            Some(w) => w / (&bn.running_var + EPS).sqrt(),
+            None => (&bn.running_var + EPS).sqrt().reciprocal(),
+        };
+        let shift = -(&bn.running_mean * scale);
+        match &bn.bs {
+            Some(b) => shift + b,
+            None => shift,
+        }
+    })
 }
 
 /// ResNet-18 with one input channel and `num_labels` logits.
@@ -248,6 +284,29 @@ impl ResNet18 {
         x.adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
             .apply(&self.head)
+    }
+
+    /// Eval-mode logits with every batch norm's output (in the autograd
+    /// graph) and its effective bias, in module order (FullGrad reads the
+    /// gradient at each).
+    pub fn forward_keeping_batch_norms(&self, xs: &Tensor) -> (Tensor, Vec<(Tensor, Tensor)>) {
+        let mut kept = Vec::new();
+        let a = xs.apply(&self.conv1).apply_t(&self.bn1, false);
+        kept.push((a.shallow_clone(), bn_bias(&self.bn1)));
+        let mut x = a.relu();
+        if self.stem == Stem::Imagenet {
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for layer in &self.layers {
+            for b in layer {
+                x = b.forward_keeping(&x, &mut kept);
+            }
+        }
+        let logits = x
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&self.head);
+        (logits, kept)
     }
 
     /// Parameters per stage: stem, layer1..layer4, head.

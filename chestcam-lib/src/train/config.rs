@@ -81,6 +81,11 @@ pub struct TrainConfig {
     /// partial batch of an epoch runs eagerly. Same steps, fewer launches:
     /// 1.4x at 28 px on an H100 (`chestcam bench`).
     pub cuda_graph: bool,
+    /// CUDA only: cuDNN autotunes each convolution's algorithm for the
+    /// shapes it meets (`torch.backends.cudnn.benchmark`), at the cost of a
+    /// few slow first steps and run-to-run bitwise differences. PyTorch's
+    /// fastest recipe in `chestcam bench` uses it.
+    pub cudnn_benchmark: bool,
 }
 
 impl Default for TrainConfig {
@@ -103,6 +108,7 @@ impl Default for TrainConfig {
             imagenet: None,
             channels_last: None,
             cuda_graph: false,
+            cudnn_benchmark: false,
             precision: Precision::Fp32,
         }
     }

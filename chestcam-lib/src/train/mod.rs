@@ -371,6 +371,17 @@ pub fn train(
             format!("the run is on {device:?}: CUDA graphs need a CUDA device"),
         ));
     }
+    if cfg.cudnn_benchmark && !device.is_cuda() {
+        return Err(Error::invalid(
+            "--cudnn-benchmark",
+            format!("the run is on {device:?}: cuDNN autotuning needs a CUDA device"),
+        ));
+    }
+    // Process-wide in libtorch: set either way, so an earlier run in the
+    // same process (a notebook) does not leak its choice into this one.
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(cfg.cudnn_benchmark);
+    }
     let stem = cfg.stem_for(data.size);
     tch::manual_seed(cfg.seed as i64);
     let mut model = Model::new(stem, data.size, device)?;

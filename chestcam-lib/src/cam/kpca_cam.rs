@@ -1,0 +1,60 @@
+//! KPCA-CAM: the activations projected on their first kernel principal
+//! component (gradient-free, the same map for every label), as
+//! pytorch-grad-cam's `KPCA_CAM` with its defaults (scikit-learn's
+//! `KernelPCA(n_components=1, kernel="sigmoid")`: `gamma = 1 / channels`,
+//! `coef0 = 1`).
+//!
+//! Per image: the positions x channels matrix, centred over positions; the
+//! sigmoid kernel `tanh(gamma x.y + 1)` between positions, double-centred;
+//! its top eigenvector times the square root of its eigenvalue. The sign of
+//! an eigenvector is arbitrary (scikit-learn makes its largest entry
+//! positive); chestcam applies EigenCAM's convention instead: the map
+//! correlates positively with the mean activation at each position.
+//! Cost: one forward, and a batched eigendecomposition of positions x
+//! positions matrices.
+use super::eigen_cam::{conventional_sign, eigh_on_cpu};
+use super::{CamContext, CamMethod};
+use crate::Result;
+use tch::{Kind, Tensor};
+
+pub struct KpcaCam;
+
+/// `[b, n]` projections of `m` (`[b, n, c]`) on the first kernel principal
+/// component, under chestcam's sign convention (float).
+pub(super) fn first_kernel_component(m: &Tensor) -> Result<Tensor> {
+    let m = m.f_nan_to_num(0.0, None, None)?.f_to_kind(Kind::Double)?;
+    let (n, c) = (m.size()[1], m.size()[2]);
+    let centred = m.f_sub(&m.f_mean_dim(1i64, true, Kind::Double)?)?;
+    let k = centred
+        .f_matmul(&centred.f_transpose(1, 2)?)?
+        .f_mul_scalar(1.0 / c as f64)?
+        .f_add_scalar(1.0)?
+        .f_tanh()?;
+    // KernelCenterer: K - row means - column means + the grand mean.
+    let rows = k.f_mean_dim(2i64, true, Kind::Double)?;
+    let cols = k.f_mean_dim(1i64, true, Kind::Double)?;
+    let all = k.f_mean_dim([1i64, 2].as_slice(), true, Kind::Double)?;
+    let kc = k.f_sub(&rows)?.f_sub(&cols)?.f_add(&all)?;
+    let (vals, vecs) = eigh_on_cpu(&kc)?;
+    let lambda = vals.f_narrow(1, n - 1, 1)?.f_clamp_min(0.0)?.f_sqrt()?;
+    let proj = vecs.f_select(2, n - 1)?.f_mul(&lambda)?;
+    Ok(conventional_sign(&proj, &m)?.f_to_kind(Kind::Float)?)
+}
+
+impl CamMethod for KpcaCam {
+    fn name(&self) -> &'static str {
+        "KPCA-CAM"
+    }
+    fn uses_gradients(&self) -> bool {
+        false
+    }
+    fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
+        let s = ctx.activations.size();
+        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+        let m = ctx.activations.f_view([b, c, h * w])?.f_transpose(1, 2)?;
+        let proj = first_kernel_component(&m)?.f_view([b, 1, h, w])?;
+        Ok(proj
+            .f_expand([b, ctx.labels.len() as i64, h, w], false)?
+            .f_contiguous()?)
+    }
+}
