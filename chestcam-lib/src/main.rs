@@ -345,6 +345,11 @@ struct ExplainArgs {
     /// through every image, all 14 labels, each method and stage.
     #[arg(long)]
     html: bool,
+    /// Also write <name>_maps.npz beside the JSON (numpy.load reads it):
+    /// raw (as the method made them, before ReLU and scaling, at the
+    /// activation's resolution), scaled (as shown, at the input's), or both.
+    #[arg(long)]
+    maps: Option<String>,
     /// With --html: the stages the viewer offers, each on its own
     /// (layer3,layer4, or all); default: --stage.
     #[arg(long, requires = "html")]
@@ -715,6 +720,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             use chestcam::cam::explain::{explain, explain_split, load_xray, ExplainOptions};
             let stages = list(&a.stage, &chestcam::model::Stage::ALL, |s| s.trim().parse())?;
             let methods = list(&a.method, &chestcam::cam::Method::ALL, |s| s.parse())?;
+            let maps_out: Option<chestcam::cam::explain::MapsOut> =
+                a.maps.as_deref().map(str::parse).transpose()?;
             if methods.len() > 1 && !a.html {
                 return Err(chestcam::Error::invalid(
                     "--method",
@@ -793,6 +800,13 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 if a.html {
                     paths.push(a.out.join(VIEWER_FILE));
                 }
+                if maps_out.is_some() {
+                    paths.extend(
+                        names
+                            .iter()
+                            .map(|n| chestcam::cam::explain::maps_path(&a.out, n)),
+                    );
+                }
                 chestcam::cam::explain::refuse_existing(&paths)?;
             }
             let ex = if let Some(path) = &a.image {
@@ -842,6 +856,9 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             for e in &ex {
                 for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms, a.overwrite)? {
                     say!("{}", p.display());
+                }
+                if let Some(m) = maps_out {
+                    say!("{}", e.write_maps(&a.out, m)?.display());
                 }
             }
         }

@@ -374,6 +374,65 @@ fn explain_writes_panels_gifs_and_json() {
         !out.status.success() && err.contains("several need --html"),
         "{err}"
     );
+    // --maps both: the unnormalised maps beside the scaled ones, in an npz
+    // numpy reads; the scaled maps are the raw ones ReLU'd, scaled,
+    // upsampled and scaled again, as the engine makes them (checked with
+    // torch's own bilinear upsampling, in the venv's python).
+    let out = chestcam()
+        .args([
+            "explain", "--split", "test", "--index", "1", "--labels", "top2", "--maps",
+        ])
+        .args(["both", "--trust-steps", "0", "--overwrite", "--run"])
+        .arg(&run)
+        .arg("--out")
+        .arg(&ex)
+        .output()
+        .unwrap();
+    ok(&out);
+    let npz = ex.join("test_1_maps.npz");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test_1_maps.npz"));
+    let check = r#"
+import sys, numpy as np, torch, torch.nn.functional as F
+d = np.load(sys.argv[1])
+assert sorted(d.keys()) == ["labels", "raw", "scaled"], list(d.keys())
+raw, scaled = torch.from_numpy(d["raw"]), torch.from_numpy(d["scaled"])
+assert raw.dtype == torch.float32 and d["labels"].dtype == np.int64 and len(d["labels"]) == 2
+def scale(m):
+    m = m - m.amin((-2, -1), keepdim=True)
+    return m / (m.amax((-2, -1), keepdim=True) + 1e-7)
+up = F.interpolate(scale(raw.relu())[:, None], size=scaled.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+diff = (scale(up.relu()) - scaled).abs().max().item()
+assert diff < 1e-5, diff
+assert raw.min() < 0, "raw maps keep their negative part"
+print(d["labels"].tolist(), diff)
+"#;
+    let py = std::process::Command::new("python")
+        .args(["-c", check])
+        .arg(&npz)
+        .output()
+        .expect("python (make setup)");
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ex.join("test_1.json")).unwrap()).unwrap();
+    let shown: Vec<String> = j["shown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let listed = String::from_utf8_lossy(&py.stdout);
+    let idx: Vec<usize> = shown
+        .iter()
+        .map(|n| chestcam::data::registry::label_index(n).unwrap())
+        .collect();
+    assert_eq!(
+        listed.split(']').next().unwrap(),
+        format!("{idx:?}").trim_end_matches(']')
+    );
     // A user's RGB, non-square JPEG and a grey PNG.
     let rgb = image::RgbImage::from_fn(300, 200, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])

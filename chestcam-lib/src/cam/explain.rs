@@ -129,6 +129,13 @@ pub struct Explanation {
     /// One `size x size` map in [0, 1] per shown label.
     #[serde(skip)]
     pub maps: Vec<Vec<f32>>,
+    /// Per shown label: the map as the method made it, before the ReLU and
+    /// the scaling (`raw_side x raw_side`, the activation's resolution; the
+    /// first stage's when several are averaged; the input's for FullGrad).
+    #[serde(skip)]
+    pub raw: Vec<Vec<f32>>,
+    #[serde(skip)]
+    pub raw_side: usize,
     /// Per shown label: the map is constant (after the ReLU nothing in the
     /// image raised the score), so it shows no location at all. Panels say
     /// so instead of showing a uniform colour as if it meant something.
@@ -239,6 +246,14 @@ pub fn explain(
     let probs: Vec<f32> =
         Vec::<f32>::try_from(r.probs.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
     let maps: Vec<f32> = Vec::<f32>::try_from(r.maps.f_to_device(Device::Cpu)?.f_flatten(0, -1)?)?;
+    let raw_side = r.raw.size().last().copied().unwrap_or(0) as usize;
+    let raw: Vec<f32> = Vec::<f32>::try_from(
+        r.raw
+            .f_to_device(Device::Cpu)?
+            .f_to_kind(tch::Kind::Float)?
+            .f_flatten(0, -1)?,
+    )?;
+    let rr = raw_side * raw_side;
     let mut out = Vec::with_capacity(n);
     for (i, name) in names.iter().enumerate() {
         let p = probs[i * NUM_LABELS..(i + 1) * NUM_LABELS].to_vec();
@@ -248,6 +263,10 @@ pub fn explain(
             .map(|&l| maps[(i * NUM_LABELS + l) * s * s..(i * NUM_LABELS + l + 1) * s * s].to_vec())
             .collect();
         let flat = ms.iter().map(|m| is_flat(m)).collect();
+        let raws: Vec<Vec<f32>> = shown
+            .iter()
+            .map(|&l| raw[(i * NUM_LABELS + l) * rr..(i * NUM_LABELS + l + 1) * rr].to_vec())
+            .collect();
         let trust = match &random {
             Some(rm) => {
                 let i = i as i64;
@@ -271,6 +290,8 @@ pub fn explain(
             truth: truth.map(|t| t[i * NUM_LABELS..(i + 1) * NUM_LABELS].to_vec()),
             shown,
             maps: ms,
+            raw: raws,
+            raw_side,
             flat,
             trust,
             options: Some(o.overlay),
@@ -425,6 +446,61 @@ impl Explanation {
         crate::util::write_atomic(json, text.as_bytes())?;
         Ok(paths.to_vec())
     }
+}
+
+/// Which maps `--maps` writes beside the JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapsOut {
+    /// As the method made them, before ReLU and scaling, at the
+    /// activation's resolution.
+    Raw,
+    /// As shown: ReLU'd, scaled to [0, 1], at the input's resolution.
+    Scaled,
+    Both,
+}
+
+impl std::str::FromStr for MapsOut {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<MapsOut> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "raw" => Ok(MapsOut::Raw),
+            "scaled" => Ok(MapsOut::Scaled),
+            "both" => Ok(MapsOut::Both),
+            _ => Err(Error::invalid(
+                "--maps",
+                format!("{s:?} (expected raw, scaled or both)"),
+            )),
+        }
+    }
+}
+
+impl Explanation {
+    /// Writes `<name>_maps.npz` into `dir` (atomically), readable with
+    /// `numpy.load`: `labels` (int64, the shown labels' indices, as in the
+    /// JSON), and `raw` (`[L, h, w]` float32) and/or `scaled` (`[L, H, W]`
+    /// float32).
+    pub fn write_maps(&self, dir: &Path, which: MapsOut) -> Result<std::path::PathBuf> {
+        use crate::data::npz::{Compression, NpzWriter};
+        let path = maps_path(dir, &self.name);
+        let mut w = NpzWriter::create(&path, Compression::Deflated)?;
+        let labels: Vec<i64> = self.shown.iter().map(|&l| l as i64).collect();
+        w.add_i64("labels", &[labels.len()], &labels)?;
+        let l = self.shown.len();
+        if which != MapsOut::Scaled {
+            let flat: Vec<f32> = self.raw.concat();
+            w.add_f32("raw", &[l, self.raw_side, self.raw_side], &flat)?;
+        }
+        if which != MapsOut::Raw {
+            let flat: Vec<f32> = self.maps.concat();
+            w.add_f32("scaled", &[l, self.size, self.size], &flat)?;
+        }
+        w.finish()
+    }
+}
+
+/// The file [`Explanation::write_maps`] writes for `name` in `dir`.
+pub fn maps_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{}_maps.npz", output_stem(name)))
 }
 
 /// A file-name stem for an explained image's outputs: its name with every

@@ -256,14 +256,36 @@ impl NpzWriter {
 
     /// Adds `key.npy` holding `data` with `shape` (C order, uint8).
     pub fn add_u8(&mut self, key: &str, shape: &[usize], data: &[u8]) -> Result<()> {
+        self.add(key, "|u1", shape, data.len(), data)
+    }
+
+    /// Adds `key.npy` holding `data` with `shape` (C order, little-endian
+    /// float32).
+    pub fn add_f32(&mut self, key: &str, shape: &[usize], data: &[f32]) -> Result<()> {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.add(key, "<f4", shape, data.len(), &bytes)
+    }
+
+    /// Adds `key.npy` holding `data` with `shape` (C order, little-endian
+    /// int64).
+    pub fn add_i64(&mut self, key: &str, shape: &[usize], data: &[i64]) -> Result<()> {
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.add(key, "<i8", shape, data.len(), &bytes)
+    }
+
+    fn add(
+        &mut self,
+        key: &str,
+        descr: &str,
+        shape: &[usize],
+        n: usize,
+        data: &[u8],
+    ) -> Result<()> {
         let count: usize = shape.iter().product();
-        if count != data.len() {
+        if count != n {
             return Err(Error::invalid(
                 format!("array {key}"),
-                format!(
-                    "shape {shape:?} holds {count} values but {} were given",
-                    data.len()
-                ),
+                format!("shape {shape:?} holds {count} values but {n} were given"),
             ));
         }
         let method = match self.compression {
@@ -280,7 +302,7 @@ impl NpzWriter {
             .ok_or_else(|| Error::invalid("npz writer", "already finished"))?;
         zip.start_file(format!("{key}.npy"), opts)
             .map_err(|e| Error::bad_file(&tmp, format!("cannot add {key}: {e}")))?;
-        zip.write_all(&npy_header(shape))
+        zip.write_all(&npy_header_typed(descr, shape))
             .map_err(|e| Error::io(&tmp, e))?;
         zip.write_all(data).map_err(|e| Error::io(&tmp, e))?;
         Ok(())
@@ -313,6 +335,11 @@ impl Drop for NpzWriter {
 /// A version-1 `.npy` header for a C-order uint8 array, padded to 64 bytes
 /// as numpy does.
 pub fn npy_header(shape: &[usize]) -> Vec<u8> {
+    npy_header_typed("|u1", shape)
+}
+
+/// [`npy_header`] for the numpy type `descr` (`|u1`, `<f4`, `<i8`).
+pub fn npy_header_typed(descr: &str, shape: &[usize]) -> Vec<u8> {
     let dims = match shape.len() {
         1 => format!("{},", shape[0]),
         _ => shape
@@ -321,7 +348,7 @@ pub fn npy_header(shape: &[usize]) -> Vec<u8> {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    let mut dict = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({dims}), }}");
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
     let unpadded = 10 + dict.len() + 1;
     dict.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     dict.push('\n');
