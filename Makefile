@@ -19,7 +19,7 @@ BENCH_ENV := MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296
 BENCH_DATA ?= $(NIH1000)
 
 bench: build
-	$(ENV) $(BENCH_ENV) ./target/release/chestcam bench --data $(BENCH_DATA) --out $(OUT)/bench
+	$(ENV) $(BENCH_ENV) ./target/release/chestcam bench --data $(BENCH_DATA) --all-methods --out $(OUT)/bench
 
 setup:
 	@bash scripts/setup.sh

@@ -74,6 +74,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--cam-reps", type=int, default=3)
+    ap.add_argument("--all-methods", action="store_true",
+                    help="also time every other CAM method's 14 calls (once each)")
     ap.add_argument("--rust-logits", default=None, help="safetensors with chestcam's eval logits (key 'logits')")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stem", default="small")
@@ -224,6 +226,28 @@ def main():
                 cam(input_tensor=x, targets=[ClassifierOutputTarget(label)] * len(x))
 
         res["gradcam14_s"] = timed(all14, 0, a.cam_reps)
+        # Every other method chestcam has, once each (after a one-label
+        # warm-up): 14 calls, one per label, as pytorch-grad-cam needs; one
+        # call for EigenCAM and KPCA-CAM, whose map is the same for every
+        # label. ScoreCAM and AblationCAM (a forward per channel) are left out.
+        if a.all_methods:
+            import pytorch_grad_cam as pgc
+            classes = {"GradCAM++": pgc.GradCAMPlusPlus, "XGradCAM": pgc.XGradCAM,
+                       "HiResCAM": pgc.HiResCAM, "LayerCAM": pgc.LayerCAM, "EigenCAM": pgc.EigenCAM,
+                       "EigenGradCAM": pgc.EigenGradCAM, "GradCAMElementWise": pgc.GradCAMElementWise,
+                       "RandomCAM": pgc.RandomCAM, "FinerCAM": pgc.FinerCAM, "KPCA-CAM": pgc.KPCA_CAM,
+                       "FullGrad": pgc.FullGrad, "ShapleyCAM": pgc.ShapleyCAM}
+            res["cam14_s"] = {}
+            for name, cls in classes.items():
+                c = cls(model=m, target_layers=[m.layer4])
+
+                def one(label, c=c, name=name):
+                    if name == "FinerCAM":
+                        return c(input_tensor=x, target_idx=label)
+                    return c(input_tensor=x, targets=[ClassifierOutputTarget(label)] * len(x))
+                one(0)
+                calls = 1 if name in ("EigenCAM", "KPCA-CAM") else 14
+                res["cam14_s"][name] = timed(lambda: [one(l) for l in range(calls)], 0, 1)
     except ImportError as e:
         res["gradcam14_s"] = None
         res["gradcam_skipped"] = str(e)

@@ -299,7 +299,10 @@ features are less about any one finding.
 l3[0].panel()?"""),
     ("markdown", """
 **Another method.** Set `method: Method::HiResCam` or `Method::EigenCam` in
-the settings cell and rerun. EigenCAM draws the same map for every label
+the settings cell and rerun. `Method::FinerCam` shows what raises a finding
+above the three findings whose scores are nearest (the ones the model could
+confuse it with); `Method::FullGrad` reads the whole network instead of one
+layer, so its maps are as fine as the X-ray. EigenCAM draws the same map for every label
 (it never looks at the label): the label sensitivity of section 5 scores it
 1.0. **A label the model never predicts** (probability near 0 on every
 image) often gives a map marked FLAT: nothing raised its score.

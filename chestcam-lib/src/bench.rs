@@ -28,6 +28,9 @@ pub struct BenchOptions {
     pub road_images: usize,
     /// `auto`, `cpu`, `cuda`, `cuda:N`: both sides run there.
     pub device: String,
+    /// Also time every other method's 14 calls in pytorch-grad-cam (once
+    /// each; minutes on a CPU).
+    pub all_methods: bool,
 }
 
 /// Waits for the device's queued work, so that a timing is real.
@@ -307,8 +310,14 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         "plain forward (chestcam)", infer
     ));
     for (method, secs) in &cam_costs {
+        let theirs = py
+            .get("cam14_s")
+            .and_then(|m| m.get(method.name()))
+            .and_then(|v| v.as_f64())
+            .map(|s| format!("; pytorch-grad-cam {s:.3} s, {:.1}x", s / secs))
+            .unwrap_or_default();
         t.push_str(&format!(
-            "{:<40} {:>9.3} s   ({:.2} forwards; {})\n",
+            "{:<40} {:>9.3} s   ({:.2} forwards; {}{theirs})\n",
             format!("{}, one call", method.name()),
             secs,
             secs / infer,
@@ -526,6 +535,7 @@ fn run_python(
         .args(["--rust-logits", &logits.display().to_string()])
         .args(["--device", &o.device, "--stem", &stem.to_string()])
         .args(["--cam-reps", &o.reps.min(3).to_string()])
+        .args(o.all_methods.then_some("--all-methods"))
         .output()
         .map_err(|e| Error::io(&o.script, e))?;
     if !out.status.success() {

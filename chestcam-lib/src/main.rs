@@ -403,6 +403,10 @@ struct BenchArgs {
     /// Images for the ROAD row (14 labels each, against pytorch-grad-cam); 0 skips it.
     #[arg(long, default_value_t = 128)]
     road_images: usize,
+    /// Also time every other CAM method's 14 calls in pytorch-grad-cam
+    /// against chestcam's one call (once each; minutes on a CPU).
+    #[arg(long)]
+    all_methods: bool,
     /// auto, cpu, cuda or cuda:N: where both sides run (auto: CUDA when present).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -708,6 +712,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 score_batch: a.score_batch,
                 road_images: a.road_images,
                 device: a.device,
+                all_methods: a.all_methods,
             };
             let report = chestcam::bench::run(&o)?;
             emit(&report.text)?;

@@ -11,6 +11,7 @@ pub mod phantom;
 pub mod registry;
 pub mod source;
 pub mod summary;
+pub mod xray;
 
 use crate::{Error, Result};
 use registry::NUM_LABELS;
