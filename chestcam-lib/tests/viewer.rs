@@ -20,6 +20,26 @@ fn nih() -> String {
     format!("{dir}/nih1000.npz")
 }
 
+/// nih1000 and a model for its size initialised from `seed`. The global
+/// RNG is shared by the tests running in parallel: the seed and the
+/// initialisation happen under one lock, so the weights are always the
+/// seed's (with another test's draws in between, a label's map was flat
+/// in one run of five, and the test's "views differ" check failed).
+fn nih_and_model(seed: i64) -> (chestcam::data::Dataset, Model) {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let data = nih()
+        .parse::<DataSource>()
+        .unwrap()
+        .load(&mut chestcam::progress::Silent)
+        .unwrap();
+    let model = {
+        let _held = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(seed);
+        Model::new(Stem::Small, data.size, Device::Cpu).unwrap()
+    };
+    (data, model)
+}
+
 /// The page's data, read back from its `<script type="application/json">`.
 fn page_data(html: &str) -> serde_json::Value {
     let start = html.find("class=\"ccv-data\">").unwrap() + "class=\"ccv-data\">".len();
@@ -42,13 +62,7 @@ fn order(v: &Viewer, i: usize) -> Vec<usize> {
 
 #[test]
 fn viewer_page_is_self_contained_and_its_reference_pictures_follow_the_maps() {
-    tch::manual_seed(11);
-    let data = nih()
-        .parse::<DataSource>()
-        .unwrap()
-        .load(&mut chestcam::progress::Silent)
-        .unwrap();
-    let model = Model::new(Stem::Small, data.size, Device::Cpu).unwrap();
+    let (data, model) = nih_and_model(11);
     let idx = [0usize, 1, 2, 3];
     let opts = ExplainOptions {
         trust_steps: 4,
@@ -124,8 +138,15 @@ fn viewer_page_is_self_contained_and_its_reference_pictures_follow_the_maps() {
     // Every map has a trust line, and each view's maps differ from the others'.
     let m = |view: usize, l: usize| v.images[0].maps[view][l].as_ref().unwrap();
     assert!(m(0, 0).trust.is_some());
-    assert_ne!(m(0, 0).map, m(1, 0).map);
-    assert_ne!(m(0, 0).map, m(2, 0).map);
+    // (A label whose map is flat under both views is flat in both: with
+    // this seed label 0 is, so every label with a map is compared.)
+    let located: Vec<usize> = (0..14).filter(|&l| !m(0, l).flat).collect();
+    eprintln!("labels with a map under GradCAM at layer3: {located:?}");
+    assert!(located.len() >= 3, "{located:?}");
+    for &l in &located {
+        assert_ne!(m(0, l).map, m(1, l).map, "label {l}: layer3 and layer4");
+        assert_ne!(m(0, l).map, m(2, l).map, "label {l}: GradCAM and HiResCAM");
+    }
 
     // One flat map, to show the page's warning: the second label of image 0
     // under the first view.
@@ -216,12 +237,7 @@ fn viewer_page_is_self_contained_and_its_reference_pictures_follow_the_maps() {
 
 #[test]
 fn viewer_refuses_mismatched_views() {
-    let data = nih()
-        .parse::<DataSource>()
-        .unwrap()
-        .load(&mut chestcam::progress::Silent)
-        .unwrap();
-    let model = Model::new(Stem::Small, data.size, Device::Cpu).unwrap();
+    let (data, model) = nih_and_model(12);
     let o = ExplainOptions {
         labels: LabelChoice::Top(2),
         trust_steps: 0,
