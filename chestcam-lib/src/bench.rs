@@ -182,15 +182,17 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     // bf16 row uses it; its first steps search, so more warm-up.
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
-        for precision in [Precision::Fp32, Precision::Bf16] {
-            let name = format!("{precision}, {}, cudnn.benchmark", layout(cl));
-            let secs = time_step(cl, true, precision, o.warmup + 5);
-            if secs.is_err() {
-                tch::Cuda::cudnn_set_benchmark(false);
-            }
-            variant_ips.push((name, b as f64 / secs?));
-        }
+        let tuned = [Precision::Fp32, Precision::Bf16]
+            .into_iter()
+            .map(|precision| {
+                let secs = time_step(cl, true, precision, o.warmup + 5)?;
+                let name = format!("{precision}, {}, cudnn.benchmark", layout(cl));
+                Ok((name, b as f64 / secs))
+            })
+            .collect::<Result<Vec<_>>>();
+        // Process-wide: off again whether or not a step failed.
         tch::Cuda::cudnn_set_benchmark(false);
+        variant_ips.extend(tuned?);
     }
     // Every method that needs at most a forward and 14 backwards, all 14
     // labels of the batch in one call each (Grad-CAM first).

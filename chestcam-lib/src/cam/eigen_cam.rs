@@ -53,12 +53,11 @@ pub(super) fn first_component(m: &Tensor) -> Result<Tensor> {
 }
 
 /// chestcam's sign convention for a projection `proj` (`[b, n]`) of the
-/// matrices `m` (`[b, n, c]`, one row per position): negated where it
+/// matrices `m` (`[b, n, c]`, one row per position, double precision and
+/// NaN-free, as both projections prepare them): negated where it
 /// correlates negatively with the mean over channels of the (uncentred)
-/// matrix at each position (double precision).
+/// matrix at each position.
 pub(super) fn conventional_sign(proj: &Tensor, m: &Tensor) -> Result<Tensor> {
-    let m = m.f_nan_to_num(0.0, None, None)?.f_to_kind(Kind::Double)?;
-    let proj = proj.f_to_kind(Kind::Double)?;
     let agree = proj
         .f_mul(&m.f_mean_dim(2i64, false, Kind::Double)?)?
         .f_sum_dim_intlist(1i64, true, Kind::Double)?;
@@ -78,13 +77,23 @@ impl CamMethod for EigenCam {
         false
     }
     fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
-        let s = ctx.activations.size();
-        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
-        // [b, hw, c]: one row per position, as pytorch-grad-cam's SVD sees it.
-        let m = ctx.activations.f_view([b, c, h * w])?.f_transpose(1, 2)?;
-        let proj = first_component(&m)?.f_view([b, 1, h, w])?;
-        Ok(proj
-            .f_expand([b, ctx.labels.len() as i64, h, w], false)?
-            .f_contiguous()?)
+        same_map_for_every_label(ctx, first_component)
     }
+}
+
+/// A gradient-free map: the activations as one row per position
+/// (`[b, hw, c]`, as pytorch-grad-cam's projections see them) projected by
+/// `project` to `[b, hw]`, the same map for every requested label
+/// (EigenCAM, KPCA-CAM).
+pub(super) fn same_map_for_every_label(
+    ctx: &CamContext,
+    project: fn(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let s = ctx.activations.size();
+    let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let m = ctx.activations.f_view([b, c, h * w])?.f_transpose(1, 2)?;
+    let proj = project(&m)?.f_view([b, 1, h, w])?;
+    Ok(proj
+        .f_expand([b, ctx.labels.len() as i64, h, w], false)?
+        .f_contiguous()?)
 }

@@ -12,7 +12,7 @@
 //! correlates positively with the mean activation at each position.
 //! Cost: one forward, and a batched eigendecomposition of positions x
 //! positions matrices.
-use super::eigen_cam::{conventional_sign, eigh_on_cpu};
+use super::eigen_cam::{conventional_sign, eigh_on_cpu, same_map_for_every_label};
 use super::{CamContext, CamMethod};
 use crate::Result;
 use tch::{Kind, Tensor};
@@ -49,12 +49,6 @@ impl CamMethod for KpcaCam {
         false
     }
     fn cam(&self, ctx: &CamContext) -> Result<Tensor> {
-        let s = ctx.activations.size();
-        let (b, c, h, w) = (s[0], s[1], s[2], s[3]);
-        let m = ctx.activations.f_view([b, c, h * w])?.f_transpose(1, 2)?;
-        let proj = first_kernel_component(&m)?.f_view([b, 1, h, w])?;
-        Ok(proj
-            .f_expand([b, ctx.labels.len() as i64, h, w], false)?
-            .f_contiguous()?)
+        same_map_for_every_label(ctx, first_kernel_component)
     }
 }

@@ -24,31 +24,40 @@ pub fn html_escape(s: &str) -> String {
 
 /// Encodes an RGB picture as PNG bytes.
 pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .map_err(|e| Error::Image {
-            path: "<png in memory>".into(),
-            source: e,
-        })?;
-    Ok(out.into_inner())
+    encode_png(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
 }
 
 /// Encodes grey `size x size` bytes as an 8-bit grey PNG.
 pub fn png_bytes_grey(pixels: &[u8], size: usize) -> Result<Vec<u8>> {
-    let img =
-        image::GrayImage::from_raw(size as u32, size as u32, pixels.to_vec()).ok_or_else(|| {
-            Error::invalid(
-                "grey picture",
-                format!("{} bytes for {size}x{size} pixels", pixels.len()),
-            )
-        })?;
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
+    if pixels.len() != size * size {
+        return Err(Error::invalid(
+            "grey picture",
+            format!("{} bytes for {size}x{size} pixels", pixels.len()),
+        ));
+    }
+    encode_png(
+        pixels,
+        size as u32,
+        size as u32,
+        image::ExtendedColorType::L8,
+    )
+}
+
+fn encode_png(raw: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(raw, w, h, color)
         .map_err(|e| Error::Image {
             path: "<png in memory>".into(),
             source: e,
         })?;
-    Ok(out.into_inner())
+    Ok(out)
 }
 
 /// Saves an RGB picture as PNG, atomically.
