@@ -74,8 +74,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--cam-reps", type=int, default=3)
-    ap.add_argument("--all-methods", action="store_true",
-                    help="also time every other CAM method's 14 calls (once each)")
+    ap.add_argument("--methods", default="",
+                    help="also time these CAM methods' 14 calls (once each): \"Name=Class,...\", "
+                         "each chestcam name with its pytorch_grad_cam class (chestcam passes its "
+                         "method table's list)")
     ap.add_argument("--rust-logits", default=None, help="safetensors with chestcam's eval logits (key 'logits')")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--stem", default="small")
@@ -226,17 +228,19 @@ def main():
                 cam(input_tensor=x, targets=[ClassifierOutputTarget(label)] * len(x))
 
         res["gradcam14_s"] = timed(all14, 0, a.cam_reps)
-        # Every other method chestcam has, once each (after a one-label
-        # warm-up): 14 calls, one per label, as pytorch-grad-cam needs; one
-        # call for EigenCAM and KPCA-CAM, whose map is the same for every
-        # label. ScoreCAM and AblationCAM (a forward per channel) are left out.
-        if a.all_methods:
+        # The methods chestcam names in --methods (every other one it has
+        # but ScoreCAM and AblationCAM, a forward per channel), once each
+        # (after a one-label warm-up): 14 calls, one per label, as
+        # pytorch-grad-cam needs; one call for EigenCAM and KPCA-CAM, whose
+        # map is the same for every label.
+        if a.methods:
             import pytorch_grad_cam as pgc
-            classes = {"GradCAM++": pgc.GradCAMPlusPlus, "XGradCAM": pgc.XGradCAM,
-                       "HiResCAM": pgc.HiResCAM, "LayerCAM": pgc.LayerCAM, "EigenCAM": pgc.EigenCAM,
-                       "EigenGradCAM": pgc.EigenGradCAM, "GradCAMElementWise": pgc.GradCAMElementWise,
-                       "RandomCAM": pgc.RandomCAM, "FinerCAM": pgc.FinerCAM, "KPCA-CAM": pgc.KPCA_CAM,
-                       "FullGrad": pgc.FullGrad, "ShapleyCAM": pgc.ShapleyCAM}
+            classes = {}
+            for part in a.methods.split(","):
+                name, _, cls = part.partition("=")
+                if not hasattr(pgc, cls):
+                    sys.exit(f"pytorch_grad_cam has no class {cls!r} (for method {name!r})")
+                classes[name] = getattr(pgc, cls)
             res["cam14_s"] = {}
             for name, cls in classes.items():
                 c = cls(model=m, target_layers=[m.layer4])

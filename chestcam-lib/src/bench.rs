@@ -430,7 +430,7 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
 /// `road_images` images, chestcam against pytorch-grad-cam's ROADCombined
 /// on the same Grad-CAM maps, noise off on both sides; one timed run each.
 fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<String> {
-    use crate::trust::road::{road, PERCENTILES};
+    use crate::trust::road::{road, RoadSettings};
     let n = (o.road_images as i64).min(x.size()[0]);
     let xr = x.f_narrow(0, 0, n)?;
     let maps = crate::cam::compute(
@@ -444,7 +444,12 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
     .maps;
     let labels: Vec<usize> = (0..crate::data::registry::NUM_LABELS).collect();
     let t = Instant::now();
-    let ours = road(model, &xr, &maps, &labels, &PERCENTILES, 0.0, 256)?;
+    // pytorch-grad-cam's settings with the noise off, for parity.
+    let settings = RoadSettings {
+        noise: 0.0,
+        ..RoadSettings::default()
+    };
+    let ours = road(model, &xr, &maps, &labels, &settings, 256)?;
     let secs = t.elapsed().as_secs_f64();
     let path = o.out.join("road_maps.safetensors");
     Tensor::write_safetensors(&[("input", &xr), ("maps", &maps)], &path)
@@ -537,7 +542,27 @@ fn run_python(
         .args(["--rust-logits", &logits.display().to_string()])
         .args(["--device", &o.device, "--stem", &stem.to_string()])
         .args(["--cam-reps", &o.reps.min(3).to_string()])
-        .args(o.all_methods.then_some("--all-methods"))
+        .args(if o.all_methods {
+            // Every method but Grad-CAM (timed above) and the two that run a
+            // forward per channel, named as the method table names them.
+            let timed: Vec<crate::cam::Method> = crate::cam::Method::ALL
+                .into_iter()
+                .filter(|m| {
+                    !matches!(
+                        m,
+                        crate::cam::Method::GradCam
+                            | crate::cam::Method::ScoreCam
+                            | crate::cam::Method::AblationCam
+                    )
+                })
+                .collect();
+            vec![
+                "--methods".to_string(),
+                crate::cam::Method::reference_list(&timed),
+            ]
+        } else {
+            vec![]
+        })
         .output()
         .map_err(|e| Error::io(&o.script, e))?;
     if !out.status.success() {

@@ -4,6 +4,8 @@
 //! Table of contents:
 //! - [`bench`]: the benchmark against PyTorch on the same libtorch.
 //! - [`cam`]: Grad-CAM and its family, all labels of a batch at once.
+//! - [`choice`]: named choices (method, stage, colormap, ...): one table of
+//!   names each, for `FromStr`, errors and the command line's values.
 //! - [`data`]: the ChestMNIST registry, downloader, npz reader/writer,
 //!   datasets as tch tensors, synthetic phantoms, data-source choice.
 //! - [`model`]: ResNet-18 (two stems), weights, ImageNet initialisation.
@@ -18,6 +20,7 @@
 
 pub mod bench;
 pub mod cam;
+pub mod choice;
 pub mod data;
 pub mod error;
 pub mod metrics;

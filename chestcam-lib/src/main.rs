@@ -1,7 +1,16 @@
 //! The `chestcam` command line.
+use chestcam::cam::aug_smooth::AugSmooth;
+use chestcam::cam::explain::MapsOut;
+use chestcam::cam::Method;
+use chestcam::choice::{device_name, ChoiceParser, Choices, ListParser};
 use chestcam::data::phantom::PhantomConfig;
 use chestcam::data::source::DataSource;
 use chestcam::data::summary::Summary;
+use chestcam::data::SplitName;
+use chestcam::model::Stem;
+use chestcam::model::{parse_device, Stage};
+use chestcam::train::{Checkpoint, Precision};
+use chestcam::viz::heatmap::Colormap;
 use chestcam::viz::montage::{Montage, MontageOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -67,36 +76,43 @@ struct TrustArgs {
     /// The run folder of `chestcam train`.
     #[arg(long)]
     run: PathBuf,
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
+    split: SplitName,
+    /// Comma-separated methods, or all (every method but RandomCAM, which
+    /// is always added as a baseline with the centre prior).
     #[arg(
         long,
         default_value = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam",
-        help = format!(
-            "Comma-separated methods ({}), or all (every method but RandomCAM, which is always added as a baseline with the centre prior)",
-            chestcam::cam::Method::CLI_NAMES
-        )
+        value_parser = ListParser::new(Method::ALL.into_iter().filter(|m| *m != Method::RandomCam))
     )]
-    methods: String,
-    /// layer1 .. layer4.
-    #[arg(long, default_value = "layer4")]
-    stage: String,
+    methods: Choices<Method>,
+    #[arg(long, default_value = "layer4", value_parser = ChoiceParser::<Stage>::new())]
+    stage: Stage,
     /// The first N images of the split.
     #[arg(long, default_value_t = 32)]
     images: usize,
     /// all, or comma-separated label names.
     #[arg(long, default_value = "all")]
     labels: String,
-    /// Comma-separated: localisation, deletion, road, confidence,
-    /// randomisation, labels; or all.
-    #[arg(long, default_value = "all")]
-    metrics: String,
+    /// Comma-separated checks, or all.
+    #[arg(
+        long,
+        default_value = "all",
+        value_parser = ListParser::new(chestcam::trust::report::Check::ALL)
+    )]
+    metrics: Choices<chestcam::trust::report::Check>,
     /// Deletion/insertion steps.
     #[arg(long, default_value_t = 10)]
     steps: usize,
     /// ROAD's imputation noise (0 for none).
     #[arg(long, allow_negative_numbers = true, default_value_t = 0.01)]
     noise: f64,
+    /// ROAD's pixels where map values tie at a percentile: threshold
+    /// (pytorch-grad-cam: all of them, so a map that is 0 on 40% of the
+    /// image loses all of it at p = 10..40) or rank (a fixed share, ties in
+    /// a seeded random order).
+    #[arg(long, default_value = "threshold", value_parser = ChoiceParser::<chestcam::trust::road::Ties>::new())]
+    road_ties: chestcam::trust::road::Ties,
     /// Pointing-game tolerance in pixels (default: 15 px at 224 px, scaled).
     #[arg(long, allow_negative_numbers = true)]
     tolerance: Option<f64>,
@@ -109,10 +125,11 @@ struct TrustArgs {
     /// A CSV naming the NIH image of each row (image_index, npz_split, npz_index).
     #[arg(long, requires = "boxes")]
     names: Option<PathBuf>,
-    #[arg(long, default_value = "best")]
-    checkpoint: String,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
+    checkpoint: Checkpoint,
+    /// auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: tch::Device,
     /// Images per forward.
     #[arg(long, default_value_t = 64)]
     chunk: usize,
@@ -151,21 +168,14 @@ where
 }
 
 fn trust(a: TrustArgs) -> chestcam::Result<()> {
-    use chestcam::cam::Method;
-    use chestcam::trust::report::{Check, TrustOptions};
+    use chestcam::trust::report::TrustOptions;
     // Every argument is checked before the model and data are loaded.
-    let methods: Vec<Method> = Method::ALL
-        .into_iter()
-        .filter(|m| *m != Method::RandomCam)
-        .collect();
-    let methods = list(&a.methods, &methods, |m| m.trim().parse())?;
-    let checks = list(&a.metrics, &Check::ALL, |m| m.parse())?;
     let labels = if a.labels.trim().eq_ignore_ascii_case("all") {
         Vec::new()
     } else {
         list(&a.labels, &[], chestcam::data::registry::label_index)?
     };
-    let split: chestcam::data::SplitName = a.split.parse()?;
+    let split = a.split;
     if a.images == 0 {
         return Err(chestcam::Error::invalid(
             "--images",
@@ -213,18 +223,19 @@ fn trust(a: TrustArgs) -> chestcam::Result<()> {
     // The output folder is made first, so that an unwritable one fails before
     // minutes of work; one made here and left empty by a failure is removed.
     let opts = TrustOptions {
-        methods,
-        stage: a.stage.parse()?,
+        methods: a.methods.0.clone(),
+        stage: a.stage,
         labels,
-        checks,
+        checks: a.metrics.0.clone(),
         steps: a.steps,
         noise: a.noise,
+        road_ties: a.road_ties,
         tolerance: a.tolerance,
         chunk: a.chunk,
         seed: a.seed,
         ..Default::default()
     };
-    let device = chestcam::model::parse_device(&a.device)?;
+    let device = a.device;
     // The output folder is made before minutes of work, so that an
     // unwritable one fails first; one made here and left empty by a later
     // failure is removed again.
@@ -246,7 +257,7 @@ fn trust_run(
     device: tch::Device,
 ) -> chestcam::Result<()> {
     use chestcam::trust::truth::{load_truth, TruthSource};
-    let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+    let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, device)?;
     let cfg = chestcam::train::load_config(&a.run)?;
     let source: DataSource = cfg.source.parse()?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
@@ -294,28 +305,23 @@ struct ExplainArgs {
     #[arg(long, conflicts_with_all = ["split", "index", "first"])]
     image: Option<PathBuf>,
     /// A split of the run's data source.
-    #[arg(long)]
-    split: Option<String>,
+    #[arg(long, value_parser = ChoiceParser::<SplitName>::new())]
+    split: Option<SplitName>,
     #[arg(long, conflicts_with = "first")]
     index: Option<usize>,
     #[arg(long)]
     first: Option<usize>,
-    #[arg(
-        long,
-        default_value = "gradcam",
-        help = format!(
-            "{}. With --html, several (gradcam,hirescam) or all: the viewer offers each, the pictures show the first",
-            chestcam::cam::Method::CLI_NAMES
-        )
-    )]
-    method: String,
+    /// With --html, several (gradcam,hirescam) or all: the viewer offers
+    /// each, the pictures show the first.
+    #[arg(long, default_value = "gradcam", value_parser = ListParser::new(Method::ALL))]
+    method: Choices<Method>,
     /// all, topK (top3), positive, or comma-separated label names.
     #[arg(long, default_value = "top3")]
     labels: String,
-    /// layer1, layer2, layer3 or layer4; several (layer3,layer4), or all,
-    /// average their maps, as pytorch-grad-cam does with several target layers.
-    #[arg(long, default_value = "layer4")]
-    stage: String,
+    /// Several (layer3,layer4), or all, average their maps, as
+    /// pytorch-grad-cam does with several target layers.
+    #[arg(long, default_value = "layer4", value_parser = ListParser::new(Stage::ALL))]
+    stage: Choices<Stage>,
     /// Each map is the first principal component of its per-channel terms
     /// instead of their sum (pytorch-grad-cam's eigen_smooth).
     #[arg(long)]
@@ -323,15 +329,15 @@ struct ExplainArgs {
     /// Average the maps of augmented copies: off, shifts (small shifts x
     /// brightness 0.9/1/1.1) or flip (pytorch-grad-cam's horizontal flip x
     /// brightness; a flipped chest X-ray is another anatomy).
-    #[arg(long, default_value = "off")]
-    aug_smooth: String,
-    /// jet, inferno, viridis or turbo.
-    #[arg(long, default_value = "jet")]
-    colormap: String,
-    #[arg(long, default_value = "best")]
-    checkpoint: String,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "off", value_parser = ChoiceParser::<AugSmooth>::new())]
+    aug_smooth: AugSmooth,
+    #[arg(long, default_value = "jet", value_parser = ChoiceParser::<Colormap>::new())]
+    colormap: Colormap,
+    #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
+    checkpoint: Checkpoint,
+    /// auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: tch::Device,
     /// Deletion steps of each map's trust line (deletion AUC beside
     /// RandomCAM's); 0 switches it off.
     #[arg(long, default_value_t = 10)]
@@ -348,34 +354,54 @@ struct ExplainArgs {
     /// Also write <name>_maps.npz beside the JSON (numpy.load reads it):
     /// raw (as the method made them, before ReLU and scaling, at the
     /// activation's resolution), scaled (as shown, at the input's), or both.
-    #[arg(long)]
-    maps: Option<String>,
+    #[arg(long, value_parser = ChoiceParser::<MapsOut>::new())]
+    maps: Option<MapsOut>,
     /// With --html: the stages the viewer offers, each on its own
     /// (layer3,layer4, or all); default: --stage.
-    #[arg(long, requires = "html")]
-    html_stages: Option<String>,
+    #[arg(long, requires = "html", value_parser = ListParser::new(Stage::ALL))]
+    html_stages: Option<Choices<Stage>>,
 }
 
 /// The viewer page `explain --html` writes into --out.
 const VIEWER_FILE: &str = "viewer.html";
 
-/// Explains `input` under every method and stage choice for the viewer and
-/// writes it to `<out>/viewer.html`.
-fn write_viewer(
+/// The explanations the pictures show and, with --html, the viewer of every
+/// method and stage choice, written to `<out>/viewer.html`. When the
+/// pictures' method and stages are one of the viewer's views (always so
+/// without --html-stages), that view's explanation of all 14 labels is cut
+/// down to the labels asked for instead of explaining the images twice.
+fn explain_input(
     model: &chestcam::model::Model,
     input: &chestcam::viz::viewer::ViewerInput,
-    methods: &[chestcam::cam::Method],
-    stages: &[Vec<chestcam::model::Stage>],
+    methods: &[Method],
+    html_stages: &[Vec<Stage>],
     opts: &chestcam::cam::explain::ExplainOptions,
     a: &ExplainArgs,
-) -> chestcam::Result<()> {
+) -> chestcam::Result<Vec<chestcam::cam::explain::Explanation>> {
+    if !a.html {
+        return input.explain(model, opts);
+    }
     let title = format!("chestcam - {}", a.run.display());
-    let v = chestcam::viz::viewer::build(model, input, methods, stages, opts, &title)?;
+    let (v, views) =
+        chestcam::viz::viewer::build(model, input, methods, html_stages, opts, &title)?;
     std::fs::create_dir_all(&a.out).map_err(|e| chestcam::Error::io(&a.out, e))?;
     let path = a.out.join(VIEWER_FILE);
     v.save(&path)?;
     say!("{}", path.display());
-    Ok(())
+    let stages: Vec<Stage> = std::iter::once(opts.stage)
+        .chain(opts.more_stages.iter().copied())
+        .collect();
+    match views
+        .iter()
+        .find(|w| w.method == opts.method && w.stages == stages)
+    {
+        Some(w) => w
+            .explanations
+            .iter()
+            .map(|e| e.restricted(&opts.labels))
+            .collect(),
+        None => input.explain(model, opts),
+    }
 }
 
 #[derive(clap::Args)]
@@ -408,7 +434,7 @@ struct BenchArgs {
     #[arg(long)]
     all_methods: bool,
     /// auto, cpu, cuda or cuda:N: where both sides run (auto: CUDA when present).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = device_name)]
     device: String,
 }
 
@@ -418,8 +444,8 @@ struct TrainArgs {
     #[arg(long, default_value = "chestmnist")]
     source: String,
     /// small (3x3 stride-1, no max-pool) or imagenet (7x7 stride-2 + max-pool); default by image size.
-    #[arg(long)]
-    stem: Option<String>,
+    #[arg(long, value_parser = ChoiceParser::<Stem>::new())]
+    stem: Option<Stem>,
     #[arg(long, default_value_t = 100)]
     epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -434,8 +460,8 @@ struct TrainArgs {
     /// Random shifts, brightness and contrast (no flips).
     #[arg(long)]
     augment: bool,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
+    /// auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = device_name)]
     device: String,
     #[arg(long)]
     threads: Option<i32>,
@@ -452,8 +478,8 @@ struct TrainArgs {
     #[arg(long)]
     cudnn_benchmark: bool,
     /// fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
-    #[arg(long, default_value = "fp32")]
-    precision: String,
+    #[arg(long, default_value = "fp32", value_parser = ChoiceParser::<Precision>::new())]
+    precision: Precision,
     /// The run folder (config.json, metrics.jsonl, best/last checkpoints).
     #[arg(long)]
     run: PathBuf,
@@ -469,13 +495,14 @@ struct TrainArgs {
 struct EvalArgs {
     #[arg(long)]
     run: PathBuf,
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
+    split: SplitName,
     /// best or last.
-    #[arg(long, default_value = "best")]
-    checkpoint: String,
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
+    checkpoint: Checkpoint,
+    /// auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: tch::Device,
     #[arg(long)]
     json: bool,
 }
@@ -495,8 +522,8 @@ struct DataArgs {
     #[arg(long)]
     montage: Option<PathBuf>,
     /// Which split the montage shows.
-    #[arg(long, default_value = "train")]
-    split: String,
+    #[arg(long, default_value = "train", value_parser = ChoiceParser::<SplitName>::new())]
+    split: SplitName,
 }
 
 #[derive(clap::Args)]
@@ -541,7 +568,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
     match cli.cmd {
         Cmd::Data(a) => {
             let source: DataSource = a.source.parse()?;
-            let split: chestcam::data::SplitName = a.split.parse()?;
+            let split = a.split;
             if let Some(m) = a
                 .montage
                 .as_ref()
@@ -577,9 +604,9 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 channels_last: a.channels_last,
                 cuda_graph: a.cuda_graph,
                 cudnn_benchmark: a.cudnn_benchmark,
-                precision: a.precision.parse()?,
+                precision: a.precision,
                 source: a.source,
-                stem: a.stem.map(|s| s.parse()).transpose()?,
+                stem: a.stem,
                 epochs: a.epochs,
                 batch_size: a.batch_size,
                 lr: a.lr,
@@ -642,11 +669,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     }
                     std::ops::ControlFlow::Continue(())
                 })?;
-            let (model, meta) = chestcam::train::load_model(
-                &a.run,
-                "best",
-                chestcam::model::parse_device(&cfg.device)?,
-            )?;
+            let (model, meta) =
+                chestcam::train::load_model(&a.run, Checkpoint::Best, parse_device(&cfg.device)?)?;
             let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
             let rss = chestcam::bench::peak_rss_mib();
             if let (false, Some(r)) = (json, rss) {
@@ -680,9 +704,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         }
         Cmd::Eval(a) => {
             let cfg = chestcam::train::load_config(&a.run)?;
-            let split: chestcam::data::SplitName = a.split.parse()?;
-            let device = chestcam::model::parse_device(&a.device)?;
-            let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+            let split = a.split;
+            let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, a.device)?;
             let mut progress = chestcam::progress::auto();
             let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
             same_size(&data, &meta)?;
@@ -722,26 +745,21 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         }
         Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {
-            use chestcam::cam::explain::{explain, explain_split, load_xray, ExplainOptions};
-            let stages = list(&a.stage, &chestcam::model::Stage::ALL, |s| s.trim().parse())?;
-            let methods = list(&a.method, &chestcam::cam::Method::ALL, |s| s.parse())?;
-            let maps_out: Option<chestcam::cam::explain::MapsOut> =
-                a.maps.as_deref().map(str::parse).transpose()?;
+            use chestcam::cam::explain::{load_xray, ExplainOptions};
+            let stages = a.stage.0.clone();
+            let methods = a.method.0.clone();
+            let maps_out = a.maps;
             if methods.len() > 1 && !a.html {
                 return Err(chestcam::Error::invalid(
                     "--method",
                     format!(
-                        "{:?} names {} methods: several need --html (the pictures show one)",
-                        a.method,
+                        "{} methods: several need --html (the pictures show one)",
                         methods.len()
                     ),
                 ));
             }
             let html_stages: Vec<Vec<chestcam::model::Stage>> = match &a.html_stages {
-                Some(h) => list(h, &chestcam::model::Stage::ALL, |s| s.trim().parse())?
-                    .into_iter()
-                    .map(|s| vec![s])
-                    .collect(),
+                Some(h) => h.iter().map(|s| vec![*s]).collect(),
                 None => vec![stages.clone()],
             };
             let opts = ExplainOptions {
@@ -750,11 +768,11 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 more_stages: stages[1..].to_vec(),
                 smooth: chestcam::cam::Smooth {
                     eigen: a.eigen_smooth,
-                    aug: a.aug_smooth.parse()?,
+                    aug: a.aug_smooth,
                 },
                 labels: a.labels.parse()?,
                 overlay: chestcam::viz::heatmap::OverlayOptions {
-                    colormap: a.colormap.parse()?,
+                    colormap: a.colormap,
                     ..Default::default()
                 },
                 trust_steps: a.trust_steps.min(1000),
@@ -784,10 +802,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "image".into())
             });
-            let split: Option<chestcam::data::SplitName> =
-                a.split.as_deref().map(str::parse).transpose()?;
-            let device = chestcam::model::parse_device(&a.device)?;
-            let (model, meta) = chestcam::train::load_model(&a.run, &a.checkpoint, device)?;
+            let split = a.split;
+            let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, a.device)?;
             if !a.overwrite {
                 use chestcam::cam::explain::split_image_name;
                 let names: Vec<String> = match (&image_name, split, a.index, a.first) {
@@ -818,21 +834,19 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let name = image_name.clone().unwrap_or_default();
                 let pixels = load_xray(path, meta.size)?;
                 let names = [name];
-                let ex = explain(&model, &pixels, meta.size, &names, None, &opts)?;
-                if a.html {
-                    let input = chestcam::viz::viewer::ViewerInput::Pixels {
-                        pixels: &pixels,
-                        size: meta.size,
-                        names: &names,
-                        truth: None,
-                    };
-                    write_viewer(&model, &input, &methods, &html_stages, &opts, &a)?;
-                }
-                ex
+                let input = chestcam::viz::viewer::ViewerInput::Pixels {
+                    pixels: &pixels,
+                    size: meta.size,
+                    names: &names,
+                    truth: None,
+                };
+                explain_input(&model, &input, &methods, &html_stages, &opts, &a)?
             } else {
-                let split: chestcam::data::SplitName = match split {
-                    Some(s) => s,
-                    None => "".parse()?,
+                let Some(split) = split else {
+                    return Err(chestcam::Error::invalid(
+                        "explain",
+                        "give --image FILE, or --split with --index I or --first N",
+                    ));
                 };
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
@@ -848,15 +862,11 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                         ))
                     }
                 };
-                let ex = explain_split(&model, sp, &idx, &opts)?;
-                if a.html {
-                    let input = chestcam::viz::viewer::ViewerInput::Split {
-                        split: sp,
-                        idx: &idx,
-                    };
-                    write_viewer(&model, &input, &methods, &html_stages, &opts, &a)?;
-                }
-                ex
+                let input = chestcam::viz::viewer::ViewerInput::Split {
+                    split: sp,
+                    idx: &idx,
+                };
+                explain_input(&model, &input, &methods, &html_stages, &opts, &a)?
             };
             for e in &ex {
                 for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms, a.overwrite)? {
@@ -925,12 +935,30 @@ fn usage_error(e: clap::Error) -> ! {
         .next()
         .unwrap_or("error: invalid arguments")
         .to_string();
-    // Missing arguments are listed on the lines after the first.
-    let listed: Vec<&str> = lines
+    // Missing arguments are listed on the lines after the first, and so
+    // are the possible values of a bad choice and clap's "did you mean".
+    let rest: Vec<&str> = lines
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+        .collect();
+    let listed: Vec<&str> = rest
+        .iter()
         .filter(|l| l.starts_with('-') || l.starts_with('<'))
+        .copied()
+        .collect();
+    let notes: Vec<&str> = rest
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.strip_suffix(']'))
+                .or_else(|| l.strip_prefix("tip: "))
+        })
         .collect();
     let first = first.trim_end_matches(':');
+    let first = if notes.is_empty() {
+        first.to_string()
+    } else {
+        format!("{first}; {}", notes.join("; "))
+    };
     let sub = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let help = match sub {
         Some(s) if Cli::command_for_help(&s) => format!("chestcam {s} --help"),

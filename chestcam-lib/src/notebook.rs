@@ -378,7 +378,11 @@ pub fn test_report(
     run: &std::path::Path,
     d: &Dataset,
 ) -> Result<(crate::metrics::Evaluation, crate::viz::charts::Chart, Html)> {
-    let (model, _) = crate::train::load_model(run, "best", tch::Device::cuda_if_available())?;
+    let (model, _) = crate::train::load_model(
+        run,
+        crate::train::Checkpoint::Best,
+        tch::Device::cuda_if_available(),
+    )?;
     let e = crate::train::evaluate_split(&model, &d.test, 256)?;
     let logits = crate::train::split_logits(&model, &d.test, 256)?;
     let probs: Vec<f32> = Vec::<f32>::try_from(logits.f_sigmoid()?.f_flatten(0, -1)?)?;
@@ -465,7 +469,7 @@ pub fn load_run_or_train(settings: &Settings) -> Result<LoadedRun> {
         .source
         .parse::<DataSource>()?
         .load_or_synthetic(&mut progress)?;
-    let (model, _) = crate::train::load_model(&run, "best", device)?;
+    let (model, _) = crate::train::load_model(&run, crate::train::Checkpoint::Best, device)?;
     Ok(LoadedRun {
         run,
         model,
@@ -541,7 +545,11 @@ impl LoadedRun {
                 &mut crate::progress::Silent,
                 &mut |_| std::ops::ControlFlow::Continue(()),
             )?;
-            let (m, _) = crate::train::load_model(&run, "best", tch::Device::cuda_if_available())?;
+            let (m, _) = crate::train::load_model(
+                &run,
+                crate::train::Checkpoint::Best,
+                tch::Device::cuda_if_available(),
+            )?;
             owned = (m, d);
             source = DataSource::Synthetic(pc);
             model = &owned.0;
@@ -619,7 +627,7 @@ impl LoadedRun {
             idx,
         };
         let title = format!("chestcam - {}", self.data.provenance);
-        crate::viz::viewer::build(&self.model, &input, methods, &stages, o, &title)
+        crate::viz::viewer::build(&self.model, &input, methods, &stages, o, &title).map(|(v, _)| v)
     }
 
     /// Predictions against ground truth for test images `idx`, as a table.

@@ -67,7 +67,10 @@ fn same_run(a: &Path, b: &Path) {
         a.display(),
         b.display()
     );
-    for which in ["last", "best"] {
+    for which in [
+        chestcam::train::Checkpoint::Last,
+        chestcam::train::Checkpoint::Best,
+    ] {
         let (ma, mb) = (
             chestcam::train::read_meta(a, which).unwrap(),
             chestcam::train::read_meta(b, which).unwrap(),
@@ -100,12 +103,12 @@ fn same_run(a: &Path, b: &Path) {
 /// `last` (when present) carries as many records as its epoch, `best`
 /// exists beside it and is not older than the best epoch `last` names.
 fn consistent(run: &Path) {
-    let Ok(last) = chestcam::train::read_meta(run, "last") else {
+    let Ok(last) = chestcam::train::read_meta(run, chestcam::train::Checkpoint::Last) else {
         assert!(!run.join("last.safetensors").exists());
         return;
     };
     assert_eq!(last.records.len(), last.epoch);
-    let best = chestcam::train::read_meta(run, "best").unwrap();
+    let best = chestcam::train::read_meta(run, chestcam::train::Checkpoint::Best).unwrap();
     assert!(
         best.epoch >= last.best_epoch,
         "{} < {}",
@@ -230,10 +233,21 @@ cp -r "$M/run" "$O/final"
     // Epoch 1 intact: loadable, consistent, no temp file left behind.
     let after = o.join("after");
     consistent(&after);
-    assert_eq!(chestcam::train::read_meta(&after, "last").unwrap().epoch, 1);
-    assert_eq!(chestcam::train::read_meta(&after, "best").unwrap().epoch, 1);
+    assert_eq!(
+        chestcam::train::read_meta(&after, chestcam::train::Checkpoint::Last)
+            .unwrap()
+            .epoch,
+        1
+    );
+    assert_eq!(
+        chestcam::train::read_meta(&after, chestcam::train::Checkpoint::Best)
+            .unwrap()
+            .epoch,
+        1
+    );
     assert_eq!(records(&after).len(), 1);
-    chestcam::train::load_model(&after, "best", tch::Device::Cpu).unwrap();
+    chestcam::train::load_model(&after, chestcam::train::Checkpoint::Best, tch::Device::Cpu)
+        .unwrap();
     assert_eq!(read("rc2").trim(), "0", "{}", read("err2"));
     same_run(reference, &o.join("final"));
 }
@@ -283,5 +297,10 @@ fn a_second_training_into_the_same_folder_is_refused_while_the_first_runs() {
     assert!(first.wait().unwrap().success());
     assert_eq!(std::fs::read(run.join("config.json")).unwrap(), config);
     assert_eq!(records(&run).len(), 12);
-    assert_eq!(chestcam::train::read_meta(&run, "last").unwrap().epoch, 12);
+    assert_eq!(
+        chestcam::train::read_meta(&run, chestcam::train::Checkpoint::Last)
+            .unwrap()
+            .epoch,
+        12
+    );
 }

@@ -74,7 +74,7 @@ fn viewer_page_is_self_contained_and_its_reference_pictures_follow_the_maps() {
         split: &data.test,
         idx: &idx,
     };
-    let mut v = build(&model, &input, &methods, &stages, &opts, "viewer test").unwrap();
+    let (mut v, _) = build(&model, &input, &methods, &stages, &opts, "viewer test").unwrap();
     assert_eq!(v.views.len(), 4);
     assert_eq!(
         v.views

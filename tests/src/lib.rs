@@ -173,10 +173,15 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
 /// python (`python SCRIPT ARGS.. OUT_DIR`) once, and returns `OUT_DIR`: a
 /// folder under `target/` named by the script's hash, so that an edited
 /// script runs again. `done` is the file whose presence marks it complete.
-pub fn python_fixture(script: &str, args: &[PathBuf], done: &str) -> PathBuf {
+pub fn python_fixture<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A], done: &str) -> PathBuf {
     let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let script = root.join("tests/fixtures").join(script);
-    let text = std::fs::read(&script).expect("fixture script");
+    let mut text = std::fs::read(&script).expect("fixture script");
+    // The arguments are part of what the fixture is (a method list, say).
+    for a in args {
+        text.push(0);
+        text.extend(a.as_ref().as_encoded_bytes());
+    }
     let hash = chestcam::data::download::md5_bytes(&text);
     let stem = script
         .file_stem()

@@ -13,9 +13,19 @@ const LABELS: [usize; 4] = [0, 2, 5, 13];
 
 fn fixture_dir() -> PathBuf {
     let dir = chestcam_tests::nih1000_dir();
+    // The methods to compare come from chestcam's method table (RandomCAM
+    // draws random weights: `random_cam_is_a_seeded_baseline` checks it).
+    let methods: Vec<Method> = Method::ALL
+        .into_iter()
+        .filter(|m| *m != Method::RandomCam)
+        .collect();
     chestcam_tests::python_fixture(
         "make_cam_fixture.py",
-        &[dir.join("nih1000.npz"), dir.join("nih1000_64.npz")],
+        &[
+            dir.join("nih1000.npz").into_os_string(),
+            dir.join("nih1000_64.npz").into_os_string(),
+            Method::reference_list(&methods).into(),
+        ],
         "m64/expected.safetensors",
     )
 }
@@ -213,6 +223,110 @@ fn random_cam_is_a_seeded_baseline() {
     let (_, act) = model.net.forward_stage(&x, Stage::Layer4, false);
     let bound = act.sum_dim_intlist(1i64, false, Kind::Float).unsqueeze(1);
     assert!(bool::try_from((a.raw.abs() - bound).le(1e-4).all()).unwrap());
+}
+
+/// At layer4 every label's gradient comes from one backward over the
+/// activation repeated per label; a label asked for alone takes the
+/// per-label backward. Both give the same maps for every gradient method
+/// (FinerCAM's comparison target included), on two models and inputs.
+#[test]
+fn one_backward_for_all_labels_equals_one_per_label() {
+    let gradient_methods = [
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+        Method::XGradCam,
+        Method::HiResCam,
+        Method::LayerCam,
+        Method::EigenGradCam,
+        Method::GradCamElementWise,
+        Method::FinerCam,
+        Method::ShapleyCam,
+    ];
+    for (seed, size) in [(0, 28usize), (1, 64)] {
+        tch::manual_seed(seed);
+        let model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
+        let s = size as i64;
+        let x = Tensor::randn([3, 1, s, s], (Kind::Float, Device::Cpu));
+        for method in gradient_methods {
+            let all = compute(&model, &x, method, Stage::Layer4, &[], 64).unwrap();
+            let mut checked = 0;
+            for l in [0usize, 5, 13] {
+                let one = compute(&model, &x, method, Stage::Layer4, &[l], 64).unwrap();
+                let (a, o) = (all.raw.select(1, l as i64), one.raw.select(1, 0));
+                let scale = o.abs().max().double_value(&[]);
+                let diff = max_diff(&a, &o);
+                assert!(
+                    diff <= 1e-5 * scale.max(1e-12),
+                    "{size} px {} label {l}: {diff} (scale {scale})",
+                    method.name()
+                );
+                checked += (scale > 0.0) as usize;
+            }
+            assert!(checked > 0, "{} maps were all zero", method.name());
+        }
+    }
+}
+
+/// The device path of EigenCAM's eigenvector (repeated squaring, used off
+/// the CPU) against LAPACK's `eigh` (used on the CPU): the Gram matrices of
+/// real activations of two models (positions x positions and channels x
+/// channels), random matrices with a known spectrum down to a gap of 1e-3,
+/// and a zero matrix.
+#[test]
+fn top_eigenpair_by_squaring_matches_lapack() {
+    use chestcam::cam::top_eigenpair_by_squaring;
+    let check = |g: &Tensor, what: &str| {
+        let p = g.size()[1];
+        let (vals, vecs) = g.linalg_eigh("L");
+        let (want_val, want_vec) = (vals.select(1, p - 1), vecs.select(2, p - 1));
+        let (val, vec) = top_eigenpair_by_squaring(g).unwrap();
+        let top = want_val.abs().max().double_value(&[]).max(1e-300);
+        let dv = max_diff(&val, &want_val) / top;
+        // Same direction up to sign: |<u, v>| = 1.
+        let cos = (&vec * &want_vec)
+            .sum_dim_intlist(1, false, Kind::Double)
+            .abs();
+        let dvec = (cos - 1.0).abs().max().double_value(&[]);
+        assert!(
+            dv < 1e-10 && dvec < 1e-8,
+            "{what}: value {dv:e}, vector {dvec:e}"
+        );
+    };
+    for (seed, size) in [(0, 28usize), (1, 64)] {
+        tch::manual_seed(seed);
+        let model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
+        let side = size as i64;
+        let x = Tensor::randn([6, 1, side, side], (Kind::Float, Device::Cpu));
+        for stage in [Stage::Layer4, Stage::Layer2] {
+            let a = tch::no_grad(|| model.net.forward_to(&x, stage, false)).to_kind(Kind::Double);
+            let s = a.size();
+            let m = a.view([s[0], s[1], s[2] * s[3]]).transpose(1, 2); // [b, positions, c]
+            let m = &m - m.mean_dim(1i64, true, Kind::Double);
+            let mt = m.transpose(1, 2);
+            check(&m.matmul(&mt), &format!("{size} px {stage:?} positions"));
+            check(&mt.matmul(&m), &format!("{size} px {stage:?} channels"));
+        }
+    }
+    // Q diag(spectrum) Q^T with the two largest eigenvalues 1 and 1 - gap.
+    tch::manual_seed(2);
+    for gap in [0.5, 1e-2, 1e-3] {
+        let p = 20;
+        let (q, _) = Tensor::linalg_qr(
+            &Tensor::randn([4, p, p], (Kind::Double, Device::Cpu)),
+            "reduced",
+        );
+        let mut spectrum: Vec<f64> = (0..p).map(|i| 0.5 * i as f64 / p as f64).collect();
+        spectrum[p as usize - 1] = 1.0;
+        spectrum[p as usize - 2] = 1.0 - gap;
+        let d = Tensor::from_slice(&spectrum).diag_embed(0, -2, -1);
+        let g = q.matmul(&d).matmul(&q.transpose(1, 2));
+        let g = (&g + g.transpose(1, 2)) / 2.0;
+        check(&g, &format!("gap {gap}"));
+    }
+    let (val, vec) =
+        top_eigenpair_by_squaring(&Tensor::zeros([2, 5, 5], (Kind::Double, Device::Cpu))).unwrap();
+    assert_eq!(val.abs().sum(Kind::Double).double_value(&[]), 0.0);
+    assert_eq!(vec.abs().sum(Kind::Double).double_value(&[]), 0.0);
 }
 
 #[test]

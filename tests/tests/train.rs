@@ -169,7 +169,7 @@ fn a_diverging_loss_stops_with_a_clear_error() {
     let e = refused(&cfg, &data, &run, false);
     assert!(e.contains("loss became") && e.contains("lower --lr"), "{e}");
     // What the message says was kept, was kept.
-    let meta = chestcam::train::read_meta(&run, "last");
+    let meta = chestcam::train::read_meta(&run, chestcam::train::Checkpoint::Last);
     if e.contains("nothing was kept") {
         assert!(meta.is_err() && !run.join("best.safetensors").exists());
         // ... and the folder can be reused without --resume.
@@ -181,7 +181,12 @@ fn a_diverging_loss_stops_with_a_clear_error() {
             ControlFlow::Continue(())
         })
         .unwrap();
-        assert_eq!(chestcam::train::read_meta(&run, "last").unwrap().epoch, 1);
+        assert_eq!(
+            chestcam::train::read_meta(&run, chestcam::train::Checkpoint::Last)
+                .unwrap()
+                .epoch,
+            1
+        );
     } else {
         let meta = meta.unwrap();
         assert!(
@@ -383,7 +388,8 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
             ControlFlow::Continue(())
         })
         .unwrap();
-        let (model, _) = load_model(&run, "best", tch::Device::Cpu).unwrap();
+        let (model, _) =
+            load_model(&run, chestcam::train::Checkpoint::Best, tch::Device::Cpu).unwrap();
         let e = evaluate_split(&model, &data.test, 256).unwrap();
         eprintln!(
             "{precision}: test AUC {:.4} in {:.1} s",
@@ -654,6 +660,7 @@ fn an_epoch_trained_by_hand_becomes_epoch_one_and_the_library_continues_from_it(
     for (x, y) in [(a.1, b.1), (a.2, b.2), (a.3, b.3), (a.4, b.4), (a.5, b.5)] {
         assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "{a:?} vs {b:?}");
     }
-    let meta = chestcam::train::run_dir::read_meta(&run, "last").unwrap();
+    let meta =
+        chestcam::train::run_dir::read_meta(&run, chestcam::train::Checkpoint::Last).unwrap();
     assert_eq!(meta.step, 4, "2 hand steps + 2 library steps");
 }

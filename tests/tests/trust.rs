@@ -56,7 +56,12 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
         let (x, maps) = (&e["input"], &e["maps"]);
         let pct = road::PERCENTILES;
         // pytorch_grad_cam.metrics.road.ROAD{Most,Least}RelevantFirst(p), noise 0.
-        let r = road::road(&model, x, maps, &LABELS, &pct, 0.0, 64).unwrap();
+        let settings = road::RoadSettings {
+            percentiles: pct.to_vec(),
+            noise: 0.0,
+            ties: road::Ties::Threshold,
+        };
+        let r = road::road(&model, x, maps, &LABELS, &settings, 64).unwrap();
         let (dm, dl) = (
             max_diff(&r.morf, &e["road_morf"]),
             max_diff(&r.lerf, &e["road_lerf"]),
@@ -129,7 +134,7 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
 fn road_thresholds_equal_numpy_percentile_to_the_bit() {
     let dir = chestcam_tests::python_fixture(
         "make_percentile_fixture.py",
-        &[],
+        &[] as &[&str],
         "percentiles.safetensors",
     );
     let t = load(&dir, "percentiles.safetensors");
@@ -156,6 +161,69 @@ fn road_thresholds_equal_numpy_percentile_to_the_bit() {
         let thr = want.get(2).narrow(0, 0, 5).unsqueeze(1);
         assert!(removed.equal(&maps.narrow(0, 0, 5).ge_tensor(&thr)));
     }
+}
+
+/// ROAD's rank rule: on maps without ties it removes exactly the pixels
+/// the threshold rule removes; with ties it removes a fixed share, every
+/// removed pixel at least as high as every kept one, tied pixels drawn from
+/// all over the tied region (not its first rows).
+#[test]
+fn road_rank_ties_remove_a_fixed_share() {
+    tch::manual_seed(5);
+    // Distinct values (a permutation): no ties.
+    let n = 28 * 28;
+    let distinct = Tensor::randperm(3 * n, (Kind::Int64, Device::Cpu))
+        .to_kind(Kind::Float)
+        .view([3, 28, 28]);
+    for p in [10.0, 25.0, 50.0, 73.0, 90.0] {
+        let a = road::at_or_above_percentile(&distinct, p).unwrap();
+        let b = road::top_share(&distinct, p, 7).unwrap();
+        assert!(a.equal(&b), "p = {p}");
+    }
+    // A Grad-CAM-like map: 0 on the first 40% of the pixels (by position),
+    // distinct positive values elsewhere.
+    let zeros = (n as f64 * 0.4) as i64;
+    let ramp = Tensor::cat(
+        &[
+            Tensor::zeros([zeros], (Kind::Float, Device::Cpu)),
+            Tensor::arange_start(1, n - zeros + 1, (Kind::Float, Device::Cpu)),
+        ],
+        0,
+    )
+    .view([1, 28, 28]);
+    let thr = road::at_or_above_percentile(&ramp, 10.0).unwrap();
+    assert_eq!(
+        thr.sum(Kind::Int64).int64_value(&[]),
+        n,
+        "threshold rule: all removed"
+    );
+    for p in [10.0, 30.0, 50.0] {
+        let r = road::top_share(&ramp, p, 7).unwrap().view([-1]);
+        let want = n - ((n - 1) as f64 * p / 100.0).ceil() as i64;
+        assert_eq!(r.sum(Kind::Int64).int64_value(&[]), want, "p = {p}");
+        let flat = ramp.view([-1]);
+        let lowest_removed = flat.masked_select(&r).min().double_value(&[]);
+        let highest_kept = flat.masked_select(&r.logical_not()).max().double_value(&[]);
+        assert!(lowest_removed >= highest_kept, "p = {p}");
+    }
+    // At p = 10 some zeros go: they come from the whole tied region, so
+    // both its first and its second half lose some.
+    let r: Vec<bool> = Vec::try_from(road::top_share(&ramp, 10.0, 7).unwrap().view([-1])).unwrap();
+    let half = zeros as usize / 2;
+    let (first, second) = (
+        r[..half].iter().filter(|&&v| v).count(),
+        r[half..zeros as usize].iter().filter(|&&v| v).count(),
+    );
+    let tied_removed = (n - ((n - 1) as f64 * 0.1).ceil() as i64 - (n - zeros)) as usize;
+    assert_eq!(first + second, tied_removed);
+    assert!(
+        first > tied_removed / 4 && second > tied_removed / 4,
+        "{first} / {second}"
+    );
+    // The same seed, the same pixels; ROAD itself takes the rule.
+    assert!(road::top_share(&ramp, 10.0, 7)
+        .unwrap()
+        .equal(&road::top_share(&ramp, 10.0, 7).unwrap()));
 }
 
 #[test]
@@ -441,7 +509,9 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
         &mut |_| std::ops::ControlFlow::Continue(()),
     )
     .unwrap();
-    let (model, _) = chestcam::train::load_model(&run_dir, "last", Device::Cpu).unwrap();
+    let (model, _) =
+        chestcam::train::load_model(&run_dir, chestcam::train::Checkpoint::Last, Device::Cpu)
+            .unwrap();
     let idx: Vec<usize> = (0..data.test.len()).collect();
     let m = Tensor::from_slice(masks.split(SplitName::Test)).view([idx.len() as i64, 14, 28, 28]);
     // The 5 labels most often present: localisation is scored where a label is.

@@ -10,7 +10,7 @@
 //! ([`AugSmooth::ShiftsBrightness`]) shifts the image instead, by
 //! `round(size / 28)` px (at least 1) diagonally both ways, with the edge
 //! pixels repeated, times the same brightness factors (9 passes).
-use crate::{Error, Result};
+use crate::Result;
 use tch::Tensor;
 
 /// Which test-time augmentations to average over.
@@ -25,20 +25,11 @@ pub enum AugSmooth {
     FlipBrightness,
 }
 
-impl std::str::FromStr for AugSmooth {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<AugSmooth> {
-        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "off" | "none" => Ok(AugSmooth::Off),
-            "shifts" | "shifts-brightness" | "on" => Ok(AugSmooth::ShiftsBrightness),
-            "flip" | "flip-brightness" => Ok(AugSmooth::FlipBrightness),
-            other => Err(Error::invalid(
-                "aug smooth",
-                format!("{other:?} (expected off, shifts or flip)"),
-            )),
-        }
-    }
-}
+crate::choices!(AugSmooth, "aug smooth" {
+    Off => "off" | "none",
+    ShiftsBrightness => "shifts" | "shifts-brightness" | "on",
+    FlipBrightness => "flip" | "flip-brightness",
+});
 
 const BRIGHTNESS: [f64; 3] = [0.9, 1.0, 1.1];
 

@@ -40,16 +40,78 @@ pub(super) fn first_component(m: &Tensor) -> Result<Tensor> {
     let ct = centred.f_transpose(1, 2)?;
     let proj = if n <= c {
         // Top eigenvector u of M M^T: the projection M v = sigma u.
-        let (vals, vecs) = eigh_on_cpu(&centred.f_matmul(&ct)?)?;
-        let sigma = vals.f_narrow(1, n - 1, 1)?.f_clamp_min(0.0)?.f_sqrt()?;
-        vecs.f_select(2, n - 1)?.f_mul(&sigma)?
+        let (val, vec) = top_eigenpair(&centred.f_matmul(&ct)?)?;
+        vec.f_mul(&val.f_clamp_min(0.0)?.f_sqrt()?.f_unsqueeze(1)?)?
     } else {
-        let (_, vecs) = eigh_on_cpu(&ct.f_matmul(&centred)?)?;
-        centred
-            .f_matmul(&vecs.f_narrow(2, c - 1, 1)?)?
-            .f_squeeze_dim(2)?
+        let (_, vec) = top_eigenpair(&ct.f_matmul(&centred)?)?;
+        centred.f_matmul(&vec.f_unsqueeze(2)?)?.f_squeeze_dim(2)?
     };
     Ok(conventional_sign(&proj, &m)?.f_to_kind(Kind::Float)?)
+}
+
+/// The largest eigenvalue (`[b]`) and its unit eigenvector (`[b, p]`, sign
+/// arbitrary) of each symmetric positive semi-definite `[b, p, p]` matrix
+/// (double): LAPACK on the host for a CPU tensor ([`eigh_on_cpu`]), and
+/// [`top_eigenpair_by_squaring`] on the tensor's own device otherwise, so
+/// that a GPU never waits on a copy to the host and back.
+pub(super) fn top_eigenpair(g: &Tensor) -> Result<(Tensor, Tensor)> {
+    if g.device() == tch::Device::Cpu {
+        let p = g.size()[1];
+        let (vals, vecs) = eigh_on_cpu(g)?;
+        Ok((vals.f_select(1, p - 1)?, vecs.f_select(2, p - 1)?))
+    } else {
+        top_eigenpair_by_squaring(g)
+    }
+}
+
+/// Squarings in [`top_eigenpair_by_squaring`]: the other eigenvalues fall
+/// by `(lambda_i / lambda_1)^(2^24)`, below double precision for any gap
+/// over 1e-6 of the largest eigenvalue.
+const SQUARINGS: usize = 24;
+
+/// [`top_eigenpair`] by repeated squaring, batched on the matrices' device:
+/// `A <- A A / max|A A|` [`SQUARINGS`] times leaves `A` proportional to
+/// `u u^T` (the power method run to the `2^24`-th power in 24 matrix
+/// products), whose column with the largest diagonal entry is `u` up to
+/// scale; two power steps with the original matrix then polish it, and the
+/// Rayleigh quotient gives the eigenvalue. Where the two largest
+/// eigenvalues tie, `u` is some vector of their eigenspace, as an
+/// eigensolver's would be. A zero matrix gives a zero vector and value.
+pub fn top_eigenpair_by_squaring(g: &Tensor) -> Result<(Tensor, Tensor)> {
+    let s = g.size();
+    let (b, p) = (s[0], s[1]);
+    let g = g.f_to_kind(Kind::Double)?;
+    // Per-matrix scale of a tensor `[b, p, p]` -> `[b, 1, 1]`, 1 where it is 0.
+    let scale = |a: &Tensor| -> Result<Tensor> {
+        let m = a.f_abs()?.f_amax([1i64, 2].as_slice(), true)?;
+        Ok(m.f_masked_fill(&m.f_eq(0.0)?, 1.0)?)
+    };
+    let mut a = g.f_div(&scale(&g)?)?;
+    for _ in 0..SQUARINGS {
+        let sq = a.f_matmul(&a)?;
+        a = sq.f_div(&scale(&sq)?)?;
+    }
+    let j = a
+        .f_diagonal(0, 1, 2)?
+        .f_argmax(1, true)? // [b, 1]
+        .f_unsqueeze(1)?
+        .f_expand([b, p, 1], false)?;
+    let unit = |v: &Tensor| -> Result<Tensor> {
+        let norm = v
+            .f_square()?
+            .f_sum_dim_intlist(1i64, true, Kind::Double)?
+            .f_sqrt()?;
+        Ok(v.f_div(&norm.f_masked_fill(&norm.f_eq(0.0)?, 1.0)?)?)
+    };
+    let mut u = unit(&a.f_gather(2, &j, false)?)?; // [b, p, 1]
+    for _ in 0..2 {
+        u = unit(&g.f_matmul(&u)?)?;
+    }
+    let val = u
+        .f_transpose(1, 2)?
+        .f_matmul(&g.f_matmul(&u)?)?
+        .f_view([b])?;
+    Ok((val, u.f_view([b, p])?))
 }
 
 /// chestcam's sign convention for a projection `proj` (`[b, n]`) of the

@@ -27,6 +27,8 @@ mod score_cam;
 mod shapley_cam;
 mod xgrad_cam;
 
+pub use eigen_cam::top_eigenpair_by_squaring;
+
 use crate::data::registry::NUM_LABELS;
 use crate::model::{Model, Stage};
 use crate::{Error, Result};
@@ -150,11 +152,13 @@ fn eigen_smooth(terms: &Tensor) -> Result<Tensor> {
 
 /// The table of methods: each row is the variant, its implementation (one
 /// file under `src/cam/`), the name it is parsed from on the command line
-/// (with aliases) and its cost for all 14 labels of a batch. `Method`,
-/// `Method::ALL`, the parser, its error text and `Method::CLI_NAMES` (the
-/// CLI help) all come from it: a new method is one file and one row.
+/// (with aliases), pytorch-grad-cam's class of the same method and its cost
+/// for all 14 labels of a batch. `Method`, `Method::ALL`, the parser, its
+/// error text, its command-line values (with the cost as help), and the
+/// method lists of the parity fixture script and the benchmark script all
+/// come from it: a new method is one file and one row.
 macro_rules! methods {
-    ($($(#[$doc:meta])* $variant:ident => $imp:expr, $cli:literal $(| $alias:literal)*, $cost:literal;)*) => {
+    ($($(#[$doc:meta])* $variant:ident => $imp:expr, $cli:literal $(| $alias:literal)*, $pgc:literal, $cost:literal;)*) => {
         /// The methods, as pytorch-grad-cam defines them.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "lowercase")]
@@ -164,12 +168,18 @@ macro_rules! methods {
 
         impl Method {
             pub const ALL: [Method; [$($cli),*].len()] = [$(Method::$variant),*];
-            /// The names `--method` takes, comma-separated.
-            pub const CLI_NAMES: &'static str = concat_names!($($cli),*);
 
             fn imp(self) -> Box<dyn CamMethod> {
                 match self {
                     $(Method::$variant => Box::new($imp),)*
+                }
+            }
+
+            /// pytorch-grad-cam 1.5.7's class of the same method (the parity
+            /// fixture and the benchmark take their lists from this).
+            pub fn pytorch_grad_cam_class(self) -> &'static str {
+                match self {
+                    $(Method::$variant => $pgc,)*
                 }
             }
 
@@ -180,66 +190,141 @@ macro_rules! methods {
                 }
             }
 
-            fn parse_name(s: &str) -> Option<Method> {
-                match s {
-                    $($cli $(| $alias)* => Some(Method::$variant),)*
-                    _ => None,
+        }
+
+        impl $crate::choice::Choice for Method {
+            const WHAT: &'static str = "CAM method";
+            fn all() -> &'static [Method] {
+                &Method::ALL
+            }
+            fn names(self) -> &'static [&'static str] {
+                match self {
+                    $(Method::$variant => &[$cli $(, $alias)*],)*
                 }
             }
         }
     };
 }
 
-/// `"a, b, c"` from string literals.
-macro_rules! concat_names {
-    ($first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
-}
-
 methods! {
-    GradCam => grad_cam::GradCam, "gradcam", "1 forward, 1 backward per label";
+    GradCam => grad_cam::GradCam, "gradcam", "GradCAM", "1 forward, 1 backward (one per label below layer4)";
     GradCamPlusPlus => grad_cam_plusplus::GradCamPlusPlus, "gradcam++" | "gradcamplusplus" | "gradcampp",
-        "1 forward, 1 backward per label";
-    XGradCam => xgrad_cam::XGradCam, "xgradcam", "1 forward, 1 backward per label";
-    HiResCam => hires_cam::HiResCam, "hirescam", "1 forward, 1 backward per label";
-    LayerCam => layer_cam::LayerCam, "layercam", "1 forward, 1 backward per label";
-    EigenCam => eigen_cam::EigenCam, "eigencam", "1 forward and one small eigendecomposition per image";
-    ScoreCam => score_cam::ScoreCam, "scorecam", "1 forward per channel and image (512 at layer4)";
-    AblationCam => ablation_cam::AblationCam, "ablationcam", "1 forward per channel and image (512 at layer4)";
+        "GradCAMPlusPlus", "1 forward, 1 backward (one per label below layer4)";
+    XGradCam => xgrad_cam::XGradCam, "xgradcam", "XGradCAM", "1 forward, 1 backward (one per label below layer4)";
+    HiResCam => hires_cam::HiResCam, "hirescam", "HiResCAM", "1 forward, 1 backward (one per label below layer4)";
+    LayerCam => layer_cam::LayerCam, "layercam", "LayerCAM", "1 forward, 1 backward (one per label below layer4)";
+    EigenCam => eigen_cam::EigenCam, "eigencam", "EigenCAM", "1 forward and one small eigendecomposition per image";
+    ScoreCam => score_cam::ScoreCam, "scorecam", "ScoreCAM", "1 forward per channel and image (512 at layer4)";
+    AblationCam => ablation_cam::AblationCam, "ablationcam", "AblationCAM", "1 forward per channel and image (512 at layer4)";
     EigenGradCam => eigen_grad_cam::EigenGradCam, "eigengradcam",
-        "1 forward, 1 backward and one small eigendecomposition per label";
+        "EigenGradCAM", "1 forward, 1 backward (one per label below layer4), a small eigendecomposition per label";
     GradCamElementWise => grad_cam_elementwise::GradCamElementWise, "gradcamelementwise" | "elementwise",
-        "1 forward, 1 backward per label";
+        "GradCAMElementWise", "1 forward, 1 backward (one per label below layer4)";
     /// Random channel weights: the baseline of the trust checks.
-    RandomCam => random_cam::RandomCam { seed: 0 }, "randomcam" | "random", "1 forward";
+    RandomCam => random_cam::RandomCam { seed: 0 }, "randomcam" | "random", "RandomCAM", "1 forward";
     /// Grad-CAM of a comparison with the labels nearest in score.
-    FinerCam => finer_cam::FinerCam { alpha: 1.0 }, "finercam" | "finer", "1 forward, 1 backward per label";
+    FinerCam => finer_cam::FinerCam { alpha: 1.0 }, "finercam" | "finer", "FinerCAM", "1 forward, 1 backward (one per label below layer4)";
     KpcaCam => kpca_cam::KpcaCam, "kpcacam" | "kpca",
-        "1 forward and one small kernel eigendecomposition per image";
+        "KPCA_CAM", "1 forward and one small kernel eigendecomposition per image";
     /// Input gradient x input plus every bias x its gradient (the whole network; the stage is ignored).
-    FullGrad => full_grad::FullGrad, "fullgrad", "1 forward, 1 backward per label through the whole network";
+    FullGrad => full_grad::FullGrad, "fullgrad", "FullGrad", "1 forward, 1 backward per label through the whole network";
     /// Gradient minus half the Hessian-vector product (Grad-CAM's maps on a ReLU network).
-    ShapleyCam => shapley_cam::ShapleyCam, "shapleycam" | "shapley", "1 forward, 2 backwards per label";
+    ShapleyCam => shapley_cam::ShapleyCam, "shapleycam" | "shapley", "ShapleyCAM", "1 forward, 2 backwards per label";
 }
 
 impl Method {
     pub fn name(self) -> &'static str {
         self.imp().name()
     }
+
+    /// `GradCAM=GradCAM,GradCAM++=GradCAMPlusPlus,...`: each method's name
+    /// and its pytorch-grad-cam class, the form the reference scripts
+    /// (`tests/fixtures/make_cam_fixture.py`, `scripts/bench_pytorch.py`)
+    /// take their method list in.
+    pub fn reference_list(methods: &[Method]) -> String {
+        methods
+            .iter()
+            .map(|m| format!("{}={}", m.name(), m.pytorch_grad_cam_class()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 impl std::str::FromStr for Method {
     type Err = Error;
-    /// One of [`Method::CLI_NAMES`] or an alias (`gradcamplusplus`,
+    /// One of the table's names or an alias (`gradcamplusplus`,
     /// `elementwise`, `random`, `finer`, `kpca`, `shapley`); case, `-`, `_` and
     /// spaces are ignored.
     fn from_str(s: &str) -> Result<Method> {
-        Method::parse_name(&s.to_ascii_lowercase().replace(['-', '_', ' '], "")).ok_or_else(|| {
-            Error::invalid(
-                "CAM method",
-                format!("{s:?} (known: {})", Method::CLI_NAMES),
-            )
-        })
+        crate::choice::parse(s)
     }
+}
+
+impl clap::ValueEnum for Method {
+    fn value_variants<'a>() -> &'a [Method] {
+        &Method::ALL
+    }
+    /// The CLI name and aliases, with the cost as help.
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(crate::choice::possible_value(*self, Some(self.cost())))
+    }
+}
+
+/// The largest activation copy (bytes) [`grads_in_one_backward`] makes.
+const ONE_BACKWARD_BYTES: i64 = 512 << 20;
+
+/// Whether every label's gradient comes from one backward: at layer4, where
+/// what follows the activation is the pooling and the linear head, so
+/// running it once per label costs nothing next to the backbone (at an
+/// earlier stage it would run the later stages once per label), and while
+/// the activation repeated per label stays under [`ONE_BACKWARD_BYTES`].
+fn one_backward_fits(stage: Stage, act: &Tensor, labels: &[usize]) -> bool {
+    let bytes = act.numel() as i64 * labels.len() as i64 * act.kind().elt_size_in_bytes() as i64;
+    stage == Stage::Layer4 && labels.len() > 1 && bytes <= ONE_BACKWARD_BYTES
+}
+
+/// Every label's gradient with respect to `act` (`[b, c, h, w]`) from one
+/// backward instead of one per label: the activation repeated per label
+/// (`[b L, c, h, w]`, a leaf), the rest of the network run on it, and the
+/// sum over rows of row (i, l)'s score (label l's logit, or the method's
+/// target coefficients). In eval mode rows are independent, so row (i, l)'s
+/// gradient is label l's gradient for image i: the same numbers as the
+/// per-label loop, in a few kernels rather than a backward per label (what
+/// costs on a GPU, where each small launch counts). `[b, L, c, h, w]`.
+fn grads_in_one_backward(
+    model: &Model,
+    stage: Stage,
+    act: &Tensor,
+    labels: &[usize],
+    targets: Option<&Tensor>,
+) -> Result<Tensor> {
+    let s = act.size();
+    let (b, l) = (s[0], labels.len() as i64);
+    let rep = act
+        .f_detach()?
+        .f_unsqueeze(1)?
+        .f_expand([b, l, s[1], s[2], s[3]], false)?
+        .f_reshape([b * l, s[1], s[2], s[3]])?
+        .f_set_requires_grad(true)?;
+    let logits = model.net.forward_from(stage, &rep);
+    let coef = match targets {
+        Some(c) => c.f_reshape([b * l, NUM_LABELS as i64])?,
+        None => {
+            let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?
+                .f_to_device(act.device())?;
+            idx.f_one_hot(NUM_LABELS as i64)?
+                .f_to_kind(logits.kind())?
+                .f_repeat([b, 1])?
+        }
+    };
+    let score = logits
+        .f_mul(&coef.f_to_kind(logits.kind())?)?
+        .f_sum(Kind::Float)?;
+    let g = Tensor::f_run_backward(&[score], &[&rep], false, false)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?;
+    Ok(g.f_view([b, l, s[1], s[2], s[3]])?)
 }
 
 /// Heatmaps for a batch: one per image and requested label.
@@ -459,9 +544,21 @@ fn compute_upsampled(
     };
     let want_hvp = imp.uses_hvp();
     let mut hvps = Vec::new();
-    let grads = if imp.uses_gradients() {
+    let targets = if imp.uses_gradients() {
+        imp.targets(&logits, labels)?
+    } else {
+        None
+    };
+    let grads = if imp.uses_gradients() && !want_hvp && one_backward_fits(stage, &act, labels) {
+        Some(grads_in_one_backward(
+            model,
+            stage,
+            &act,
+            labels,
+            targets.as_ref(),
+        )?)
+    } else if imp.uses_gradients() {
         let mut gs = Vec::with_capacity(labels.len());
-        let targets = imp.targets(&logits, labels)?;
         for (i, &l) in labels.iter().enumerate() {
             // Each image's score depends on its own activation only (eval
             // mode), so one backward of the summed logits gives every image's gradient.

@@ -46,20 +46,11 @@ impl std::fmt::Display for SplitName {
     }
 }
 
-impl std::str::FromStr for SplitName {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "train" => Ok(SplitName::Train),
-            "val" | "valid" | "validation" => Ok(SplitName::Val),
-            "test" => Ok(SplitName::Test),
-            _ => Err(Error::invalid(
-                "split",
-                format!("{s:?} (expected train, val or test)"),
-            )),
-        }
-    }
-}
+crate::choices!(SplitName, "split" {
+    Train => "train",
+    Val => "val" | "valid" | "validation",
+    Test => "test",
+});
 
 /// MedMNIST's normalisation of uint8 pixels: `(x / 255 - 0.5) / 0.5`,
 /// as float in [-1, 1], on `x`'s device.

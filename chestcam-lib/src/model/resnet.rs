@@ -27,19 +27,7 @@ impl Stem {
     }
 }
 
-impl std::str::FromStr for Stem {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Stem> {
-        match s.to_ascii_lowercase().as_str() {
-            "small" => Ok(Stem::Small),
-            "imagenet" => Ok(Stem::Imagenet),
-            _ => Err(Error::invalid(
-                "stem",
-                format!("{s:?} (expected small or imagenet)"),
-            )),
-        }
-    }
-}
+crate::choices!(Stem, "stem" { Small => "small", Imagenet => "imagenet" });
 
 impl std::fmt::Display for Stem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,22 +54,12 @@ impl std::fmt::Display for Stage {
     }
 }
 
-impl std::str::FromStr for Stage {
-    type Err = Error;
-    /// `layer1` .. `layer4`.
-    fn from_str(s: &str) -> Result<Stage> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "layer1" => Ok(Stage::Layer1),
-            "layer2" => Ok(Stage::Layer2),
-            "layer3" => Ok(Stage::Layer3),
-            "layer4" => Ok(Stage::Layer4),
-            other => Err(Error::invalid(
-                "stage",
-                format!("{other:?} (expected layer1, layer2, layer3 or layer4)"),
-            )),
-        }
-    }
-}
+crate::choices!(Stage, "stage" {
+    Layer1 => "layer1",
+    Layer2 => "layer2",
+    Layer3 => "layer3",
+    Layer4 => "layer4",
+});
 
 impl Stage {
     pub const ALL: [Stage; 4] = [Stage::Layer1, Stage::Layer2, Stage::Layer3, Stage::Layer4];

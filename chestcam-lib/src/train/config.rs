@@ -20,20 +20,11 @@ pub enum Precision {
     Fp16,
 }
 
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Precision> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "fp32" | "float32" => Ok(Precision::Fp32),
-            "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            "fp16" | "float16" | "half" => Ok(Precision::Fp16),
-            other => Err(Error::invalid(
-                "precision",
-                format!("{other:?} (expected fp32, bf16 or fp16)"),
-            )),
-        }
-    }
-}
+crate::choices!(Precision, "precision" {
+    Fp32 => "fp32" | "float32",
+    Bf16 => "bf16" | "bfloat16",
+    Fp16 => "fp16" | "float16" | "half",
+});
 
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -8,7 +8,7 @@ pub mod graph;
 pub mod run_dir;
 
 pub use config::{Precision, TrainConfig};
-pub use run_dir::{load_model, read_meta, CheckpointMeta, RunDir};
+pub use run_dir::{load_model, read_meta, Checkpoint, CheckpointMeta, RunDir};
 
 use crate::data::{Batches, Dataset, Split};
 use crate::metrics::{evaluate, Evaluation};
@@ -320,7 +320,7 @@ pub fn check_run_folder(run: &Path, resume: bool) -> Result<()> {
         ));
     }
     if !resume && run.join("last.safetensors").exists() {
-        return Err(already_a_run(run, read_meta(run, "last").ok()));
+        return Err(already_a_run(run, read_meta(run, Checkpoint::Last).ok()));
     }
     Ok(())
 }

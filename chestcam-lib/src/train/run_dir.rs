@@ -51,21 +51,31 @@ pub struct CheckpointMeta {
     pub records: Vec<EpochRecord>,
 }
 
-/// `best` or `last`, checked.
-fn checkpoint_path(run: &Path, which: &str) -> Result<PathBuf> {
-    if !matches!(which, "best" | "last") {
-        return Err(Error::invalid(
-            "checkpoint",
-            format!("{which:?} (expected best or last)"),
-        ));
+/// Which checkpoint of a run folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// The epoch with the best validation AUC (MedMNIST's model selection).
+    Best,
+    /// The latest epoch (with the optimiser's state, for `--resume`).
+    Last,
+}
+
+crate::choices!(Checkpoint, "checkpoint" { Best => "best", Last => "last" });
+
+impl std::fmt::Display for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::choice::Choice::name(*self))
     }
-    Ok(run.join(format!("{which}.safetensors")))
+}
+
+fn checkpoint_path(run: &Path, which: Checkpoint) -> PathBuf {
+    run.join(format!("{which}.safetensors"))
 }
 
 /// Reads a checkpoint's metadata (header only). A checkpoint written by
 /// chestcam 0.1 (metadata in a `.json` beside it) is read from that file.
-pub fn read_meta(run: &Path, which: &str) -> Result<CheckpointMeta> {
-    let path = checkpoint_path(run, which)?;
+pub fn read_meta(run: &Path, which: Checkpoint) -> Result<CheckpointMeta> {
+    let path = checkpoint_path(run, which);
     if !path.is_file() {
         let why = if run.join("config.json").is_file() {
             "no epoch of its training has finished"
@@ -102,9 +112,13 @@ pub fn read_meta(run: &Path, which: &str) -> Result<CheckpointMeta> {
 
 /// Loads a trained model from a run folder (`which`: `best` or `last`),
 /// refusing weights that hold NaN or infinities.
-pub fn load_model(run: &Path, which: &str, device: Device) -> Result<(Model, CheckpointMeta)> {
+pub fn load_model(
+    run: &Path,
+    which: Checkpoint,
+    device: Device,
+) -> Result<(Model, CheckpointMeta)> {
     let meta = read_meta(run, which)?;
-    let path = checkpoint_path(run, which)?;
+    let path = checkpoint_path(run, which);
     let mut model = Model::new(meta.stem, meta.size, device)?;
     model.load(&path)?;
     // Corrupt weights would otherwise surface much later, as NaN maps.
@@ -189,7 +203,7 @@ impl RunDir {
         if !self.path.join("last.safetensors").is_file() {
             return Ok(None);
         }
-        let meta = read_meta(&self.path, "last")?;
+        let meta = read_meta(&self.path, Checkpoint::Last)?;
         if meta.records.len() != meta.epoch {
             return Err(Error::invalid(
                 "run folder",

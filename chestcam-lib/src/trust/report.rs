@@ -46,25 +46,14 @@ impl Check {
     ];
 }
 
-impl std::str::FromStr for Check {
-    type Err = Error;
-    /// `localisation`, `deletion`, `road`, `confidence`, `randomisation`,
-    /// `labels` (label sensitivity).
-    fn from_str(s: &str) -> Result<Check> {
-        match s.trim().to_ascii_lowercase().replace(['-', '_', ' '], "").as_str() {
-            "localisation" | "localization" => Ok(Check::Localisation),
-            "deletion" | "insertion" => Ok(Check::Deletion),
-            "road" => Ok(Check::Road),
-            "confidence" => Ok(Check::Confidence),
-            "randomisation" | "randomization" | "cascade" => Ok(Check::Randomisation),
-            "labels" | "labelsensitivity" => Ok(Check::LabelSensitivity),
-            _ => Err(Error::invalid(
-                "trust metric",
-                format!("{s:?} (known: localisation, deletion, road, confidence, randomisation, labels)"),
-            )),
-        }
-    }
-}
+crate::choices!(Check, "trust metric" {
+    Localisation => "localisation" | "localization",
+    Deletion => "deletion" | "insertion",
+    Road => "road",
+    Confidence => "confidence",
+    Randomisation => "randomisation" | "randomization" | "cascade",
+    LabelSensitivity => "labels" | "label-sensitivity",
+});
 
 /// What to check and how.
 #[derive(Debug, Clone)]
@@ -81,6 +70,9 @@ pub struct TrustOptions {
     pub percentiles: Vec<f64>,
     /// ROAD's imputation noise (0.01 as the paper; 0 for none).
     pub noise: f64,
+    /// Which pixels ROAD removes where map values tie at a percentile
+    /// (pytorch-grad-cam's threshold rule by default).
+    pub road_ties: road::Ties,
     /// Pointing-game tolerance in pixels (default: 15 px at 224, scaled).
     pub tolerance: Option<f64>,
     /// Images per forward.
@@ -105,6 +97,7 @@ impl Default for TrustOptions {
             steps: 10,
             percentiles: road::PERCENTILES.to_vec(),
             noise: road::NOISE,
+            road_ties: road::Ties::Threshold,
             tolerance: None,
             chunk: 64,
             seed: 0,
@@ -177,6 +170,7 @@ pub struct TrustReport {
     pub steps: usize,
     pub percentiles: Vec<f64>,
     pub noise: f64,
+    pub road_ties: road::Ties,
     pub sources: Vec<SourceReport>,
     pub cascade: Vec<Cascade>,
     /// The (image, label) of the dissolving strip.
@@ -392,15 +386,12 @@ pub fn run(
             icurve = Some(curve_mean(&d.insertion)?);
         }
         if has(Check::Road) {
-            let r = road::road(
-                model,
-                &x,
-                &set.maps,
-                &labels,
-                &o.percentiles,
-                o.noise,
-                o.chunk,
-            )?;
+            let settings = road::RoadSettings {
+                percentiles: o.percentiles.clone(),
+                noise: o.noise,
+                ties: o.road_ties,
+            };
+            let r = road::road(model, &x, &set.maps, &labels, &settings, o.chunk)?;
             let mean = |t: &Tensor| t.f_mean_dim(-1i64, false, Kind::Float);
             metrics.push(Metric::new(
                 "road_morf",
@@ -460,6 +451,7 @@ pub fn run(
         steps: o.steps,
         percentiles: o.percentiles.clone(),
         noise: o.noise,
+        road_ties: o.road_ties,
         sources: reports,
         cascade,
         strip: (idx[strip.0], LABELS[labels[strip.1]].to_string()),
@@ -545,8 +537,14 @@ impl TrustReport {
         }
         if ran("road") {
             how.push(format!(
-                "ROAD at percentiles {:?}, imputation noise {}",
-                self.percentiles, self.noise
+                "ROAD at percentiles {:?}, imputation noise {}, ties {}",
+                self.percentiles,
+                self.noise,
+                match self.road_ties {
+                    road::Ties::Threshold =>
+                        "by threshold (every pixel at the percentile removed, as pytorch-grad-cam)",
+                    road::Ties::Rank => "by rank (a fixed share removed, ties in random order)",
+                }
             ));
         }
         if !how.is_empty() {

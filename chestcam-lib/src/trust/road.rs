@@ -14,15 +14,34 @@
 //! probability; ROADCombined is `(mean LeRF - mean MoRF) / 2` over the
 //! percentiles (higher is more faithful).
 //!
-//! As in pytorch-grad-cam, pixels tied at the threshold are all removed
-//! (so a map that is 0 on 40% of the image loses all of it at p = 10..40).
-//! When every pixel is removed there is nothing to impute from: both fill
-//! with 0 (the grey mid-point).
+//! Ties ([`Ties`]): as in pytorch-grad-cam (the default,
+//! [`Ties::Threshold`]), pixels tied at the threshold are all removed, so a
+//! map that is 0 on 40% of the image loses all of it at p = 10..40 and
+//! MoRF and LeRF alike see an emptied image. [`Ties::Rank`] removes exactly
+//! as many pixels as the threshold rule removes from a map without ties
+//! (`N - ceil((N - 1) p / 100)`), the highest first, tied values in a
+//! seeded random order (not by position, which would remove the top rows
+//! of a flat region first). On a map without ties both rules agree pixel
+//! for pixel. When every pixel is removed there is nothing to impute from:
+//! both fill with 0 (the grey mid-point).
 use super::label_probs;
 use crate::model::Model;
 use crate::util::Rng;
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
+
+/// Which pixels a percentile removes when map values tie at its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ties {
+    /// pytorch-grad-cam's rule: every pixel at or above the percentile.
+    #[default]
+    Threshold,
+    /// A fixed share of the pixels, tied values in a seeded random order.
+    Rank,
+}
+
+crate::choices!(Ties, "ROAD ties" { Threshold => "threshold", Rank => "rank" });
 
 /// pytorch-grad-cam's default percentiles.
 pub const PERCENTILES: [f64; 9] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0];
@@ -138,6 +157,34 @@ pub fn at_or_above_percentile(maps: &Tensor, p: f64) -> Result<Tensor> {
     Ok(flat.f_ge_tensor(&thr)?.f_view([s[0], 1, s[1], s[2]])?)
 }
 
+/// The `N - ceil((N - 1) p / 100)` highest pixels of each of the `[n, H, W]`
+/// maps -> `[n, 1, H, W]` bool: as many as [`at_or_above_percentile`]
+/// takes from a map without ties, tied values taken in the order of a
+/// random permutation of the pixels drawn from `seed` (the same for every
+/// map).
+pub fn top_share(maps: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
+    let s = maps.size();
+    let n = s[1] * s[2];
+    let count = (n - ((n - 1) as f64 * p / 100.0).ceil() as i64).clamp(0, n);
+    let mut rng = Rng::new(seed);
+    let mut perm: Vec<i64> = (0..n).collect();
+    for i in (1..perm.len()).rev() {
+        perm.swap(i, rng.below(i + 1));
+    }
+    let perm = Tensor::f_from_slice(&perm)?.f_to_device(maps.device())?;
+    let flat = maps
+        .f_reshape([s[0], n])?
+        .f_to_kind(Kind::Float)?
+        .f_index_select(1, &perm)?;
+    let (_, order) = flat.f_sort_stable(true, 1, true)?;
+    let top = perm
+        .f_index_select(0, &order.f_narrow(1, 0, count)?.f_flatten(0, -1)?)?
+        .f_view([s[0], count])?;
+    Ok(Tensor::f_zeros([s[0], n], (Kind::Bool, maps.device()))?
+        .f_scatter_value(1, &top, 1)?
+        .f_view([s[0], 1, s[1], s[2]])?)
+}
+
 /// numpy's `np.percentile(row, p)` of each row of `[n, N]` float32: `[n, 1]`.
 pub fn percentile(flat: &Tensor, p: f64) -> Result<Tensor> {
     let n = flat.size()[1];
@@ -168,16 +215,41 @@ pub struct Road {
     pub combined: Tensor,
 }
 
+/// How ROAD perturbs: its percentiles, imputation noise and tie rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoadSettings {
+    pub percentiles: Vec<f64>,
+    /// Standard deviation of the imputation noise (0 for none).
+    pub noise: f64,
+    pub ties: Ties,
+}
+
+impl Default for RoadSettings {
+    /// pytorch-grad-cam's: percentiles 10..90, noise 0.01, the threshold rule.
+    fn default() -> Self {
+        RoadSettings {
+            percentiles: PERCENTILES.to_vec(),
+            noise: NOISE,
+            ties: Ties::Threshold,
+        }
+    }
+}
+
 /// ROAD for `maps` (`[b, L, H, W]`) of `labels` of the batch `x`.
 pub fn road(
     model: &Model,
     x: &Tensor,
     maps: &Tensor,
     labels: &[usize],
-    percentiles: &[f64],
-    noise: f64,
+    settings: &RoadSettings,
     chunk: usize,
 ) -> Result<Road> {
+    let RoadSettings {
+        percentiles,
+        noise,
+        ties,
+    } = settings;
+    let (noise, ties) = (*noise, *ties);
     if percentiles.is_empty() {
         return Err(Error::invalid("ROAD percentiles", "none given"));
     }
@@ -199,7 +271,10 @@ pub fn road(
     let (mut morf, mut lerf) = (Vec::new(), Vec::new());
     for (pi, &p) in percentiles.iter().enumerate() {
         for (oi, (src, out)) in [(&m, &mut morf), (&inv, &mut lerf)].into_iter().enumerate() {
-            let removed = at_or_above_percentile(src, p)?;
+            let removed = match ties {
+                Ties::Threshold => at_or_above_percentile(src, p)?,
+                Ties::Rank => top_share(src, p, ((pi as u64) << 8) ^ oi as u64)?,
+            };
             let mut probs = Vec::new();
             let mut start = 0;
             while start < n {

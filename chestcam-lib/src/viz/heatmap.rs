@@ -32,21 +32,12 @@ impl Colormap {
     }
 }
 
-impl std::str::FromStr for Colormap {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Colormap> {
-        match s.to_ascii_lowercase().as_str() {
-            "jet" => Ok(Colormap::Jet),
-            "inferno" => Ok(Colormap::Inferno),
-            "viridis" => Ok(Colormap::Viridis),
-            "turbo" => Ok(Colormap::Turbo),
-            _ => Err(Error::invalid(
-                "colormap",
-                format!("{s:?} (known: jet, inferno, viridis, turbo)"),
-            )),
-        }
-    }
-}
+crate::choices!(Colormap, "colormap" {
+    Jet => "jet",
+    Inferno => "inferno",
+    Viridis => "viridis",
+    Turbo => "turbo",
+});
 
 /// pytorch-grad-cam's `show_cam_on_image(img, mask, use_rgb=True,
 /// colormap, image_weight)`: `img` is `h*w*3` RGB in [0, 1], `mask` is

@@ -318,10 +318,35 @@ pub enum ViewerInput<'a> {
     },
 }
 
+impl ViewerInput<'_> {
+    /// Its images explained under `o`.
+    pub fn explain(&self, model: &Model, o: &ExplainOptions) -> Result<Vec<Explanation>> {
+        match self {
+            ViewerInput::Pixels {
+                pixels,
+                size,
+                names,
+                truth,
+            } => explain(model, pixels, *size, names, *truth, o),
+            ViewerInput::Split { split, idx } => explain_split(model, split, idx, o),
+        }
+    }
+}
+
+/// One view of a viewer: a method at one stage (or several averaged) and
+/// its explanations of every image, all 14 labels.
+pub struct Explained {
+    pub method: Method,
+    pub stages: Vec<Stage>,
+    pub explanations: Vec<Explanation>,
+}
+
 /// Explains `input` under every method of `methods` at every entry of
 /// `stages` (each entry one stage, or several averaged), all 14 labels,
 /// with `o`'s other options (trust lines included); the viewer's title is
-/// `title`.
+/// `title`. Each view's explanations come back too (in the order of
+/// `methods`, then `stages`), so that a caller who needs one of them as
+/// well (`chestcam explain --html`'s pictures) need not explain it again.
 pub fn build(
     model: &Model,
     input: &ViewerInput,
@@ -329,7 +354,7 @@ pub fn build(
     stages: &[Vec<Stage>],
     o: &ExplainOptions,
     title: &str,
-) -> Result<Viewer> {
+) -> Result<(Viewer, Vec<Explained>)> {
     if methods.is_empty() || stages.iter().any(|s| s.is_empty()) || stages.is_empty() {
         return Err(Error::invalid(
             "viewer",
@@ -337,6 +362,7 @@ pub fn build(
         ));
     }
     let mut v = Viewer::new(title, o.overlay.colormap);
+    let mut views = Vec::new();
     for &m in methods {
         for st in stages {
             let opts = ExplainOptions {
@@ -346,22 +372,19 @@ pub fn build(
                 labels: LabelChoice::All,
                 ..o.clone()
             };
-            let ex = match input {
-                ViewerInput::Pixels {
-                    pixels,
-                    size,
-                    names,
-                    truth,
-                } => explain(model, pixels, *size, names, *truth, &opts)?,
-                ViewerInput::Split { split, idx } => explain_split(model, split, idx, &opts)?,
-            };
+            let ex = input.explain(model, &opts)?;
             let stage = st
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join("+");
             v.add(m.name(), &stage, &ex)?;
+            views.push(Explained {
+                method: m,
+                stages: st.clone(),
+                explanations: ex,
+            });
         }
     }
-    Ok(v)
+    Ok((v, views))
 }

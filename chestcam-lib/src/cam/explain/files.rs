@@ -59,20 +59,7 @@ pub enum MapsOut {
     Both,
 }
 
-impl std::str::FromStr for MapsOut {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<MapsOut> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "raw" => Ok(MapsOut::Raw),
-            "scaled" => Ok(MapsOut::Scaled),
-            "both" => Ok(MapsOut::Both),
-            _ => Err(Error::invalid(
-                "--maps",
-                format!("{s:?} (expected raw, scaled or both)"),
-            )),
-        }
-    }
-}
+crate::choices!(MapsOut, "--maps" { Raw => "raw", Scaled => "scaled", Both => "both" });
 
 impl Explanation {
     /// Writes `<name>_maps.npz` into `dir` (atomically), readable with

@@ -304,6 +304,44 @@ pub fn explain(
     Ok(out)
 }
 
+impl Explanation {
+    /// The same explanation showing only the labels `choice` picks (chosen
+    /// from its probabilities, as [`explain`] chooses them), so that one
+    /// explanation of all 14 labels serves both the viewer and the pictures
+    /// without a second pass. Every picked label must be among those shown.
+    pub fn restricted(&self, choice: &LabelChoice) -> Result<Explanation> {
+        let shown = choice.pick(&self.probs);
+        let mut at = Vec::with_capacity(shown.len());
+        for &l in &shown {
+            let i = self.shown.iter().position(|&s| s == l).ok_or_else(|| {
+                Error::invalid(
+                    "explanation",
+                    format!(
+                        "label {} is not among the {} labels explained for {}",
+                        crate::data::registry::LABELS.get(l).copied().unwrap_or("?"),
+                        self.shown.len(),
+                        self.name
+                    ),
+                )
+            })?;
+            at.push(i);
+        }
+        let pick = |v: &[Vec<f32>]| at.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+        Ok(Explanation {
+            shown,
+            maps: pick(&self.maps),
+            raw: pick(&self.raw),
+            flat: at.iter().map(|&i| self.flat[i]).collect(),
+            trust: if self.trust.is_empty() {
+                Vec::new()
+            } else {
+                at.iter().map(|&i| self.trust[i]).collect()
+            },
+            ..self.clone()
+        })
+    }
+}
+
 /// A map whose values span less than 1e-6: it locates nothing.
 pub fn is_flat(map: &[f32]) -> bool {
     let (lo, hi) = map
