@@ -135,6 +135,10 @@ struct TrustArgs {
     chunk: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also run the data randomisation test against this run, trained on
+    /// the same data with `train --shuffle-labels` (its last checkpoint).
+    #[arg(long)]
+    shuffled_run: Option<PathBuf>,
     #[arg(long)]
     out: PathBuf,
 }
@@ -259,6 +263,37 @@ fn trust_run(
     use chestcam::trust::truth::{load_truth, TruthSource};
     let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, device)?;
     let cfg = chestcam::train::load_config(&a.run)?;
+    // The permuted-label run is checked before minutes of work.
+    let shuffled = match &a.shuffled_run {
+        Some(r) => {
+            let c = chestcam::train::load_config(r)?;
+            if !c.shuffle_labels {
+                return Err(chestcam::Error::invalid(
+                    "--shuffled-run",
+                    format!(
+                        "{} was not trained with --shuffle-labels: its maps are no data randomisation",
+                        r.display()
+                    ),
+                ));
+            }
+            let (m, _) = chestcam::train::load_model(r, Checkpoint::Last, device)?;
+            if (m.stem, m.size) != (model.stem, model.size) {
+                return Err(chestcam::Error::invalid(
+                    "--shuffled-run",
+                    format!(
+                        "{} holds a {} stem at {} px, --run a {} stem at {} px",
+                        r.display(),
+                        m.stem,
+                        m.size,
+                        model.stem,
+                        model.size
+                    ),
+                ));
+            }
+            Some(m)
+        }
+        None => None,
+    };
     let source: DataSource = cfg.source.parse()?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
     same_size(&data, &meta)?;
@@ -281,7 +316,7 @@ fn trust_run(
             data.provenance
         );
     }
-    let report = chestcam::trust::report::run(
+    let mut report = chestcam::trust::report::run(
         &model,
         sp,
         &idx,
@@ -290,6 +325,16 @@ fn trust_run(
         &opts,
         chestcam::progress::auto_steps().as_mut(),
     )?;
+    if let Some(m) = &shuffled {
+        eprintln!(
+            "data randomisation: maps of {} against it",
+            a.shuffled_run
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        report.add_data_randomisation(&model, m, sp, &opts)?;
+    }
     for p in report.write(&a.out)? {
         say!("{}", p.display());
     }
@@ -460,6 +505,12 @@ struct TrainArgs {
     /// Random shifts, brightness and contrast (no flips).
     #[arg(long)]
     augment: bool,
+    /// Sanity check (data randomisation): train on the training labels
+    /// permuted across images (one permutation from --seed); validation and
+    /// test keep the true labels. `chestcam trust --shuffled-run` compares
+    /// its maps with a real run's.
+    #[arg(long)]
+    shuffle_labels: bool,
     /// auto (CUDA when present), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = device_name)]
     device: String,
@@ -613,6 +664,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 seed: a.seed,
                 train_subset: a.subset,
                 augment: a.augment,
+                shuffle_labels: a.shuffle_labels,
                 device: a.device,
                 threads: a.threads,
                 imagenet: a.imagenet,
@@ -647,6 +699,9 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let data = source.load(progress.as_mut())?;
             cfg.validate(Some(data.size))?;
             chestcam::train::check_data(&cfg, &data)?;
+            if cfg.shuffle_labels {
+                eprintln!("labels: permuted across the training images (--shuffle-labels: a data randomisation run)");
+            }
             eprintln!(
                 "data: {} ({} train / {} val / {} test, {} px)",
                 data.provenance,

@@ -194,6 +194,9 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
         with(&tr, &["--tolerance", "-5"]),
         with(&tr, &["--masks", "/nope/m.npz"]),
         with(&tr, &["--split", "dev"]),
+        // a run not trained on permuted labels is no data randomisation
+        with(&tr, &["--shuffled-run", &r]),
+        with(&tr, &["--shuffled-run", "/nope/run"]),
         vec!["trust", "--run", &r, "--out", &f],
     ];
     let mut failures = Vec::new();

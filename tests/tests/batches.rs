@@ -100,3 +100,51 @@ fn batch_size_zero_is_refused() {
         .to_string();
     assert!(e.contains("batch size") && e.contains('0'), "{e}");
 }
+
+/// Data randomisation: with a permutation of the label rows, each image
+/// keeps its pixels and takes another row's labels, from the host and from
+/// device tensors alike; a list that is no permutation is refused.
+#[test]
+fn label_rows_follow_a_permutation() {
+    let d = nih();
+    let n = d.test.len();
+    let rows: Vec<i64> = (0..n as i64).rev().collect();
+    let plain = Batches::new(&d.test, n, None, None, Device::Cpu).unwrap();
+    let shuffled = Batches::new(&d.test, n, None, None, Device::Cpu)
+        .unwrap()
+        .with_labels_of(rows.clone())
+        .unwrap();
+    let on_tensors = Batches::from_tensors(
+        d.test.images_u8_on(n, Device::Cpu).unwrap(),
+        d.test.head_labels(n, Device::Cpu).unwrap(),
+        n,
+        None,
+        None,
+    )
+    .unwrap()
+    .with_labels_of(rows.clone())
+    .unwrap();
+    let ((x0, y0), (x1, y1), (x2, y2)) = (
+        plain.into_iter().next().unwrap().unwrap(),
+        shuffled.into_iter().next().unwrap().unwrap(),
+        on_tensors.into_iter().next().unwrap().unwrap(),
+    );
+    assert!(
+        x0.equal(&x1) && x0.equal(&x2),
+        "the images keep their place"
+    );
+    assert!(
+        y1.equal(&y0.flip([0])) && y2.equal(&y1),
+        "labels of the reversed rows"
+    );
+    assert!(!y1.equal(&y0));
+    for bad in [vec![0i64; n], (0..n as i64 - 1).collect(), vec![-1; n]] {
+        let e = Batches::new(&d.test, 8, None, None, Device::Cpu)
+            .unwrap()
+            .with_labels_of(bad)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("label permutation"), "{e}");
+    }
+}

@@ -600,4 +600,44 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
         serde_json::from_slice(&std::fs::read(out.join("trust.json")).unwrap()).unwrap();
     assert_eq!(json["sources"].as_array().unwrap().len(), 3);
     eprintln!("{md}");
+    // Data randomisation: the same training on labels permuted across the
+    // images. The centre prior ignores the model, so its maps are the same
+    // for both models and it must fail; Grad-CAM's maps must move further
+    // from the real model's than the random-pair baseline.
+    let shuffled_dir = dir.path().join("shuffled");
+    train(
+        &TrainConfig {
+            shuffle_labels: true,
+            ..tc.clone()
+        },
+        &data,
+        &shuffled_dir,
+        false,
+        &mut chestcam::progress::Silent,
+        &mut |_| std::ops::ControlFlow::Continue(()),
+    )
+    .unwrap();
+    let (shuffled, _) = chestcam::train::load_model(
+        &shuffled_dir,
+        chestcam::train::Checkpoint::Last,
+        Device::Cpu,
+    )
+    .unwrap();
+    let mut r = r;
+    r.add_data_randomisation(&model, &shuffled, &data.test, &o)
+        .unwrap();
+    let md = r.markdown();
+    let find = |m: &str| r.data_randomisation.iter().find(|d| d.method == m).unwrap();
+    let centre = find("CentrePrior");
+    assert!(
+        centre.similarity.spearman_abs.unwrap() > 0.999 && !centre.passes,
+        "{md}"
+    );
+    let g = find("GradCAM");
+    assert!(
+        g.passes && g.similarity.spearman_abs.unwrap() <= g.baseline.spearman_abs.unwrap(),
+        "{md}"
+    );
+    assert!(md.contains("## Data randomisation"), "{md}");
+    eprintln!("{md}");
 }

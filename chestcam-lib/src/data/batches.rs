@@ -44,6 +44,8 @@ enum Source<'a> {
 pub struct Batches<'a> {
     source: Source<'a>,
     order: Vec<i64>,
+    /// Row `i`'s labels are row `label_rows[i]`'s (data randomisation).
+    label_rows: Option<Vec<i64>>,
     pos: usize,
     batch_size: usize,
     augment: Option<Augment>,
@@ -132,6 +134,7 @@ impl<'a> Batches<'a> {
         Ok(Batches {
             source,
             order,
+            label_rows: None,
             pos: 0,
             batch_size,
             augment,
@@ -139,20 +142,55 @@ impl<'a> Batches<'a> {
         })
     }
 
+    /// Gives row `i` the labels of row `rows[i]` (a permutation of the
+    /// rows, for the data-randomisation sanity check: the images keep their
+    /// place, their labels are another image's).
+    pub fn with_labels_of(mut self, rows: Vec<i64>) -> Result<Self> {
+        let n = self.order.len();
+        let mut seen = vec![false; n];
+        for &r in &rows {
+            match seen.get_mut(r as usize) {
+                Some(s) if r >= 0 && !*s => *s = true,
+                _ => {
+                    return Err(Error::invalid(
+                        "label permutation",
+                        format!("row {r} is not a new row of the {n} rows"),
+                    ))
+                }
+            }
+        }
+        if rows.len() != n {
+            return Err(Error::invalid(
+                "label permutation",
+                format!("{} rows for {n} images", rows.len()),
+            ));
+        }
+        self.label_rows = Some(rows);
+        Ok(self)
+    }
+
     /// The rows `idx` as (normalised images, float labels).
     fn gather(&self, idx: &[i64]) -> Result<(Tensor, Tensor)> {
+        let label_idx: Vec<i64> = match &self.label_rows {
+            Some(rows) => idx.iter().map(|&i| rows[i as usize]).collect(),
+            None => idx.to_vec(),
+        };
         let (x, y) = match &self.source {
             Source::Tensors { images, labels } => {
                 let i = Tensor::f_from_slice(idx)?.f_to_device(images.device())?;
-                (images.f_index_select(0, &i)?, labels.f_index_select(0, &i)?)
+                let li = Tensor::f_from_slice(&label_idx)?.f_to_device(labels.device())?;
+                (
+                    images.f_index_select(0, &i)?,
+                    labels.f_index_select(0, &li)?,
+                )
             }
             Source::Host { split, device, .. } => {
                 let px = split.size * split.size;
                 let mut xb = Vec::with_capacity(idx.len() * px);
                 let mut yb = Vec::with_capacity(idx.len() * NUM_LABELS);
-                for &i in idx {
+                for (&i, &li) in idx.iter().zip(&label_idx) {
                     xb.extend_from_slice(split.image(i as usize));
-                    yb.extend_from_slice(split.label_row(i as usize));
+                    yb.extend_from_slice(split.label_row(li as usize));
                 }
                 let (b, s) = (idx.len() as i64, split.size as i64);
                 (

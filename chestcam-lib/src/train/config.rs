@@ -55,6 +55,11 @@ pub struct TrainConfig {
     pub train_subset: Option<usize>,
     /// Random shifts, brightness and contrast (MedMNIST's protocol has none).
     pub augment: bool,
+    /// The data-randomisation sanity check (Adebayo et al. 2018): train on
+    /// the training labels permuted across images (one permutation from
+    /// `seed`, the same every epoch); validation and test keep the true
+    /// labels. Such a run's maps should owe nothing to the findings.
+    pub shuffle_labels: bool,
     /// `auto`, `cpu`, `cuda`, `cuda:N`.
     pub device: String,
     /// libtorch intra-op threads (`None`: libtorch's default).
@@ -94,6 +99,7 @@ impl Default for TrainConfig {
             seed: 0,
             train_subset: None,
             augment: false,
+            shuffle_labels: false,
             device: "auto".into(),
             threads: None,
             imagenet: None,

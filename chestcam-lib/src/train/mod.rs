@@ -423,6 +423,13 @@ pub fn train(
         )),
     };
     let augment = cfg.augment.then(crate::data::Augment::default);
+    let shuffled_labels: Option<Vec<i64>> = cfg.shuffle_labels.then(|| {
+        crate::util::Rng::new(cfg.seed ^ 0x005E_ED1A_BE15)
+            .permutation(n_train)
+            .into_iter()
+            .map(|i| i as i64)
+            .collect()
+    });
     // With --cuda-graph: one captured step per learning rate (a new one
     // when the schedule changes it).
     let mut graph: Option<graph::GraphStep> = None;
@@ -449,6 +456,12 @@ pub fn train(
                 augment,
                 device,
             )?,
+        };
+        // Data randomisation: one permutation of the label rows for the
+        // whole run (the same every epoch, so the model can memorise it).
+        let batches = match &shuffled_labels {
+            Some(rows) => batches.with_labels_of(rows.clone())?,
+            None => batches,
         };
         // The loss is summed on the device and read every few steps, so the
         // device never waits for the host.

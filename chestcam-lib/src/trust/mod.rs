@@ -11,7 +11,9 @@
 //! - Faithfulness: [`deletion`] (deletion/insertion, Petsiuk et al. 2018),
 //!   [`road`] (Rong et al. 2022), [`confidence`] (Chattopadhyay et al. 2018).
 //! - Sanity: [`randomisation`] (Adebayo et al. 2018; Arun et al. 2021),
-//!   [`label_sensitivity`]; map similarity in [`similarity`].
+//!   [`data_randomisation`] (Adebayo et al. 2018: a model trained on
+//!   permuted labels), [`label_sensitivity`]; map similarity in
+//!   [`similarity`].
 //! - [`report`]: all of it for a split, as JSON, a markdown table and pictures;
 //!   [`truth`] finds the ground truth of a data set.
 //!
@@ -20,6 +22,7 @@
 pub mod baselines;
 pub mod boxes;
 pub mod confidence;
+pub mod data_randomisation;
 pub mod deletion;
 pub mod label_sensitivity;
 pub mod mass;

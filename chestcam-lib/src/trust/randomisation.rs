@@ -77,7 +77,7 @@ fn stage_step(stage: Stage) -> usize {
     }
 }
 
-fn sims(a: &MapSet, b: &MapSet) -> Result<(Tensor, Tensor, Tensor)> {
+pub(super) fn sims(a: &MapSet, b: &MapSet) -> Result<(Tensor, Tensor, Tensor)> {
     Ok((
         spearman(&a.signed, &b.signed)?,
         spearman(&a.signed.f_abs()?, &b.signed.f_abs()?)?,
@@ -85,12 +85,39 @@ fn sims(a: &MapSet, b: &MapSet) -> Result<(Tensor, Tensor, Tensor)> {
     ))
 }
 
-fn summary(t: (Tensor, Tensor, Tensor)) -> Result<Similarity> {
+pub(super) fn summary(t: (Tensor, Tensor, Tensor)) -> Result<Similarity> {
     Ok(Similarity {
         spearman: super::tensor_mean(&t.0)?,
         spearman_abs: super::tensor_mean(&t.1)?,
         ssim: super::tensor_mean(&t.2)?,
     })
+}
+
+/// The similarity between the maps of random pairs of different images
+/// (the same label): a seeded cycle through the batch (Arun et al.'s
+/// baseline). `maps` holds at least 2 images.
+pub(super) fn random_pairs(maps: &MapSet, seed: u64) -> Result<Similarity> {
+    let b = maps.maps.size()[0];
+    let perm = Rng::new(seed ^ 0xA11CE).permutation(b as usize);
+    let first = Tensor::f_from_slice(&perm.iter().map(|&i| i as i64).collect::<Vec<_>>())?;
+    let second = first.f_roll([1], [0])?;
+    let pick = |idx: &Tensor| -> Result<MapSet> {
+        let idx = idx.f_to_device(maps.maps.device())?;
+        Ok(MapSet {
+            maps: maps.maps.f_index_select(0, &idx)?,
+            signed: maps.signed.f_index_select(0, &idx)?,
+            probs: maps.probs.f_index_select(0, &idx)?,
+        })
+    };
+    summary(sims(&pick(&first)?, &pick(&second)?)?)
+}
+
+/// The verdict of a sanity check: the similarity (Spearman of |map|) has
+/// fallen to the random-pair baseline or below. Maps that are the same for
+/// every image (a baseline of 1, as the centre prior's) cannot pass: no
+/// randomisation can show that they depend on what the model learned.
+pub(super) fn passes(similarity: Option<f64>, baseline: Option<f64>) -> bool {
+    matches!((similarity, baseline), (Some(a), Some(base)) if a <= base && base < 1.0 - 1e-6)
 }
 
 /// A copy of `model` whose parameters and buffers equal the original's.
@@ -100,28 +127,50 @@ pub fn copy_model(model: &Model) -> Result<Model> {
     Ok(m)
 }
 
-/// The cascade for each source (CAM methods only) on `labels` of the batch
-/// `x` (at least 2 images); `strip` picks (image, label position) for the
-/// dissolving strip. The fresh weights come from `tch::manual_seed(seed)`.
-#[allow(clippy::too_many_arguments)]
+/// What a sanity check compares: the maps of `sources` for `labels` of the
+/// batch `x` (at least 2 images) at `stage`, `chunk` inputs per forward,
+/// and the seed of its random pairs.
+pub struct Compared<'a> {
+    pub x: &'a Tensor,
+    pub sources: &'a [MapSource],
+    pub stage: Stage,
+    pub labels: &'a [usize],
+    pub chunk: usize,
+    pub seed: u64,
+}
+
+impl Compared<'_> {
+    /// The batch size, refused below 2 (the random-pair baseline needs two).
+    pub(super) fn images(&self, check: &str) -> Result<i64> {
+        let b = self.x.size()[0];
+        if b < 2 {
+            return Err(Error::invalid(
+                check,
+                format!("{b} image(s): the random-pair baseline needs at least 2"),
+            ));
+        }
+        Ok(b)
+    }
+}
+
+/// The cascade for each source (CAM methods only) of `c`; `strip` picks
+/// (image, label position) for the dissolving strip. The fresh weights
+/// come from `tch::manual_seed(c.seed)`.
 pub fn cascade(
     model: &Model,
-    x: &Tensor,
-    sources: &[MapSource],
-    stage: Stage,
-    labels: &[usize],
-    chunk: usize,
-    seed: u64,
+    c: &Compared,
     strip: (usize, usize),
     progress: &mut dyn crate::progress::Progress,
 ) -> Result<Vec<Cascade>> {
-    let b = x.size()[0];
-    if b < 2 {
-        return Err(Error::invalid(
-            "randomisation check",
-            format!("{b} image(s): the random-pair baseline needs at least 2"),
-        ));
-    }
+    c.images("randomisation check")?;
+    let Compared {
+        x,
+        sources,
+        stage,
+        labels,
+        chunk,
+        seed,
+    } = *c;
     let sources: Vec<MapSource> = sources
         .iter()
         .copied()
@@ -131,18 +180,6 @@ pub fn cascade(
         .iter()
         .map(|&s| maps(model, x, s, stage, labels, chunk))
         .collect::<Result<Vec<_>>>()?;
-    // Random pairs of different images: a seeded cycle through the batch.
-    let perm = Rng::new(seed ^ 0xA11CE).permutation(b as usize);
-    let first = Tensor::f_from_slice(&perm.iter().map(|&i| i as i64).collect::<Vec<_>>())?;
-    let second = first.f_roll([1], [0])?;
-    let pick = |m: &MapSet, idx: &Tensor| -> Result<MapSet> {
-        let idx = idx.f_to_device(m.maps.device())?;
-        Ok(MapSet {
-            maps: m.maps.f_index_select(0, &idx)?,
-            signed: m.signed.f_index_select(0, &idx)?,
-            probs: m.probs.f_index_select(0, &idx)?,
-        })
-    };
     let strip_of = |m: &MapSet| -> Result<Vec<f32>> {
         Ok(Vec::try_from(
             m.maps
@@ -157,7 +194,7 @@ pub fn cascade(
         out.push(Cascade {
             method: s.name().to_string(),
             steps: Vec::new(),
-            baseline: summary(sims(&pick(o, &first)?, &pick(o, &second)?)?)?,
+            baseline: random_pairs(o, seed)?,
             stage_step: stage_step(stage),
             passes: false,
             strip: vec![strip_of(o)?],
@@ -192,7 +229,7 @@ pub fn cascade(
     progress.finish();
     for c in &mut out {
         let at = c.steps.get(c.stage_step).and_then(|s| s.spearman_abs);
-        c.passes = matches!((at, c.baseline.spearman_abs), (Some(a), Some(base)) if a <= base);
+        c.passes = passes(at, c.baseline.spearman_abs);
     }
     Ok(out)
 }

@@ -4,7 +4,8 @@
 //! macro and per label, baselines beside) and pictures (deletion and
 //! insertion curves, the randomisation cascade, one map dissolving).
 use super::baselines::{maps, MapSource};
-use super::randomisation::{cascade, Cascade, Similarity, CASCADE};
+use super::data_randomisation::{data_randomisation, DataRandomisation};
+use super::randomisation::{cascade, Cascade, Compared, Similarity, CASCADE};
 use super::{confidence, deletion, label_sensitivity, mass, otsu, pointing, road, Scores};
 use crate::cam::Method;
 use crate::data::registry::{LABELS, NUM_LABELS};
@@ -105,6 +106,29 @@ impl Default for TrustOptions {
     }
 }
 
+/// The methods under test, then the baselines RandomCAM and the centre prior.
+fn sources(o: &TrustOptions) -> Vec<MapSource> {
+    let mut sources: Vec<MapSource> = o.methods.iter().map(|&m| MapSource::Cam(m)).collect();
+    sources.dedup();
+    for base in [MapSource::Cam(Method::RandomCam), MapSource::CentrePrior] {
+        if !sources.contains(&base) {
+            sources.push(base);
+        }
+    }
+    sources
+}
+
+/// Normalised images `idx` of `split` as `[b, 1, S, S]` on the CPU.
+fn batch(split: &Split, idx: &[usize]) -> Result<Tensor> {
+    let (s, b) = (split.size as i64, idx.len() as i64);
+    let pixels: Vec<u8> = idx.iter().flat_map(|&i| split.image(i).to_vec()).collect();
+    Ok(Tensor::f_from_slice(&pixels)?
+        .f_view([b, 1, s, s])?
+        .f_to_kind(Kind::Float)?
+        .f_div_scalar(127.5)?
+        .f_sub_scalar(1.0)?)
+}
+
 /// Ground truth for the images checked.
 pub struct Truth {
     /// `[b, 14, S, S]` 0/1 (any kind, any device).
@@ -173,6 +197,9 @@ pub struct TrustReport {
     pub road_ties: road::Ties,
     pub sources: Vec<SourceReport>,
     pub cascade: Vec<Cascade>,
+    /// The data randomisation test (empty unless asked for, with a model
+    /// trained on permuted labels: [`TrustReport::add_data_randomisation`]).
+    pub data_randomisation: Vec<DataRandomisation>,
     /// The (image, label) of the dissolving strip.
     pub strip: (usize, String),
     #[serde(skip)]
@@ -299,11 +326,7 @@ pub fn run(
     }
     let (s, b) = (split.size as i64, idx.len() as i64);
     let pixels: Vec<u8> = idx.iter().flat_map(|&i| split.image(i).to_vec()).collect();
-    let x = Tensor::f_from_slice(&pixels)?
-        .f_view([b, 1, s, s])?
-        .f_to_kind(Kind::Float)?
-        .f_div_scalar(127.5)?
-        .f_sub_scalar(1.0)?;
+    let x = batch(split, idx)?;
     let label_rows: Vec<u8> = idx
         .iter()
         .flat_map(|&i| split.label_row(i).to_vec())
@@ -328,13 +351,7 @@ pub fn run(
     let tol = o
         .tolerance
         .unwrap_or_else(|| pointing::default_tolerance(split.size));
-    let mut sources: Vec<MapSource> = o.methods.iter().map(|&m| MapSource::Cam(m)).collect();
-    sources.dedup();
-    for base in [MapSource::Cam(Method::RandomCam), MapSource::CentrePrior] {
-        if !sources.contains(&base) {
-            sources.push(base);
-        }
-    }
+    let sources = sources(o);
     let has = |c: Check| o.checks.contains(&c);
     let mut reports = Vec::new();
     let mut strip = (0usize, 0usize);
@@ -433,7 +450,17 @@ pub fn run(
     progress.finish();
     let cascade = if has(Check::Randomisation) {
         cascade(
-            model, &x, &sources, o.stage, &labels, o.chunk, o.seed, strip, progress,
+            model,
+            &Compared {
+                x: &x,
+                sources: &sources,
+                stage: o.stage,
+                labels: &labels,
+                chunk: o.chunk,
+                seed: o.seed,
+            },
+            strip,
+            progress,
         )?
     } else {
         Vec::new()
@@ -454,6 +481,7 @@ pub fn run(
         road_ties: o.road_ties,
         sources: reports,
         cascade,
+        data_randomisation: Vec::new(),
         strip: (idx[strip.0], LABELS[labels[strip.1]].to_string()),
         strip_pixels: pixels[strip.0 * su * su..(strip.0 + 1) * su * su].to_vec(),
         size: su,
@@ -465,6 +493,38 @@ fn fmt(v: Option<f64>) -> String {
 }
 
 impl TrustReport {
+    /// Adds the data randomisation test: `model` (the one this report
+    /// checked) against `shuffled`, trained on permuted labels, on the
+    /// report's images of `split`, labels and stage, for every map source
+    /// of `o` (the baselines included).
+    pub fn add_data_randomisation(
+        &mut self,
+        model: &Model,
+        shuffled: &Model,
+        split: &Split,
+        o: &TrustOptions,
+    ) -> Result<()> {
+        let labels: Vec<usize> = self
+            .labels
+            .iter()
+            .map(|n| crate::data::registry::label_index(n))
+            .collect::<Result<_>>()?;
+        let x = batch(split, &self.images)?.f_to_device(model.device())?;
+        self.data_randomisation = data_randomisation(
+            model,
+            shuffled,
+            &Compared {
+                x: &x,
+                sources: &sources(o),
+                stage: self.stage,
+                labels: &labels,
+                chunk: o.chunk,
+                seed: o.seed,
+            },
+        )?;
+        Ok(())
+    }
+
     pub fn source(&self, method: &str) -> Option<&SourceReport> {
         self.sources.iter().find(|s| s.method == method)
     }
@@ -573,6 +633,25 @@ impl TrustReport {
                 );
             }
             let _ = writeln!(md, "\nA method passes when, once the stage it reads ({}) is random, its maps are no more like the trained ones than maps of two different images are. SSIM and signed Spearman are in trust.json.\n", self.stage);
+        }
+        if !self.data_randomisation.is_empty() {
+            let _ = writeln!(
+                md,
+                "## Data randomisation (Spearman of |map| with the maps of a model trained on permuted labels)\n"
+            );
+            let _ = writeln!(md, "| method | Spearman of abs | SSIM | random pairs | passes |\n|---|---|---|---|---|");
+            for d in &self.data_randomisation {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    d.method,
+                    fmt(d.similarity.spearman_abs),
+                    fmt(d.similarity.ssim),
+                    fmt(d.baseline.spearman_abs),
+                    if d.passes { "yes" } else { "NO" }
+                );
+            }
+            let _ = writeln!(md, "\nA method passes when its maps of a model that learned nothing but memorised labels are no more like the real model's than maps of two different images are (Adebayo et al. 2018). A map that ignores the model, such as the centre prior, cannot pass.\n");
         }
         let sens: Vec<&SourceReport> = self
             .sources
