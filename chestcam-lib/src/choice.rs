@@ -22,6 +22,10 @@ pub trait Choice: clap::ValueEnum + Copy + PartialEq + Send + Sync + 'static {
     fn name(self) -> &'static str {
         self.names()[0]
     }
+    /// A line of help beside the name in `--help` (a method's cost).
+    fn help(self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Lower case without `-`, `_` and spaces: `Grad-CAM` and `gradcam` agree.
@@ -49,11 +53,11 @@ pub fn parse<T: Choice>(s: &str) -> Result<T> {
         .ok_or_else(|| Error::invalid(T::WHAT, format!("{s:?} (expected {})", expected::<T>())))
 }
 
-/// clap's `PossibleValue` of a choice: its name, aliases and a help line.
-pub fn possible_value<T: Choice>(v: T, help: Option<&'static str>) -> PossibleValue {
+/// clap's `PossibleValue` of a choice: its name, aliases and help line.
+pub fn possible_value<T: Choice>(v: T) -> PossibleValue {
     let names = v.names();
     let p = PossibleValue::new(names[0]).aliases(names[1..].iter().copied());
-    match help {
+    match v.help() {
         Some(h) => p.help(h),
         None => p,
     }
@@ -75,6 +79,15 @@ macro_rules! choices {
                 }
             }
         }
+        $crate::choice_parsing!($ty);
+    };
+}
+
+/// `FromStr` and clap's `ValueEnum` for a type that implements [`Choice`]
+/// (by [`choices!`], or by hand as the method table does).
+#[macro_export]
+macro_rules! choice_parsing {
+    ($ty:ty) => {
         impl std::str::FromStr for $ty {
             type Err = $crate::Error;
             fn from_str(s: &str) -> $crate::Result<Self> {
@@ -86,7 +99,7 @@ macro_rules! choices {
                 <Self as $crate::choice::Choice>::all()
             }
             fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-                Some($crate::choice::possible_value(*self, None))
+                Some($crate::choice::possible_value(*self))
             }
         }
     };

@@ -232,12 +232,14 @@ fn trust(a: TrustArgs) -> chestcam::Result<()> {
         labels,
         checks: a.metrics.0.clone(),
         steps: a.steps,
-        noise: a.noise,
-        road_ties: a.road_ties,
+        road: chestcam::trust::road::RoadSettings {
+            noise: a.noise,
+            ties: a.road_ties,
+            ..Default::default()
+        },
         tolerance: a.tolerance,
         chunk: a.chunk,
         seed: a.seed,
-        ..Default::default()
     };
     let device = a.device;
     // The output folder is made before minutes of work, so that an
@@ -265,33 +267,10 @@ fn trust_run(
     let cfg = chestcam::train::load_config(&a.run)?;
     // The permuted-label run is checked before minutes of work.
     let shuffled = match &a.shuffled_run {
-        Some(r) => {
-            let c = chestcam::train::load_config(r)?;
-            if !c.shuffle_labels {
-                return Err(chestcam::Error::invalid(
-                    "--shuffled-run",
-                    format!(
-                        "{} was not trained with --shuffle-labels: its maps are no data randomisation",
-                        r.display()
-                    ),
-                ));
-            }
-            let (m, _) = chestcam::train::load_model(r, Checkpoint::Last, device)?;
-            if (m.stem, m.size) != (model.stem, model.size) {
-                return Err(chestcam::Error::invalid(
-                    "--shuffled-run",
-                    format!(
-                        "{} holds a {} stem at {} px, --run a {} stem at {} px",
-                        r.display(),
-                        m.stem,
-                        m.size,
-                        model.stem,
-                        model.size
-                    ),
-                ));
-            }
-            Some(m)
-        }
+        Some(r) => Some((
+            r,
+            chestcam::trust::data_randomisation::load_shuffled_run(r, &model)?,
+        )),
         None => None,
     };
     let source: DataSource = cfg.source.parse()?;
@@ -325,14 +304,8 @@ fn trust_run(
         &opts,
         chestcam::progress::auto_steps().as_mut(),
     )?;
-    if let Some(m) = &shuffled {
-        eprintln!(
-            "data randomisation: maps of {} against it",
-            a.shuffled_run
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
+    if let Some((r, m)) = &shuffled {
+        eprintln!("data randomisation: maps of {} against it", r.display());
         report.add_data_randomisation(&model, m, sp, &opts)?;
     }
     for p in report.write(&a.out)? {
@@ -433,9 +406,7 @@ fn explain_input(
     let path = a.out.join(VIEWER_FILE);
     v.save(&path)?;
     say!("{}", path.display());
-    let stages: Vec<Stage> = std::iter::once(opts.stage)
-        .chain(opts.more_stages.iter().copied())
-        .collect();
+    let stages = opts.stages();
     match views
         .iter()
         .find(|w| w.method == opts.method && w.stages == stages)

@@ -499,19 +499,23 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
         ..Default::default()
     };
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = dir.path().join("run");
-    train(
-        &tc,
-        &data,
-        &run_dir,
-        false,
-        &mut chestcam::progress::Silent,
-        &mut |_| std::ops::ControlFlow::Continue(()),
-    )
-    .unwrap();
-    let (model, _) =
+    // Trains `cfg` on the phantoms into `name` and loads its last checkpoint.
+    let trained = |cfg: &TrainConfig, name: &str| {
+        let run_dir = dir.path().join(name);
+        train(
+            cfg,
+            &data,
+            &run_dir,
+            false,
+            &mut chestcam::progress::Silent,
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+        .unwrap();
         chestcam::train::load_model(&run_dir, chestcam::train::Checkpoint::Last, Device::Cpu)
-            .unwrap();
+            .unwrap()
+            .0
+    };
+    let model = trained(&tc, "run");
     let idx: Vec<usize> = (0..data.test.len()).collect();
     let m = Tensor::from_slice(masks.split(SplitName::Test)).view([idx.len() as i64, 14, 28, 28]);
     // The 5 labels most often present: localisation is scored where a label is.
@@ -604,25 +608,13 @@ fn grad_cam_beats_its_baselines_on_a_phantom_model() {
     // images. The centre prior ignores the model, so its maps are the same
     // for both models and it must fail; Grad-CAM's maps must move further
     // from the real model's than the random-pair baseline.
-    let shuffled_dir = dir.path().join("shuffled");
-    train(
+    let shuffled = trained(
         &TrainConfig {
             shuffle_labels: true,
             ..tc.clone()
         },
-        &data,
-        &shuffled_dir,
-        false,
-        &mut chestcam::progress::Silent,
-        &mut |_| std::ops::ControlFlow::Continue(()),
-    )
-    .unwrap();
-    let (shuffled, _) = chestcam::train::load_model(
-        &shuffled_dir,
-        chestcam::train::Checkpoint::Last,
-        Device::Cpu,
-    )
-    .unwrap();
+        "shuffled",
+    );
     let mut r = r;
     r.add_data_randomisation(&model, &shuffled, &data.test, &o)
         .unwrap();

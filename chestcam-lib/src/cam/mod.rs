@@ -202,6 +202,10 @@ macro_rules! methods {
                     $(Method::$variant => &[$cli $(, $alias)*],)*
                 }
             }
+            /// The cost, beside the name in `--help`.
+            fn help(self) -> Option<&'static str> {
+                Some(self.cost())
+            }
         }
     };
 }
@@ -250,25 +254,10 @@ impl Method {
     }
 }
 
-impl std::str::FromStr for Method {
-    type Err = Error;
-    /// One of the table's names or an alias (`gradcamplusplus`,
-    /// `elementwise`, `random`, `finer`, `kpca`, `shapley`); case, `-`, `_` and
-    /// spaces are ignored.
-    fn from_str(s: &str) -> Result<Method> {
-        crate::choice::parse(s)
-    }
-}
-
-impl clap::ValueEnum for Method {
-    fn value_variants<'a>() -> &'a [Method] {
-        &Method::ALL
-    }
-    /// The CLI name and aliases, with the cost as help.
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(crate::choice::possible_value(*self, Some(self.cost())))
-    }
-}
+// One of the table's names or an alias (`gradcamplusplus`, `elementwise`,
+// `random`, `finer`, `kpca`, `shapley`); case, `-`, `_` and spaces are
+// ignored. The CLI's values carry the cost as help.
+crate::choice_parsing!(Method);
 
 /// The largest activation copy (bytes) [`grads_in_one_backward`] makes.
 const ONE_BACKWARD_BYTES: i64 = 512 << 20;
@@ -312,9 +301,7 @@ fn grads_in_one_backward(
         None => {
             let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?
                 .f_to_device(act.device())?;
-            idx.f_one_hot(NUM_LABELS as i64)?
-                .f_to_kind(logits.kind())?
-                .f_repeat([b, 1])?
+            idx.f_one_hot(NUM_LABELS as i64)?.f_repeat([b, 1])?
         }
     };
     let score = logits
@@ -549,7 +536,9 @@ fn compute_upsampled(
     } else {
         None
     };
-    let grads = if imp.uses_gradients() && !want_hvp && one_backward_fits(stage, &act, labels) {
+    let grads = if !imp.uses_gradients() {
+        None
+    } else if !want_hvp && one_backward_fits(stage, &act, labels) {
         Some(grads_in_one_backward(
             model,
             stage,
@@ -557,7 +546,7 @@ fn compute_upsampled(
             labels,
             targets.as_ref(),
         )?)
-    } else if imp.uses_gradients() {
+    } else {
         let mut gs = Vec::with_capacity(labels.len());
         for (i, &l) in labels.iter().enumerate() {
             // Each image's score depends on its own activation only (eval
@@ -593,8 +582,6 @@ fn compute_upsampled(
             gs.push(g.f_detach()?);
         }
         Some(Tensor::f_stack(&gs, 1)?)
-    } else {
-        None
     };
     let ctx = CamContext {
         model,

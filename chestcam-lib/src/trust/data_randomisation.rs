@@ -13,7 +13,9 @@
 use super::baselines::maps;
 use super::randomisation::{passes, random_pairs, sims, summary, Compared, Similarity};
 use crate::model::Model;
+use crate::train::Checkpoint;
 use crate::{Error, Result};
+use std::path::Path;
 
 /// One map source's data-randomisation result.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,6 +30,39 @@ pub struct DataRandomisation {
     pub passes: bool,
 }
 
+/// Refuses a permuted-label model (`what`) of another stem or image size
+/// than `model`: their maps could not be compared.
+fn same_architecture(model: &Model, shuffled: &Model, what: &str) -> Result<()> {
+    if (shuffled.stem, shuffled.size) != (model.stem, model.size) {
+        return Err(Error::invalid(
+            "data randomisation check",
+            format!(
+                "{what} is a {} stem at {} px, the model a {} stem at {} px",
+                shuffled.stem, shuffled.size, model.stem, model.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The last checkpoint of `run` (trained with `--shuffle-labels`, which its
+/// config.json must say) on `model`'s device, checked against `model`
+/// before any map is made.
+pub fn load_shuffled_run(run: &Path, model: &Model) -> Result<Model> {
+    if !crate::train::load_config(run)?.shuffle_labels {
+        return Err(Error::invalid(
+            "data randomisation check",
+            format!(
+                "{} was not trained with --shuffle-labels: its maps are no data randomisation",
+                run.display()
+            ),
+        ));
+    }
+    let (m, _) = crate::train::load_model(run, Checkpoint::Last, model.device())?;
+    same_architecture(model, &m, &run.display().to_string())?;
+    Ok(m)
+}
+
 /// The test for each source of `c`: `model` is the real model, `shuffled`
 /// the one trained on permuted labels (same architecture and image size).
 pub fn data_randomisation(
@@ -36,15 +71,7 @@ pub fn data_randomisation(
     c: &Compared,
 ) -> Result<Vec<DataRandomisation>> {
     c.images("data randomisation check")?;
-    if (shuffled.stem, shuffled.size) != (model.stem, model.size) {
-        return Err(Error::invalid(
-            "data randomisation check",
-            format!(
-                "the permuted-label model is a {} stem at {} px, the model a {} stem at {} px",
-                shuffled.stem, shuffled.size, model.stem, model.size
-            ),
-        ));
-    }
+    same_architecture(model, shuffled, "the permuted-label model")?;
     let xs = c.x.f_to_device(shuffled.device())?;
     let mut out = Vec::new();
     for &src in c.sources {

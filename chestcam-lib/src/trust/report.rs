@@ -68,12 +68,9 @@ pub struct TrustOptions {
     pub checks: Vec<Check>,
     /// Deletion/insertion steps.
     pub steps: usize,
-    pub percentiles: Vec<f64>,
-    /// ROAD's imputation noise (0.01 as the paper; 0 for none).
-    pub noise: f64,
-    /// Which pixels ROAD removes where map values tie at a percentile
-    /// (pytorch-grad-cam's threshold rule by default).
-    pub road_ties: road::Ties,
+    /// ROAD's percentiles, imputation noise (0.01 as the paper; 0 for
+    /// none) and tie rule (pytorch-grad-cam's threshold rule by default).
+    pub road: road::RoadSettings,
     /// Pointing-game tolerance in pixels (default: 15 px at 224, scaled).
     pub tolerance: Option<f64>,
     /// Images per forward.
@@ -96,9 +93,7 @@ impl Default for TrustOptions {
             labels: Vec::new(),
             checks: Check::ALL.to_vec(),
             steps: 10,
-            percentiles: road::PERCENTILES.to_vec(),
-            noise: road::NOISE,
-            road_ties: road::Ties::Threshold,
+            road: road::RoadSettings::default(),
             tolerance: None,
             chunk: 64,
             seed: 0,
@@ -192,9 +187,9 @@ pub struct TrustReport {
     pub truth: Option<String>,
     pub tolerance_px: f64,
     pub steps: usize,
-    pub percentiles: Vec<f64>,
-    pub noise: f64,
-    pub road_ties: road::Ties,
+    /// As `percentiles`, `noise` and `road_ties` in the JSON.
+    #[serde(flatten)]
+    pub road: road::RoadSettings,
     pub sources: Vec<SourceReport>,
     pub cascade: Vec<Cascade>,
     /// The data randomisation test (empty unless asked for, with a model
@@ -403,12 +398,7 @@ pub fn run(
             icurve = Some(curve_mean(&d.insertion)?);
         }
         if has(Check::Road) {
-            let settings = road::RoadSettings {
-                percentiles: o.percentiles.clone(),
-                noise: o.noise,
-                ties: o.road_ties,
-            };
-            let r = road::road(model, &x, &set.maps, &labels, &settings, o.chunk)?;
+            let r = road::road(model, &x, &set.maps, &labels, &o.road, o.chunk)?;
             let mean = |t: &Tensor| t.f_mean_dim(-1i64, false, Kind::Float);
             metrics.push(Metric::new(
                 "road_morf",
@@ -476,9 +466,7 @@ pub fn run(
         truth: truth.map(|t| t.what),
         tolerance_px: tol,
         steps: o.steps,
-        percentiles: o.percentiles.clone(),
-        noise: o.noise,
-        road_ties: o.road_ties,
+        road: o.road.clone(),
         sources: reports,
         cascade,
         data_randomisation: Vec::new(),
@@ -598,9 +586,9 @@ impl TrustReport {
         if ran("road") {
             how.push(format!(
                 "ROAD at percentiles {:?}, imputation noise {}, ties {}",
-                self.percentiles,
-                self.noise,
-                match self.road_ties {
+                self.road.percentiles,
+                self.road.noise,
+                match self.road.ties {
                     road::Ties::Threshold =>
                         "by threshold (every pixel at the percentile removed, as pytorch-grad-cam)",
                     road::Ties::Rank => "by rank (a fixed share removed, ties in random order)",

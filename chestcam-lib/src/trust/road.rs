@@ -166,11 +166,11 @@ pub fn top_share(maps: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
     let s = maps.size();
     let n = s[1] * s[2];
     let count = (n - ((n - 1) as f64 * p / 100.0).ceil() as i64).clamp(0, n);
-    let mut rng = Rng::new(seed);
-    let mut perm: Vec<i64> = (0..n).collect();
-    for i in (1..perm.len()).rev() {
-        perm.swap(i, rng.below(i + 1));
-    }
+    let perm: Vec<i64> = Rng::new(seed)
+        .permutation(n as usize)
+        .into_iter()
+        .map(|i| i as i64)
+        .collect();
     let perm = Tensor::f_from_slice(&perm)?.f_to_device(maps.device())?;
     let flat = maps
         .f_reshape([s[0], n])?
@@ -216,11 +216,12 @@ pub struct Road {
 }
 
 /// How ROAD perturbs: its percentiles, imputation noise and tie rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RoadSettings {
     pub percentiles: Vec<f64>,
     /// Standard deviation of the imputation noise (0 for none).
     pub noise: f64,
+    #[serde(rename = "road_ties")]
     pub ties: Ties,
 }
 

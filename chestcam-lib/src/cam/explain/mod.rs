@@ -103,6 +103,15 @@ pub struct ExplainOptions {
     pub trust_steps: usize,
 }
 
+impl ExplainOptions {
+    /// `stage`, then `more_stages`: the stages whose maps are averaged.
+    pub fn stages(&self) -> Vec<Stage> {
+        std::iter::once(self.stage)
+            .chain(self.more_stages.iter().copied())
+            .collect()
+    }
+}
+
 impl Default for ExplainOptions {
     fn default() -> Self {
         ExplainOptions {
@@ -237,9 +246,7 @@ pub fn explain(
         .f_to_kind(tch::Kind::Float)?
         .f_div_scalar(127.5)?
         .f_sub_scalar(1.0)?;
-    let stages: Vec<Stage> = std::iter::once(o.stage)
-        .chain(o.more_stages.iter().copied())
-        .collect();
+    let stages = o.stages();
     let r = compute_stages_with(model, &x, o.method, &stages, &[], o.chunk, o.smooth)?;
     let random = if o.trust_steps > 0 {
         let m = Method::RandomCam;
