@@ -267,6 +267,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         ("train  PyTorch bf16+fused+chan-last", "train_amp_s"),
         ("train  PyTorch CUDA graph of step", "train_graph_s"),
         ("train  PyTorch DataLoader+PIL", "train_dataloader_s"),
+        ("train  PyTorch DataLoader, 8 workers", "train_dataloader8_s"),
     ] {
         match get(key) {
             Some(s) => t.push_str(&format!(
