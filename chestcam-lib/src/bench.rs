@@ -241,6 +241,24 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         stem,
         device
     ));
+    // `train`'s defaults depend on the device and size (a CUDA graph at
+    // 28 px, fp16 from 64 px on CUDA): say which row they are.
+    let dflt = crate::train::TrainConfig::default().resolved(device, data.size);
+    t.push_str(&format!(
+        "train's default step here: {}, {}{} (the {} row)\n\n",
+        dflt.precision,
+        layout(dflt.uses_channels_last()),
+        if dflt.uses_cuda_graph() {
+            ", CUDA graph"
+        } else {
+            ""
+        },
+        if dflt.uses_cuda_graph() {
+            "graph"
+        } else {
+            "eager"
+        },
+    ));
     t.push_str(&format!(
         "{:<40} {:>10} {:>10}\n",
         "row", "img/s", "ours/row"
@@ -248,7 +266,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     let (our_train, our_infer) = (ips(train), ips(infer));
     t.push_str(&format!(
         "{:<40} {:>10.1} {:>10}\n",
-        format!("train  chestcam fp32, {} (default)", layout(cl)),
+        format!("train  chestcam fp32, {}", layout(cl)),
         our_train,
         "1.00"
     ));
@@ -267,7 +285,10 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         ("train  PyTorch bf16+fused+chan-last", "train_amp_s"),
         ("train  PyTorch CUDA graph of step", "train_graph_s"),
         ("train  PyTorch DataLoader+PIL", "train_dataloader_s"),
-        ("train  PyTorch DataLoader, 8 workers", "train_dataloader8_s"),
+        (
+            "train  PyTorch DataLoader, 8 workers",
+            "train_dataloader8_s",
+        ),
     ] {
         match get(key) {
             Some(s) => t.push_str(&format!(

@@ -172,3 +172,21 @@ pub fn check_threads(what: &str, n: i64) -> Result<()> {
     }
     Ok(())
 }
+
+/// A small host tensor (label indices, random weights) copied to `device`
+/// without waiting for the device: a blocking host-to-GPU copy synchronises
+/// the stream, so the host would stop queueing kernels until the work in
+/// flight (a backbone's forward) is done. From pageable memory CUDA stages
+/// the bytes before the call returns, so the host tensor may go at once.
+pub fn upload(t: &tch::Tensor, device: tch::Device) -> Result<tch::Tensor> {
+    Ok(t.f_to_device_(device, t.kind(), true, false)?)
+}
+
+/// Row `labels[i]` of the `n x n` identity for each `i` (`[labels.len(), n]`,
+/// float, on `device`): one-hot rows built without a device sync (ATen's
+/// `one_hot` reads its input's range back to the host on a GPU).
+pub fn one_hot_rows(labels: &[usize], n: i64, device: tch::Device) -> Result<tch::Tensor> {
+    let idx = tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
+    let eye = tch::Tensor::f_eye(n, (tch::Kind::Float, device))?;
+    Ok(eye.f_index_select(0, &upload(&idx, device)?)?)
+}

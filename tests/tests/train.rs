@@ -67,7 +67,13 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
     }
     let saved: TrainConfig =
         serde_json::from_str(&std::fs::read_to_string(a.join("config.json")).unwrap()).unwrap();
-    assert_eq!(saved, cfg);
+    // What ran: the configuration with its device-dependent defaults made
+    // concrete (on this CPU fp32 and no CUDA graph).
+    assert_eq!(saved, cfg.resolved(tch::Device::Cpu, data.size));
+    assert_eq!(
+        (saved.precision, saved.cuda_graph),
+        (chestcam::train::Precision::Fp32, Some(false))
+    );
     assert_eq!(
         std::fs::read_to_string(a.join("metrics.jsonl"))
             .unwrap()
@@ -375,7 +381,11 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
     .0;
     let dir = tempfile::tempdir().unwrap();
     let mut auc = Vec::new();
-    for precision in [Precision::Fp32, Precision::Bf16] {
+    // `auto` (the default) is fp32 on a CPU, and the run records fp32.
+    for (precision, recorded) in [
+        (Precision::Auto, Precision::Fp32),
+        (Precision::Bf16, Precision::Bf16),
+    ] {
         let cfg = TrainConfig {
             epochs: 4,
             batch_size: 64,
@@ -400,7 +410,8 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
         let saved: TrainConfig =
             serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
                 .unwrap();
-        assert_eq!(saved.precision, precision, "the run records its precision");
+        assert_eq!(saved.precision, recorded, "the run records its precision");
+        assert_eq!(saved.cuda_graph, Some(false), "and that no graph ran");
     }
     assert!(auc[0] > 0.8, "fp32 learned: {}", auc[0]);
     assert!(
@@ -454,7 +465,7 @@ fn fp16_trains_with_its_gradient_scaler_saved_and_resumed() {
 }
 
 #[test]
-fn a_cuda_graph_is_refused_off_cuda_with_a_clear_error_before_anything_is_written() {
+fn a_cuda_graph_is_refused_off_cuda_and_the_step_defaults_follow_device_and_size() {
     tch::manual_seed(0);
     let model =
         chestcam::model::Model::new(chestcam::model::Stem::Small, 28, tch::Device::Cpu).unwrap();
@@ -478,7 +489,7 @@ fn a_cuda_graph_is_refused_off_cuda_with_a_clear_error_before_anything_is_writte
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let cfg = TrainConfig {
-        cuda_graph: true,
+        cuda_graph: Some(true),
         device: "cpu".into(),
         ..quick_cfg()
     };
@@ -503,6 +514,42 @@ fn a_cuda_graph_is_refused_off_cuda_with_a_clear_error_before_anything_is_writte
     assert!(!run.exists(), "nothing may be written");
     let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
     assert!(!old.cudnn_benchmark && old.epochs == 2);
+    // The device- and size-dependent defaults (from the H100 bench; see
+    // Precision::resolve): fp32 everywhere but CUDA from 64 px, where fp16
+    // is fastest; the CUDA graph on CUDA at 28 px only. Explicit choices stay.
+    use chestcam::train::Precision;
+    use tch::Device::{Cpu, Cuda};
+    let auto = TrainConfig::default();
+    for (device, size, precision, graph) in [
+        (Cpu, 28, Precision::Fp32, false),
+        (Cpu, 224, Precision::Fp32, false),
+        (Cuda(0), 28, Precision::Fp32, true),
+        (Cuda(0), 64, Precision::Fp16, false),
+        (Cuda(0), 224, Precision::Fp16, false),
+    ] {
+        let r = auto.resolved(device, size);
+        assert_eq!(
+            (r.precision, r.uses_cuda_graph()),
+            (precision, graph),
+            "{device:?} {size} px"
+        );
+    }
+    let chosen = TrainConfig {
+        precision: Precision::Bf16,
+        cuda_graph: Some(false),
+        ..Default::default()
+    }
+    .resolved(Cuda(0), 28);
+    assert_eq!(
+        (chosen.precision, chosen.cuda_graph),
+        (Precision::Bf16, Some(false))
+    );
+    // Runs written before `auto` keep what they recorded.
+    let old: TrainConfig =
+        serde_json::from_str(r#"{"precision": "fp32", "cuda_graph": false}"#).unwrap();
+    assert_eq!(old.resolved(Cuda(0), 64).precision, Precision::Fp32);
+    assert!(!old.resolved(Cuda(0), 28).uses_cuda_graph());
+    assert_eq!("auto".parse::<Precision>().unwrap(), Precision::Auto);
 }
 
 #[test]

@@ -44,36 +44,48 @@ impl CamMethod for FinerCam {
                 format!("{n} labels: it needs more than {COMPARISONS} to compare"),
             ));
         }
-        let mut out = Vec::with_capacity(labels.len());
-        for &l in labels {
-            let zl = z.f_narrow(1, l as i64, 1)?;
-            // The label itself first (distance -1), then by nearness.
-            let mut d = z.f_sub(&zl)?.f_abs()?;
-            let _ = d.f_index_fill_(
-                1,
-                &Tensor::from_slice(&[l as i64]).f_to_device(z.device())?,
-                -1.0,
-            )?;
-            let (_, order) = d.f_sort_stable(true, 1, false)?;
-            let comp = order.f_narrow(1, 1, COMPARISONS)?;
-            let zz = z.f_detach()?.f_set_requires_grad(true)?;
-            let p = zz.f_softmax(1, Kind::Float)?.f_gather(1, &comp, false)?;
-            let zc = zz.f_gather(1, &comp, false)?;
-            let main = zz.f_narrow(1, l as i64, 1)?;
-            let num = p
-                .f_mul(&main.f_sub(&zc.f_mul_scalar(self.alpha)?)?)?
-                .f_sum_dim_intlist(1i64, false, Kind::Float)?;
-            let den = p
-                .f_sum_dim_intlist(1i64, false, Kind::Float)?
-                .f_add_scalar(1e-9)?;
-            let t = num.f_div(&den)?.f_sum(Kind::Float)?;
-            let g = Tensor::f_run_backward(&[t], &[&zz], false, false)?;
-            out.push(
-                g.into_iter()
-                    .next()
-                    .ok_or_else(|| Error::invalid("FinerCAM", "no gradient returned"))?,
-            );
-        }
-        Ok(Some(Tensor::f_stack(&out, 1)?))
+        // Every label at once: row (i, l) of `[b, L, n]` is image i's
+        // logits compared from label l's point of view, and its own leaf,
+        // so one backward gives each label's target coefficients (the rows
+        // are independent) instead of a backward per label.
+        let (b, l, dev) = (z.size()[0], labels.len() as i64, z.device());
+        let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?;
+        let idx = crate::util::upload(&idx, dev)?;
+        let own = crate::util::one_hot_rows(labels, n, dev)?
+            .f_to_kind(Kind::Bool)?
+            .f_unsqueeze(0)?;
+        let zl = z.f_index_select(1, &idx)?.f_unsqueeze(2)?;
+        // The label itself first (distance -1), then by nearness.
+        let d = z
+            .f_unsqueeze(1)?
+            .f_sub(&zl)?
+            .f_abs()?
+            .f_masked_fill(&own, -1.0)?;
+        let (_, order) = d.f_sort_stable(true, 2, false)?;
+        let comp = order.f_narrow(2, 1, COMPARISONS)?;
+        let zz = z
+            .f_unsqueeze(1)?
+            .f_expand([b, l, n], false)?
+            .f_contiguous()?
+            .f_set_requires_grad(true)?;
+        let p = zz.f_softmax(2, Kind::Float)?.f_gather(2, &comp, false)?;
+        let zc = zz.f_gather(2, &comp, false)?;
+        let main = zz.f_gather(
+            2,
+            &idx.f_view([1, l, 1])?.f_expand([b, l, 1], false)?,
+            false,
+        )?;
+        let num = p
+            .f_mul(&main.f_sub(&zc.f_mul_scalar(self.alpha)?)?)?
+            .f_sum_dim_intlist(2i64, false, Kind::Float)?;
+        let den = p
+            .f_sum_dim_intlist(2i64, false, Kind::Float)?
+            .f_add_scalar(1e-9)?;
+        let t = num.f_div(&den)?.f_sum(Kind::Float)?;
+        Tensor::f_run_backward(&[t], &[&zz], false, false)?
+            .into_iter()
+            .next()
+            .map(Some)
+            .ok_or_else(|| Error::invalid("FinerCAM", "no gradient returned"))
     }
 }

@@ -299,9 +299,7 @@ fn grads_in_one_backward(
     let coef = match targets {
         Some(c) => c.f_reshape([b * l, NUM_LABELS as i64])?,
         None => {
-            let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?
-                .f_to_device(act.device())?;
-            idx.f_one_hot(NUM_LABELS as i64)?.f_repeat([b, 1])?
+            crate::util::one_hot_rows(labels, NUM_LABELS as i64, act.device())?.f_repeat([b, 1])?
         }
     };
     let score = logits
@@ -333,14 +331,17 @@ pub struct CamResult {
 }
 
 /// pytorch-grad-cam's `scale_cam_image`: per map, `(m - min) / (1e-7 + max(m - min))`.
+/// Minimum and maximum come from one pass (`aminmax`): rounding is
+/// monotone, so `max(m - min)` is exactly `max - min`. At full resolution
+/// the maps are the largest tensors of a CAM call (14 labels x 224 x 224
+/// per image), so each pass over them counts.
 pub fn scale_maps(m: &Tensor) -> Result<Tensor> {
     let s = m.size();
     let flat = m.f_flatten(-2, -1)?;
-    let shifted = flat.f_sub(&flat.f_amin([-1i64].as_slice(), true)?)?;
-    let max = shifted.f_amax([-1i64].as_slice(), true)?;
-    Ok(shifted
-        .f_div(&max.f_add_scalar(1e-7)?)?
-        .f_view(s.as_slice())?)
+    let (min, max) = flat.f_aminmax(-1, true)?;
+    let mut shifted = flat.f_sub(&min)?;
+    let _ = shifted.f_div_(&max.f_sub(&min)?.f_add_scalar(1e-7)?)?;
+    Ok(shifted.f_view(s.as_slice())?)
 }
 
 /// Computes `method`'s maps for `labels` (all 14 when empty) of a batch
@@ -465,17 +466,25 @@ fn compute_stages_once(
             format!("{s} named twice (position {})", i + 1),
         ));
     }
+    // pytorch-grad-cam ReLUs each stage's upsampled map and their mean
+    // before scaling; both are no-ops here (each map is scaled to [0, 1]
+    // before a bilinear upsampling, whose weights are non-negative), and
+    // one stage's mean is itself, so the full-size maps are read and
+    // written as few times as the final scaling needs.
     let mut first = None;
     let mut sum: Option<Tensor> = None;
     for &stage in stages {
         let (r, up) = compute_upsampled(model, input, method, stage, labels, chunk, eigen_smooth)?;
-        sum = add_to(sum, up.f_relu()?)?;
+        sum = add_to(sum, up)?;
         first.get_or_insert(r);
     }
     let (Some(mut r), Some(sum)) = (first, sum) else {
         return Err(Error::invalid("stages", "none given"));
     };
-    r.maps = scale_maps(&sum.f_div_scalar(stages.len() as f64)?.f_relu()?)?;
+    r.maps = match stages.len() {
+        1 => scale_maps(&sum)?,
+        n => scale_maps(&sum.f_div_scalar(n as f64)?)?,
+    };
     Ok(r)
 }
 

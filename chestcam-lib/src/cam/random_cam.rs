@@ -25,9 +25,10 @@ impl CamMethod for RandomCam {
         let w: Vec<f32> = (0..b * l * c)
             .map(|_| rng.range(-1.0, 1.0) as f32)
             .collect();
-        let w = Tensor::f_from_slice(&w)?
-            .f_view([b, l, c])?
-            .f_to_device(ctx.activations.device())?;
+        let w = crate::util::upload(
+            &Tensor::f_from_slice(&w)?.f_view([b, l, c])?,
+            ctx.activations.device(),
+        )?;
         Ok(Some(ctx.weighted_terms(&w)?))
     }
 }

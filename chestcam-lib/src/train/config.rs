@@ -8,8 +8,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// float32 throughout: MedMNIST's protocol, bit for bit reproducible.
+    /// The fastest measured choice for the device and image size
+    /// ([`Precision::resolve`]): fp32 on a CPU and at 28 px, fp16 on CUDA
+    /// from 64 px. A run's `config.json` records what it resolved to.
     #[default]
+    Auto,
+    /// float32 throughout: MedMNIST's protocol, bit for bit reproducible.
     Fp32,
     /// bfloat16 autocast (convolutions and matmuls), float32 weights,
     /// optimiser and loss: `torch.autocast(dtype=torch.bfloat16)`.
@@ -21,6 +25,7 @@ pub enum Precision {
 }
 
 crate::choices!(Precision, "precision" {
+    Auto => "auto",
     Fp32 => "fp32" | "float32",
     Bf16 => "bf16" | "bfloat16",
     Fp16 => "fp16" | "float16" | "half",
@@ -29,10 +34,32 @@ crate::choices!(Precision, "precision" {
 impl std::fmt::Display for Precision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Precision::Auto => "auto",
             Precision::Fp32 => "fp32",
             Precision::Bf16 => "bf16",
             Precision::Fp16 => "fp16",
         })
+    }
+}
+
+impl Precision {
+    /// `Auto` made concrete for `device` and `size` px images, from
+    /// `chestcam bench` on an H100 (2026-11-27, batch 128, channels-last,
+    /// img/s against fp32): at 28 px the card waits for kernel launches
+    /// and mixed precision only adds casts (bf16 0.85x, fp16 0.94x); at 64
+    /// and 224 px fp16 with its gradient scaler is fastest (1.73x and
+    /// 1.44x; bf16 1.49x and 1.24x) and trains to fp32's test AUC on
+    /// phantoms (0.978 against 0.979). fp16 rather than bf16 also suits
+    /// the cards without bfloat16 arithmetic, such as Colab's T4. On a CPU
+    /// fp32: bf16 is 1.9x faster on this AVX-512-BF16 CPU but far slower on
+    /// one without it, and fp16 about 20 times slower. Other values are
+    /// returned as they are.
+    pub fn resolve(self, device: tch::Device, size: usize) -> Precision {
+        match self {
+            Precision::Auto if device.is_cuda() && size >= 64 => Precision::Fp16,
+            Precision::Auto => Precision::Fp32,
+            p => p,
+        }
     }
 }
 
@@ -70,13 +97,17 @@ pub struct TrainConfig {
     /// faster on every device: 7% on this 2-core CPU; on an H100 1.15x at
     /// 28 px, 1.50x at 64 px, fp32, `chestcam bench`, 2026-11-27).
     pub channels_last: Option<bool>,
-    /// fp32 (the default, MedMNIST's protocol) or bf16 autocast.
+    /// `auto` (the default: see [`Precision::resolve`]), fp32 (MedMNIST's
+    /// protocol), bf16 autocast or fp16 autocast with a gradient scaler.
     pub precision: Precision,
     /// CUDA only: each full batch's step (forward, loss, backward, Adam)
     /// replayed from one captured CUDA graph (`train::graph`); the last
-    /// partial batch of an epoch runs eagerly. Same steps, fewer launches:
-    /// 1.4x at 28 px on an H100 (`chestcam bench`).
-    pub cuda_graph: bool,
+    /// partial batch of an epoch runs eagerly. Same steps, fewer launches.
+    /// `None`: on for CUDA at 28 px, where the card waits for launches
+    /// (1.42x the eager step, fp32 channels-last, and a ChestMNIST-28
+    /// epoch in 3.7 s instead of 5.0 s on an H100), off above (1.02-1.03x,
+    /// for the graph's memory pool).
+    pub cuda_graph: Option<bool>,
     /// CUDA only: cuDNN autotunes each convolution's algorithm for the
     /// shapes it meets (`torch.backends.cudnn.benchmark`), at the cost of a
     /// few slow first steps and run-to-run bitwise differences. PyTorch's
@@ -104,9 +135,9 @@ impl Default for TrainConfig {
             threads: None,
             imagenet: None,
             channels_last: None,
-            cuda_graph: false,
+            cuda_graph: None,
             cudnn_benchmark: false,
-            precision: Precision::Fp32,
+            precision: Precision::Auto,
         }
     }
 }
@@ -150,6 +181,22 @@ impl TrainConfig {
             check_stem(self.stem_for(size), size)?;
         }
         Ok(())
+    }
+
+    /// The configuration with its device- and size-dependent defaults made
+    /// concrete (precision, CUDA graph), as a run records it.
+    pub fn resolved(&self, device: tch::Device, size: usize) -> TrainConfig {
+        TrainConfig {
+            precision: self.precision.resolve(device, size),
+            cuda_graph: Some(self.cuda_graph.unwrap_or(device.is_cuda() && size <= 28)),
+            ..self.clone()
+        }
+    }
+
+    /// Whether full batches replay a captured CUDA graph (after
+    /// [`TrainConfig::resolved`]; `None` counts as off).
+    pub fn uses_cuda_graph(&self) -> bool {
+        self.cuda_graph.unwrap_or(false)
     }
 
     /// Whether training runs channels-last (the default on every device).

@@ -120,9 +120,11 @@ pub fn train_step(
             tch::Reduction::Mean,
         )?)
     };
+    let size = x.size().last().copied().unwrap_or(0).max(0) as usize;
+    let precision = precision.resolve(model.device(), size);
     // Autocast covers the forward only; backward follows its dtypes.
     let loss = match precision {
-        Precision::Fp32 => forward()?,
+        Precision::Fp32 | Precision::Auto => forward()?,
         Precision::Bf16 => crate::shim::autocast(model.device(), false, forward)?,
         Precision::Fp16 => crate::shim::autocast(model.device(), true, forward)?,
     };
@@ -365,7 +367,10 @@ pub fn train(
         tch::set_num_threads(t);
     }
     let device = parse_device(&cfg.device)?;
-    if cfg.cuda_graph && !device.is_cuda() {
+    // Defaults that depend on the device and size become concrete here, so
+    // that config.json records what ran and a resume repeats it.
+    let cfg = &cfg.resolved(device, data.size);
+    if cfg.uses_cuda_graph() && !device.is_cuda() {
         return Err(Error::invalid(
             "--cuda-graph",
             format!("the run is on {device:?}: CUDA graphs need a CUDA device"),
@@ -482,7 +487,7 @@ pub fn train(
             let full = n == cfg.batch_size;
             let loss = match graph.as_mut() {
                 Some(g) if full && g.lr == lr => g.step(&model, &mut opt, &xb, &yb)?,
-                _ if full && cfg.cuda_graph => {
+                _ if full && cfg.uses_cuda_graph() => {
                     // Drop the old graph (and its memory pool) first.
                     graph = None;
                     let g = graph.insert(graph::GraphStep::new(
