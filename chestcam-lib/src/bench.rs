@@ -210,6 +210,21 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         cam_costs.push((method, secs));
     }
     let cam = cam_costs[0].1;
+    // Grad-CAM's time by phase, the device waited for after each.
+    let mut by_phase: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for rep in 0..o.reps + 1 {
+        let (r, phases) = crate::cam::phases::record(device, || {
+            crate::cam::compute(&model, &x, Method::GradCam, Stage::Layer4, &[], 64)
+        });
+        r?;
+        // The first call warms up.
+        for (i, (name, secs)) in phases.into_iter().enumerate().filter(|_| rep > 0) {
+            match by_phase.get_mut(i) {
+                Some((_, v)) => v.push(secs),
+                None => by_phase.push((name, vec![secs])),
+            }
+        }
+    }
     // Score-CAM: one forward per channel and image, 64 at a time.
     let score_n = o.score_batch.min(b) as i64;
     let xs = x.f_narrow(0, 0, score_n)?;
@@ -356,6 +371,18 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             s / cam
         )),
         None => t.push_str("pytorch-grad-cam: skipped (not installed)\n"),
+    }
+    t.push_str(&format!(
+        "GradCAM by phase, the device waited for after each (medians of {}):\n",
+        o.reps
+    ));
+    for (name, mut v) in by_phase {
+        v.sort_by(f64::total_cmp);
+        let m = v[v.len() / 2];
+        t.push_str(&format!(
+            "  {name:<38} {m:>9.4} s   ({:.3} forwards)\n",
+            m / infer
+        ));
     }
     t.push_str(&format!(
         "Score-CAM, all 14 labels, {score_n} images (512 masked forwards each, 64 at a time): {score:.1} s ({:.2} s per image)\n",

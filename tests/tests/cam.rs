@@ -225,8 +225,8 @@ fn random_cam_is_a_seeded_baseline() {
     assert!(bool::try_from((a.raw.abs() - bound).le(1e-4).all()).unwrap());
 }
 
-/// At layer4 every label's gradient comes from one backward over the
-/// activation repeated per label; a label asked for alone takes the
+/// At layer4 every label's gradient comes from one small backward (the
+/// linear head's gradient from a zero probe); a label asked for alone takes the
 /// per-label backward. Both give the same maps for every gradient method
 /// (FinerCAM's comparison target included), on two models and inputs.
 #[test]
@@ -447,4 +447,38 @@ fn shift_augmentation_is_undone_on_the_maps() {
     }
     let e = "sideways".parse::<AugSmooth>().err().unwrap().to_string();
     assert!(e.contains("expected off, shifts or flip"), "{e}");
+}
+
+#[test]
+fn upsampling_maps_as_channels_equals_the_plain_path() {
+    // The CUDA path (the maps as the channels of one channels-last image)
+    // against the plain NCHW path, here on the CPU: the same values at the
+    // sizes chestcam meets and a non-square one.
+    use chestcam::cam::{upsample_maps, upsample_maps_as_channels};
+    tch::manual_seed(3);
+    for (shape, size) in [
+        ([3, 14, 4, 4], [28, 28]),
+        ([2, 5, 8, 8], [64, 64]),
+        ([2, 3, 7, 7], [224, 224]),
+        ([2, 2, 4, 6], [28, 30]),
+    ] {
+        let m = tch::Tensor::rand(shape, (tch::Kind::Float, tch::Device::Cpu));
+        let plain = upsample_maps(&m, size).unwrap();
+        let chan = upsample_maps_as_channels(&m, size).unwrap();
+        assert_eq!(plain.size(), vec![shape[0], shape[1], size[0], size[1]]);
+        assert_eq!(chan.size(), plain.size());
+        assert!(chan.is_contiguous(), "{shape:?}");
+        let d = max_diff(&plain, &chan);
+        assert!(d <= 1e-6, "{shape:?} -> {size:?}: {d}");
+        // Each map is its own: map (0, 1) upsampled alone is the same.
+        let one = upsample_maps(&m.narrow(0, 0, 1).narrow(1, 1, 1), size).unwrap();
+        let d = max_diff(&one.squeeze(), &chan.get(0).get(1));
+        assert!(d <= 1e-6, "{shape:?}: map (0, 1) alone differs by {d}");
+    }
+    let err =
+        upsample_maps_as_channels(&tch::Tensor::zeros([4, 4, 4], tch::kind::FLOAT_CPU), [8, 8])
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(err.contains("expected [batch, labels, h, w]"), "{err}");
 }

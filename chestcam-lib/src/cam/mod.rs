@@ -22,6 +22,7 @@ mod grad_cam_plusplus;
 mod hires_cam;
 mod kpca_cam;
 mod layer_cam;
+pub mod phases;
 mod random_cam;
 mod score_cam;
 mod shapley_cam;
@@ -259,27 +260,26 @@ impl Method {
 // ignored. The CLI's values carry the cost as help.
 crate::choice_parsing!(Method);
 
-/// The largest activation copy (bytes) [`grads_in_one_backward`] makes.
-const ONE_BACKWARD_BYTES: i64 = 512 << 20;
-
-/// Whether every label's gradient comes from one backward: at layer4, where
-/// what follows the activation is the pooling and the linear head, so
-/// running it once per label costs nothing next to the backbone (at an
-/// earlier stage it would run the later stages once per label), and while
-/// the activation repeated per label stays under [`ONE_BACKWARD_BYTES`].
-fn one_backward_fits(stage: Stage, act: &Tensor, labels: &[usize]) -> bool {
-    let bytes = act.numel() as i64 * labels.len() as i64 * act.kind().elt_size_in_bytes() as i64;
-    stage == Stage::Layer4 && labels.len() > 1 && bytes <= ONE_BACKWARD_BYTES
+/// Whether every label's gradient comes from one small backward
+/// ([`grads_in_one_backward`]): at layer4, for more than one label (one
+/// label takes the per-label backward, which the tests compare it with).
+fn one_backward_fits(stage: Stage, labels: &[usize]) -> bool {
+    stage == Stage::Layer4 && labels.len() > 1
 }
 
-/// Every label's gradient with respect to `act` (`[b, c, h, w]`) from one
-/// backward instead of one per label: the activation repeated per label
-/// (`[b L, c, h, w]`, a leaf), the rest of the network run on it, and the
-/// sum over rows of row (i, l)'s score (label l's logit, or the method's
-/// target coefficients). In eval mode rows are independent, so row (i, l)'s
-/// gradient is label l's gradient for image i: the same numbers as the
-/// per-label loop, in a few kernels rather than a backward per label (what
-/// costs on a GPU, where each small launch counts). `[b, L, c, h, w]`.
+/// Every label's gradient with respect to layer4's activation `act`
+/// (`[b, c, h, w]`) without a backward per label. After layer4 the network
+/// is the mean over positions and one linear layer, so the gradient of
+/// logit k at the activation, `W[k, c] / (h w)` at every position, is the
+/// same for every image and every activation. One backward through the
+/// network's own head from a zero probe `[14, c, h, w]`, scoring probe row
+/// k by logit k, gives all 14 (`J`). Label l's gradient for every image is
+/// then `J[l]`, broadcast over the batch (no copy); a method's target
+/// coefficients `coef[i, l, k]` (FinerCAM) give `sum_k coef[i, l, k] J[k]`,
+/// one matrix product. The per-label loop computes the same numbers with a
+/// backward per label; an earlier version of this path repeated the
+/// activation per label (`[b L, c, h, w]`, 235 MB at 64 px) through the
+/// head and back. `[b, L, c, h, w]`.
 fn grads_in_one_backward(
     model: &Model,
     stage: Stage,
@@ -288,28 +288,29 @@ fn grads_in_one_backward(
     targets: Option<&Tensor>,
 ) -> Result<Tensor> {
     let s = act.size();
-    let (b, l) = (s[0], labels.len() as i64);
-    let rep = act
-        .f_detach()?
-        .f_unsqueeze(1)?
-        .f_expand([b, l, s[1], s[2], s[3]], false)?
-        .f_reshape([b * l, s[1], s[2], s[3]])?
+    let (b, l, n) = (s[0], labels.len() as i64, NUM_LABELS as i64);
+    let probe = Tensor::f_zeros([n, s[1], s[2], s[3]], (act.kind(), act.device()))?
         .f_set_requires_grad(true)?;
-    let logits = model.net.forward_from(stage, &rep);
-    let coef = match targets {
-        Some(c) => c.f_reshape([b * l, NUM_LABELS as i64])?,
-        None => {
-            crate::util::one_hot_rows(labels, NUM_LABELS as i64, act.device())?.f_repeat([b, 1])?
-        }
-    };
-    let score = logits
-        .f_mul(&coef.f_to_kind(logits.kind())?)?
-        .f_sum(Kind::Float)?;
-    let g = Tensor::f_run_backward(&[score], &[&rep], false, false)?
+    let logits = model.net.forward_from(stage, &probe); // [14, 14]
+    let eye = Tensor::f_eye(n, (logits.kind(), logits.device()))?;
+    let score = logits.f_mul(&eye)?.f_sum(Kind::Float)?;
+    let j = Tensor::f_run_backward(&[score], &[&probe], false, false)?
         .into_iter()
         .next()
-        .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?;
-    Ok(g.f_view([b, l, s[1], s[2], s[3]])?)
+        .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?; // [14, c, h, w]
+    Ok(match targets {
+        None => {
+            let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?;
+            j.f_index_select(0, &crate::util::upload(&idx, act.device())?)?
+                .f_unsqueeze(0)?
+                .f_expand([b, l, s[1], s[2], s[3]], false)?
+        }
+        Some(c) => c
+            .f_reshape([b * l, n])?
+            .f_to_kind(j.kind())?
+            .f_mm(&j.f_reshape([n, s[1] * s[2] * s[3]])?)?
+            .f_view([b, l, s[1], s[2], s[3]])?,
+    })
 }
 
 /// Heatmaps for a batch: one per image and requested label.
@@ -328,6 +329,55 @@ pub struct CamResult {
     /// `[b, L, H, W]` upsampled (bilinear) to the input and scaled to [0, 1],
     /// as pytorch-grad-cam returns them.
     pub maps: Tensor,
+}
+
+/// Bilinear upsampling of maps `[b, L, h, w]` to `[b, L, H, W]` (half-pixel
+/// centres: `upsample_bilinear2d` without aligned corners). On CUDA the
+/// maps go through as the channels of one channels-last image
+/// ([`upsample_maps_as_channels`]): ATen's NCHW kernel there runs a thread
+/// per output pixel that loops over every map, so 1,792 maps (128 images x
+/// 14 labels) took 0.8-1 ms at 28, 64 and 224 px alike on an H100 (a GradCAM
+/// call's phases, `chestcam bench`, 2026-11-27), while its channels-last
+/// kernel (used from 16 channels) runs a thread per output value. On the
+/// CPU, where the NCHW kernel runs the maps in parallel, the plain path stays.
+pub fn upsample_maps(m: &Tensor, size: [i64; 2]) -> Result<Tensor> {
+    if m.device().is_cuda() {
+        return upsample_maps_as_channels(m, size);
+    }
+    let s = m.size();
+    let (b, l, h, w) = four_dims(&s)?;
+    Ok(m.f_reshape([b * l, 1, h, w])?
+        .f_upsample_bilinear2d(size, false, None, None)?
+        .f_view([b, l, size[0], size[1]])?)
+}
+
+/// [`upsample_maps`] with the `b L` maps as the channels of one
+/// channels-last image (the same arithmetic per value; the CUDA path,
+/// public so that the CPU tests can check it against the plain one).
+pub fn upsample_maps_as_channels(m: &Tensor, size: [i64; 2]) -> Result<Tensor> {
+    let s = m.size();
+    let (b, l, h, w) = four_dims(&s)?;
+    // [h, w, b L] in memory, seen as a [1, b L, h, w] image in NHWC strides.
+    let image = m
+        .f_reshape([b * l, h, w])?
+        .f_permute([1, 2, 0])?
+        .f_contiguous()?
+        .f_unsqueeze(0)?
+        .f_permute([0, 3, 1, 2])?;
+    Ok(image
+        .f_upsample_bilinear2d(size, false, None, None)?
+        .f_contiguous()?
+        .f_view([b, l, size[0], size[1]])?)
+}
+
+fn four_dims(s: &[i64]) -> Result<(i64, i64, i64, i64)> {
+    match *s {
+        [b, l, h, w] => Ok((b, l, h, w)),
+        _ => Err(Error::invalid(
+            "maps",
+            format!("shape {s:?}; expected [batch, labels, h, w]"),
+        )),
+    }
 }
 
 /// pytorch-grad-cam's `scale_cam_image`: per map, `(m - min) / (1e-7 + max(m - min))`.
@@ -485,6 +535,7 @@ fn compute_stages_once(
         1 => scale_maps(&sum)?,
         n => scale_maps(&sum.f_div_scalar(n as f64)?)?,
     };
+    phases::mark("final scaling", model.device());
     Ok(r)
 }
 
@@ -531,13 +582,16 @@ fn compute_upsampled(
     }
     // The backbone below the stage never needs a graph: it runs without
     // one, and the graph (for gradient methods) starts at the activation.
+    let dev = model.device();
     let act = tch::no_grad(|| model.net.forward_to(&x, stage, false));
+    phases::mark("backbone to the stage", dev);
     let (logits, act) = if imp.uses_gradients() {
         let act = act.f_detach()?.f_set_requires_grad(true)?;
         (model.net.forward_from(stage, &act), act)
     } else {
         (tch::no_grad(|| model.net.forward_from(stage, &act)), act)
     };
+    phases::mark("rest of the network", dev);
     let want_hvp = imp.uses_hvp();
     let mut hvps = Vec::new();
     let targets = if imp.uses_gradients() {
@@ -547,7 +601,7 @@ fn compute_upsampled(
     };
     let grads = if !imp.uses_gradients() {
         None
-    } else if !want_hvp && one_backward_fits(stage, &act, labels) {
+    } else if !want_hvp && one_backward_fits(stage, labels) {
         Some(grads_in_one_backward(
             model,
             stage,
@@ -592,6 +646,7 @@ fn compute_upsampled(
         }
         Some(Tensor::f_stack(&gs, 1)?)
     };
+    phases::mark("gradients", dev);
     let ctx = CamContext {
         model,
         stage,
@@ -613,12 +668,10 @@ fn compute_upsampled(
             None => imp.cam(&ctx),
         }
     })?; // [b, L, h, w]
+    phases::mark("the method's map", dev);
     let low = scale_maps(&raw.f_relu()?)?;
-    let (b, l, h, w) = (dims[0], labels.len() as i64, low.size()[2], low.size()[3]);
-    let up = low
-        .f_view([b * l, 1, h, w])?
-        .f_upsample_bilinear2d([dims[2], dims[3]], false, None, None)?
-        .f_view([b, l, dims[2], dims[3]])?;
+    let up = upsample_maps(&low, [dims[2], dims[3]])?;
+    phases::mark("scaling and upsampling", dev);
     let r = CamResult {
         method,
         stage,

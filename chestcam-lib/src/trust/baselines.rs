@@ -83,17 +83,7 @@ pub fn maps(
     match source {
         MapSource::Cam(m) => {
             let r = compute(model, x, m, stage, labels, chunk)?;
-            let (b, l, h, w) = (
-                r.raw.size()[0],
-                r.raw.size()[1],
-                r.raw.size()[2],
-                r.raw.size()[3],
-            );
-            let signed = r
-                .raw
-                .f_view([b * l, 1, h, w])?
-                .f_upsample_bilinear2d([s[2], s[3]], false, None, None)?
-                .f_view([b, l, s[2], s[3]])?;
+            let signed = crate::cam::upsample_maps(&r.raw, [s[2], s[3]])?;
             Ok(MapSet {
                 maps: r.maps,
                 signed,
