@@ -213,7 +213,10 @@ PY
 }
 
 # STAGES picks and orders the stages (default: all, most important first).
-for st in ${STAGES:-bench28 bench64 bench224 epoch28 fp16 trust_parity table64 memfull table28}; do
+# The bench stages first: they print each CAM method's cost and GradCAM's
+# time by phase, the open question of issue 13 (run C of 2026-11-27 found
+# the upsampling at 0.8-1 ms; the changes made after it are unmeasured).
+for st in ${STAGES:-bench64 bench224 bench28 epoch28 auto64 trust_parity fp16 table64 memfull table28}; do
   case $st in
     bench28 | bench64 | bench224) stage "$st" 40 150 bench "${st#bench}" ;;
     table28 | table64) stage "$st" 60 240 table "${st#table}" ;;
