@@ -267,6 +267,30 @@ fn one_backward_for_all_labels_equals_one_per_label() {
     }
 }
 
+/// `f`'s top eigenpair of the symmetric matrices `g` against LAPACK's
+/// algebraically largest: the eigenvalue within 1e-10 of the largest
+/// magnitude, the vector the same up to sign (1 - |cos| below 1e-8).
+fn assert_top_eigenpair(
+    g: &Tensor,
+    what: &str,
+    f: fn(&Tensor) -> chestcam::Result<(Tensor, Tensor)>,
+) {
+    let p = g.size()[1];
+    let (vals, vecs) = g.linalg_eigh("L");
+    let (want_val, want_vec) = (vals.select(1, p - 1), vecs.select(2, p - 1));
+    let (val, vec) = f(g).unwrap();
+    let top = vals.abs().max().double_value(&[]).max(1e-300);
+    let dv = max_diff(&val, &want_val) / top;
+    let cos = (&vec * &want_vec)
+        .sum_dim_intlist(1, false, Kind::Double)
+        .abs();
+    let dvec = (cos - 1.0).abs().max().double_value(&[]);
+    assert!(
+        dv < 1e-10 && dvec < 1e-8,
+        "{what}: value {dv:e}, vector {dvec:e}"
+    );
+}
+
 /// The device path of EigenCAM's eigenvector (repeated squaring, used off
 /// the CPU) against LAPACK's `eigh` (used on the CPU): the Gram matrices of
 /// real activations of two models (positions x positions and channels x
@@ -275,23 +299,7 @@ fn one_backward_for_all_labels_equals_one_per_label() {
 #[test]
 fn top_eigenpair_by_squaring_matches_lapack() {
     use chestcam::cam::top_eigenpair_by_squaring;
-    let check = |g: &Tensor, what: &str| {
-        let p = g.size()[1];
-        let (vals, vecs) = g.linalg_eigh("L");
-        let (want_val, want_vec) = (vals.select(1, p - 1), vecs.select(2, p - 1));
-        let (val, vec) = top_eigenpair_by_squaring(g).unwrap();
-        let top = want_val.abs().max().double_value(&[]).max(1e-300);
-        let dv = max_diff(&val, &want_val) / top;
-        // Same direction up to sign: |<u, v>| = 1.
-        let cos = (&vec * &want_vec)
-            .sum_dim_intlist(1, false, Kind::Double)
-            .abs();
-        let dvec = (cos - 1.0).abs().max().double_value(&[]);
-        assert!(
-            dv < 1e-10 && dvec < 1e-8,
-            "{what}: value {dv:e}, vector {dvec:e}"
-        );
-    };
+    let check = |g: &Tensor, what: &str| assert_top_eigenpair(g, what, top_eigenpair_by_squaring);
     for (seed, size) in [(0, 28usize), (1, 64)] {
         tch::manual_seed(seed);
         let model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
@@ -327,6 +335,52 @@ fn top_eigenpair_by_squaring_matches_lapack() {
         top_eigenpair_by_squaring(&Tensor::zeros([2, 5, 5], (Kind::Double, Device::Cpu))).unwrap();
     assert_eq!(val.abs().sum(Kind::Double).double_value(&[]), 0.0);
     assert_eq!(vec.abs().sum(Kind::Double).double_value(&[]), 0.0);
+}
+
+/// KPCA-CAM's device path: the algebraically largest eigenpair of
+/// symmetric matrices that may have negative eigenvalues, by squaring the
+/// matrix shifted to a non-negative spectrum, against LAPACK's `eigh`: on
+/// KPCA's double-centred sigmoid kernels of real activations of two models,
+/// and on spectra whose most negative eigenvalue is larger in magnitude
+/// than the largest (where squaring alone finds the wrong vector).
+#[test]
+fn top_algebraic_eigenpair_by_squaring_matches_lapack() {
+    use chestcam::cam::{top_algebraic_eigenpair_by_squaring, top_eigenpair_by_squaring};
+    let check =
+        |g: &Tensor, what: &str| assert_top_eigenpair(g, what, top_algebraic_eigenpair_by_squaring);
+    for (seed, size) in [(0, 28usize), (1, 64)] {
+        tch::manual_seed(seed);
+        let model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
+        let side = size as i64;
+        let x = Tensor::randn([6, 1, side, side], (Kind::Float, Device::Cpu));
+        let a =
+            tch::no_grad(|| model.net.forward_to(&x, Stage::Layer4, false)).to_kind(Kind::Double);
+        let s = a.size();
+        let m = a.view([s[0], s[1], s[2] * s[3]]).transpose(1, 2); // [b, positions, c]
+                                                                   // KPCA-CAM's kernel: sigmoid of the centred rows, double-centred.
+        let m = &m - m.mean_dim(1i64, true, Kind::Double);
+        let k = (m.matmul(&m.transpose(1, 2)) / s[1] as f64 + 1.0).tanh();
+        let kc = &k - k.mean_dim(2i64, true, Kind::Double) - k.mean_dim(1i64, true, Kind::Double)
+            + k.mean_dim([1i64, 2].as_slice(), true, Kind::Double);
+        check(&kc, &format!("{size} px kernel"));
+    }
+    // Q diag(spectrum) Q^T: largest 1, smallest -3.
+    tch::manual_seed(4);
+    let p = 16;
+    let (q, _) = Tensor::linalg_qr(
+        &Tensor::randn([3, p, p], (Kind::Double, Device::Cpu)),
+        "reduced",
+    );
+    let mut spectrum: Vec<f64> = (0..p).map(|i| -0.5 + 0.9 * i as f64 / p as f64).collect();
+    spectrum[0] = -3.0;
+    spectrum[p as usize - 1] = 1.0;
+    let d = Tensor::from_slice(&spectrum).diag_embed(0, -2, -1);
+    let g = q.matmul(&d).matmul(&q.transpose(1, 2));
+    let g = (&g + g.transpose(1, 2)) / 2.0;
+    check(&g, "most negative eigenvalue the largest in magnitude");
+    // Squaring alone finds the eigenvalue of largest magnitude there.
+    let (wrong, _) = top_eigenpair_by_squaring(&g).unwrap();
+    assert!(max_diff(&wrong, &Tensor::from_slice(&[-3.0f64; 3])) < 1e-8);
 }
 
 #[test]

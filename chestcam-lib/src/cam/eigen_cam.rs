@@ -26,7 +26,7 @@ pub struct EigenCam;
 /// about 0.7 ms each on an H100 (EigenGradCAM: 160 forwards' worth for 14
 /// labels of 128 images), while LAPACK on the host takes microseconds;
 /// the same routine on every device also gives the same eigenvectors.
-pub(super) fn eigh_on_cpu(g: &Tensor) -> Result<(Tensor, Tensor)> {
+fn eigh_on_cpu(g: &Tensor) -> Result<(Tensor, Tensor)> {
     let device = g.device();
     let (vals, vecs) = g.f_to_device(tch::Device::Cpu)?.f_linalg_eigh("L")?;
     Ok((vals.f_to_device(device)?, vecs.f_to_device(device)?))
@@ -62,6 +62,37 @@ pub(super) fn top_eigenpair(g: &Tensor) -> Result<(Tensor, Tensor)> {
     } else {
         top_eigenpair_by_squaring(g)
     }
+}
+
+/// The algebraically largest eigenpair of symmetric matrices `[b, p, p]`
+/// that may have negative eigenvalues (KPCA-CAM's sigmoid kernel is not
+/// positive semi-definite, and squaring finds the eigenvalue of largest
+/// magnitude, which can be a negative one): LAPACK on the CPU, as
+/// [`top_eigenpair`]; elsewhere [`top_algebraic_eigenpair_by_squaring`].
+pub(super) fn top_algebraic_eigenpair(g: &Tensor) -> Result<(Tensor, Tensor)> {
+    if g.device() == tch::Device::Cpu {
+        top_eigenpair(g)
+    } else {
+        top_algebraic_eigenpair_by_squaring(g)
+    }
+}
+
+/// [`top_eigenpair_by_squaring`] of `g + s I`, `s` each matrix's largest
+/// absolute row sum (a bound on its spectral radius): the shift makes every
+/// eigenvalue non-negative and keeps the eigenvectors and their order, so
+/// the largest eigenvalue is also the largest in magnitude; `s` is taken
+/// off the eigenvalue again.
+pub fn top_algebraic_eigenpair_by_squaring(g: &Tensor) -> Result<(Tensor, Tensor)> {
+    let g = g.f_to_kind(Kind::Double)?;
+    let (b, p) = (g.size()[0], g.size()[1]);
+    let shift = g
+        .f_abs()?
+        .f_sum_dim_intlist(2i64, false, Kind::Double)?
+        .f_amax([1i64].as_slice(), true)?; // [b, 1]
+    let eye = Tensor::f_eye(p, (Kind::Double, g.device()))?;
+    let shifted = g.f_add(&shift.f_unsqueeze(2)?.f_mul(&eye)?)?;
+    let (val, vec) = top_eigenpair_by_squaring(&shifted)?;
+    Ok((val.f_sub(&shift.f_view([b])?)?, vec))
 }
 
 /// Squarings in [`top_eigenpair_by_squaring`]: the other eigenvalues fall

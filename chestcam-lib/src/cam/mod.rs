@@ -28,7 +28,7 @@ mod score_cam;
 mod shapley_cam;
 mod xgrad_cam;
 
-pub use eigen_cam::top_eigenpair_by_squaring;
+pub use eigen_cam::{top_algebraic_eigenpair_by_squaring, top_eigenpair_by_squaring};
 
 use crate::data::registry::NUM_LABELS;
 use crate::model::{Model, Stage};
