@@ -462,6 +462,26 @@ fn fp16_trains_with_its_gradient_scaler_saved_and_resumed() {
     .unwrap();
     assert_eq!(out.records.len(), 2);
     assert!(out.records[1].train_loss.is_finite());
+    // The notebook's path: epoch 1 by hand with a plain (fp32) Adam, saved
+    // without a scaler, then the library's fp16 epochs start one afresh.
+    let hand = dir.path().join("hand-then-fp16");
+    tch::manual_seed(1);
+    let model =
+        chestcam::model::Model::new(chestcam::model::Stem::Small, 28, tch::Device::Cpu).unwrap();
+    let mut plain = chestcam::train::adam::Adam::new(&model.vs);
+    chestcam::train::record_first_epoch(&cfg, &data, &hand, &model, &mut plain, 0.7, 16, 1.0)
+        .unwrap();
+    let out = train(&cfg, &data, &hand, true, &mut Silent, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(out.records.len(), 2);
+    assert!(out.records[1].train_loss.is_finite());
+    let file = chestcam::tensors_file::read(&hand.join("last.safetensors")).unwrap();
+    assert!(
+        file.get("optim.scaler.scale").is_some(),
+        "epoch 2 saved its scaler"
+    );
 }
 
 #[test]

@@ -289,7 +289,14 @@ impl Adam {
                 file.copy_to(path, &name, t, "a checkpoint to resume this model from")?;
             }
         }
-        if let Some(sc) = &mut self.scaler {
+        // A checkpoint written without a scaler (the notebook's epoch by
+        // hand in fp32, continued by the library in fp16) has none to
+        // restore: the scaler starts fresh, as a new GradScaler does. One
+        // that has half of it is refused by `copy_to`.
+        let saved = ["optim.scaler.scale", "optim.scaler.growth_tracker"]
+            .iter()
+            .any(|k| file.get(k).is_some());
+        if let (Some(sc), true) = (&mut self.scaler, saved) {
             for (name, t) in [
                 ("optim.scaler.scale", &mut sc.scale),
                 ("optim.scaler.growth_tracker", &mut sc.growth_tracker),
