@@ -6,6 +6,7 @@ use crate::data::Dataset;
 use crate::model::{Model, Stage, Stem};
 use crate::train::adam::Adam;
 use crate::train::Precision;
+use crate::util::sync;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,13 +32,6 @@ pub struct BenchOptions {
     /// Also time every other method's 14 calls in pytorch-grad-cam (once
     /// each; minutes on a CPU).
     pub all_methods: bool,
-}
-
-/// Waits for the device's queued work, so that a timing is real.
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
 }
 
 fn median_secs(warmup: usize, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -217,8 +211,10 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             crate::cam::compute(&model, &x, Method::GradCam, Stage::Layer4, &[], 64)
         });
         r?;
-        // The first call warms up.
-        for (i, (name, secs)) in phases.into_iter().enumerate().filter(|_| rep > 0) {
+        if rep == 0 {
+            continue; // the warm-up call
+        }
+        for (i, (name, secs)) in phases.into_iter().enumerate() {
             match by_phase.get_mut(i) {
                 Some((_, v)) => v.push(secs),
                 None => by_phase.push((name, vec![secs])),
@@ -260,14 +256,8 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     // 28 px, fp16 from 64 px on CUDA): say which row they are.
     let dflt = crate::train::TrainConfig::default().resolved(device, data.size);
     t.push_str(&format!(
-        "train's default step here: {}, {}{} (the {} row)\n\n",
-        dflt.precision,
-        layout(dflt.uses_channels_last()),
-        if dflt.uses_cuda_graph() {
-            ", CUDA graph"
-        } else {
-            ""
-        },
+        "train's default step here: {} (the {} row)\n\n",
+        dflt.step_summary(),
         if dflt.uses_cuda_graph() {
             "graph"
         } else {

@@ -683,18 +683,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             );
             let step = cfg.resolved(parse_device(&cfg.device)?, data.size);
             eprintln!(
-                "step: {}, {}{}{}",
-                step.precision,
-                if step.uses_channels_last() {
-                    "channels-last"
-                } else {
-                    "NCHW"
-                },
-                if step.uses_cuda_graph() {
-                    ", CUDA graph"
-                } else {
-                    ""
-                },
+                "step: {}{}",
+                step.step_summary(),
                 if cfg.precision == chestcam::train::Precision::Auto
                     && step.precision != chestcam::train::Precision::Fp32
                 {

@@ -182,11 +182,23 @@ pub fn upload(t: &tch::Tensor, device: tch::Device) -> Result<tch::Tensor> {
     Ok(t.f_to_device_(device, t.kind(), true, false)?)
 }
 
+/// `labels` as an int64 index tensor on `device`, [`upload`]ed.
+pub fn label_indices(labels: &[usize], device: tch::Device) -> Result<tch::Tensor> {
+    let idx = tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
+    upload(&idx, device)
+}
+
 /// Row `labels[i]` of the `n x n` identity for each `i` (`[labels.len(), n]`,
 /// float, on `device`): one-hot rows built without a device sync (ATen's
 /// `one_hot` reads its input's range back to the host on a GPU).
 pub fn one_hot_rows(labels: &[usize], n: i64, device: tch::Device) -> Result<tch::Tensor> {
-    let idx = tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
     let eye = tch::Tensor::f_eye(n, (tch::Kind::Float, device))?;
-    Ok(eye.f_index_select(0, &upload(&idx, device)?)?)
+    Ok(eye.f_index_select(0, &label_indices(labels, device)?)?)
+}
+
+/// Waits until `device` has finished its queued work (nothing on the CPU).
+pub fn sync(device: tch::Device) {
+    if let tch::Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
 }

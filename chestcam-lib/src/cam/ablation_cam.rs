@@ -19,9 +19,7 @@ impl CamMethod for AblationCam {
     fn terms(&self, ctx: &CamContext) -> Result<Option<Tensor>> {
         let a = &ctx.activations;
         let (b, c) = (a.size()[0], a.size()[1]);
-        let labels =
-            Tensor::f_from_slice(&ctx.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?
-                .f_to_device(a.device())?;
+        let labels = crate::util::label_indices(ctx.labels, a.device())?;
         let original = ctx.logits.f_index_select(1, &labels)?; // [b, L]
         let mut weights = Vec::with_capacity(b as usize);
         for i in 0..b {

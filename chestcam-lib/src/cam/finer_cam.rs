@@ -49,8 +49,7 @@ impl CamMethod for FinerCam {
         // so one backward gives each label's target coefficients (the rows
         // are independent) instead of a backward per label.
         let (b, l, dev) = (z.size()[0], labels.len() as i64, z.device());
-        let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?;
-        let idx = crate::util::upload(&idx, dev)?;
+        let idx = crate::util::label_indices(labels, dev)?;
         let own = crate::util::one_hot_rows(labels, n, dev)?
             .f_to_kind(Kind::Bool)?
             .f_unsqueeze(0)?;

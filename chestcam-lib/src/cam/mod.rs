@@ -299,12 +299,10 @@ fn grads_in_one_backward(
         .next()
         .ok_or_else(|| Error::invalid("CAM", "no gradient returned"))?; // [14, c, h, w]
     Ok(match targets {
-        None => {
-            let idx = Tensor::f_from_slice(&labels.iter().map(|&x| x as i64).collect::<Vec<_>>())?;
-            j.f_index_select(0, &crate::util::upload(&idx, act.device())?)?
-                .f_unsqueeze(0)?
-                .f_expand([b, l, s[1], s[2], s[3]], false)?
-        }
+        None => j
+            .f_index_select(0, &crate::util::label_indices(labels, act.device())?)?
+            .f_unsqueeze(0)?
+            .f_expand([b, l, s[1], s[2], s[3]], false)?,
         Some(c) => c
             .f_reshape([b * l, n])?
             .f_to_kind(j.kind())?

@@ -2,6 +2,7 @@
 //! on (this thread only), each phase boundary of the engine waits for the
 //! device and notes the time. Off, the default, a mark is one thread-local
 //! read, so the engine keeps its marks in every call.
+use crate::util::sync;
 use std::cell::RefCell;
 use std::time::Instant;
 use tch::Device;
@@ -10,12 +11,6 @@ type Marks = Vec<(&'static str, Instant)>;
 
 thread_local! {
     static MARKS: RefCell<Option<Marks>> = const { RefCell::new(None) };
-}
-
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
 }
 
 /// Ends the phase `name` once `device` has finished its work (nothing

@@ -20,9 +20,7 @@ impl CamMethod for ScoreCam {
         let (hh, ww) = (dims[2], dims[3]);
         let a = &ctx.activations;
         let (b, c) = (a.size()[0], a.size()[1]);
-        let labels =
-            Tensor::f_from_slice(&ctx.labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?
-                .f_to_device(a.device())?;
+        let labels = crate::util::label_indices(ctx.labels, a.device())?;
         let mut weights = Vec::with_capacity(b as usize);
         for i in 0..b {
             // torch.nn.UpsamplingBilinear2d: align_corners=True.

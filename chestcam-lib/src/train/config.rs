@@ -199,6 +199,25 @@ impl TrainConfig {
         self.cuda_graph.unwrap_or(false)
     }
 
+    /// The step in words, as `train` and `chestcam bench` print it:
+    /// `fp16, channels-last, CUDA graph` (after [`TrainConfig::resolved`]).
+    pub fn step_summary(&self) -> String {
+        format!(
+            "{}, {}{}",
+            self.precision,
+            if self.uses_channels_last() {
+                "channels-last"
+            } else {
+                "NCHW"
+            },
+            if self.uses_cuda_graph() {
+                ", CUDA graph"
+            } else {
+                ""
+            },
+        )
+    }
+
     /// Whether training runs channels-last (the default on every device).
     pub fn uses_channels_last(&self) -> bool {
         self.channels_last.unwrap_or(true)
