@@ -168,9 +168,16 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         .is_cuda()
         .then(|| (format!("fp16, {}", layout(cl)), cl, true, Precision::Fp16));
     let mut variant_ips = Vec::new();
+    // Each fused-Adam eager step by (precision, channels-last), to find
+    // train's default among them.
+    let mut step_ips = vec![(Precision::Fp32, cl, b as f64 / train)];
     for (name, c, fused, precision) in variants.into_iter().chain(fp16) {
         let warm = o.warmup + 2 * usize::from(precision != Precision::Fp32);
-        variant_ips.push((name, b as f64 / time_step(c, fused, precision, warm)?));
+        let ips = b as f64 / time_step(c, fused, precision, warm)?;
+        variant_ips.push((name, ips));
+        if fused {
+            step_ips.push((precision, c, ips));
+        }
     }
     // On CUDA: cuDNN autotuning (`train --cudnn-benchmark`), as PyTorch's
     // bf16 row uses it; its first steps search, so more warm-up.
@@ -304,6 +311,24 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             )),
             None => t.push_str(&format!("{name:<40} {:>10} {:>10}\n", "skipped", "")),
         }
+    }
+    // The default step against PyTorch's eager and best rows (a graph
+    // default is compared in the graph rows below).
+    let default_ips = step_ips
+        .iter()
+        .find(|(p, c, _)| *p == dflt.precision && *c == dflt.uses_channels_last())
+        .map(|r| r.2);
+    if let (Some(v), false) = (default_ips, dflt.uses_cuda_graph()) {
+        let mut line = format!("train  default step ({})", dflt.step_summary());
+        for (what, key) in [
+            ("PyTorch eager", "train_eager_s"),
+            ("PyTorch's best", "train_amp_s"),
+        ] {
+            if let Some(s) = get(key) {
+                line.push_str(&format!(", {:.2}x {what}", v / ips(s)));
+            }
+        }
+        t.push_str(&format!("{line}\n"));
     }
     t.push_str(&format!(
         "{:<40} {:>10.1} {:>10}\n",

@@ -499,7 +499,7 @@ struct TrainArgs {
     /// CUDA only: let cuDNN autotune its convolution algorithms (torch.backends.cudnn.benchmark).
     #[arg(long)]
     cudnn_benchmark: bool,
-    /// auto (fp32 on a CPU and at 28 px, fp16 on CUDA from 64 px: the fastest measured), fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
+    /// auto (the fastest measured: fp16 on CUDA from 64 px, bf16 on a CPU with bfloat16 arithmetic such as AVX512-BF16, else fp32), fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
     #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Precision>::new())]
     precision: Precision,
     /// The run folder (config.json, metrics.jsonl, best/last checkpoints).

@@ -68,12 +68,15 @@ fn run_folder_and_resume_equal_an_uninterrupted_run() {
     let saved: TrainConfig =
         serde_json::from_str(&std::fs::read_to_string(a.join("config.json")).unwrap()).unwrap();
     // What ran: the configuration with its device-dependent defaults made
-    // concrete (on this CPU fp32 and no CUDA graph).
+    // concrete (on a CPU no CUDA graph, and bf16 where the CPU has
+    // bfloat16 arithmetic, as this one does, else fp32).
     assert_eq!(saved, cfg.resolved(tch::Device::Cpu, data.size));
-    assert_eq!(
-        (saved.precision, saved.cuda_graph),
-        (chestcam::train::Precision::Fp32, Some(false))
-    );
+    let expected = if chestcam::train::cpu_has_bf16() {
+        chestcam::train::Precision::Bf16
+    } else {
+        chestcam::train::Precision::Fp32
+    };
+    assert_eq!((saved.precision, saved.cuda_graph), (expected, Some(false)));
     assert_eq!(
         std::fs::read_to_string(a.join("metrics.jsonl"))
             .unwrap()
@@ -381,9 +384,9 @@ fn bf16_autocast_trains_to_the_same_quality_as_fp32() {
     .0;
     let dir = tempfile::tempdir().unwrap();
     let mut auc = Vec::new();
-    // `auto` (the default) is fp32 on a CPU, and the run records fp32.
+    // Both explicit: `auto` is one or the other, by the CPU.
     for (precision, recorded) in [
-        (Precision::Auto, Precision::Fp32),
+        (Precision::Fp32, Precision::Fp32),
         (Precision::Bf16, Precision::Bf16),
     ] {
         let cfg = TrainConfig {
@@ -534,25 +537,38 @@ fn a_cuda_graph_is_refused_off_cuda_and_the_step_defaults_follow_device_and_size
     assert!(!run.exists(), "nothing may be written");
     let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
     assert!(!old.cudnn_benchmark && old.epochs == 2);
-    // The device- and size-dependent defaults (from the H100 bench; see
-    // Precision::resolve): fp32 everywhere but CUDA from 64 px, where fp16
-    // is fastest; the CUDA graph on CUDA at 28 px only. Explicit choices stay.
+    // The device- and size-dependent defaults (from the benches; see
+    // Precision::resolve_for): fp16 on CUDA from 64 px, bf16 on a CPU with
+    // bfloat16 arithmetic, else fp32; the CUDA graph on CUDA at 28 px only.
+    // Explicit choices stay.
     use chestcam::train::Precision;
     use tch::Device::{Cpu, Cuda};
     let auto = TrainConfig::default();
-    for (device, size, precision, graph) in [
-        (Cpu, 28, Precision::Fp32, false),
-        (Cpu, 224, Precision::Fp32, false),
-        (Cuda(0), 28, Precision::Fp32, true),
-        (Cuda(0), 64, Precision::Fp16, false),
-        (Cuda(0), 224, Precision::Fp16, false),
+    for (device, size, cpu_bf16, precision, graph) in [
+        (Cpu, 28, false, Precision::Fp32, false),
+        (Cpu, 224, false, Precision::Fp32, false),
+        (Cpu, 28, true, Precision::Bf16, false),
+        (Cpu, 224, true, Precision::Bf16, false),
+        (Cuda(0), 28, false, Precision::Fp32, true),
+        (Cuda(0), 28, true, Precision::Fp32, true),
+        (Cuda(0), 64, true, Precision::Fp16, false),
+        (Cuda(0), 224, false, Precision::Fp16, false),
     ] {
+        let p = auto.precision.resolve_for(device, size, cpu_bf16);
         let r = auto.resolved(device, size);
         assert_eq!(
-            (r.precision, r.uses_cuda_graph()),
+            (p, r.uses_cuda_graph()),
             (precision, graph),
-            "{device:?} {size} px"
+            "{device:?} {size} px, CPU bf16 {cpu_bf16}"
         );
+        // `resolved` asks this machine's CPU.
+        let here = auto
+            .precision
+            .resolve_for(device, size, chestcam::train::cpu_has_bf16());
+        assert_eq!(r.precision, here);
+        for explicit in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
+            assert_eq!(explicit.resolve_for(device, size, cpu_bf16), explicit);
+        }
     }
     let chosen = TrainConfig {
         precision: Precision::Bf16,

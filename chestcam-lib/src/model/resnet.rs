@@ -138,18 +138,20 @@ impl BasicBlock {
         }
     }
 
+    /// In place where torchvision's block is (`ReLU(inplace=True)`,
+    /// `out += identity`): only on batch norms' fresh outputs, which their
+    /// backward does not read, so autograd is unchanged and a pass writes
+    /// three fewer full-size tensors per block.
     fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-        let ys = xs
-            .apply(&self.conv1)
-            .apply_t(&self.bn1, train)
-            .relu()
-            .apply(&self.conv2)
-            .apply_t(&self.bn2, train);
-        let short = match &self.downsample {
-            Some((c, b)) => xs.apply(c).apply_t(b, train),
-            None => xs.shallow_clone(),
+        let mut ys = xs.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = ys.relu_();
+        let mut ys = ys.apply(&self.conv2).apply_t(&self.bn2, train);
+        match &self.downsample {
+            Some((c, b)) => ys += xs.apply(c).apply_t(b, train),
+            None => ys += xs,
         };
-        (ys + short).relu()
+        let _ = ys.relu_();
+        ys
     }
 
     /// Eval-mode `forward`, keeping each batch norm's output (bn1, bn2,
@@ -234,7 +236,8 @@ impl ResNet18 {
 
     /// The output of `stage`: the stem and the stages up to it.
     pub fn forward_to(&self, xs: &Tensor, stage: Stage, train: bool) -> Tensor {
-        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = x.relu_();
         if self.stem == Stem::Imagenet {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }

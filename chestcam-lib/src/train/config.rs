@@ -9,8 +9,9 @@ use std::path::PathBuf;
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// The fastest measured choice for the device and image size
-    /// ([`Precision::resolve`]): fp32 on a CPU and at 28 px, fp16 on CUDA
-    /// from 64 px. A run's `config.json` records what it resolved to.
+    /// ([`Precision::resolve_for`]): fp16 on CUDA from 64 px, bf16 on a
+    /// CPU with bfloat16 arithmetic, else fp32. A run's `config.json`
+    /// records what it resolved to.
     #[default]
     Auto,
     /// float32 throughout: MedMNIST's protocol, bit for bit reproducible.
@@ -43,23 +44,52 @@ impl std::fmt::Display for Precision {
 }
 
 impl Precision {
-    /// `Auto` made concrete for `device` and `size` px images, from
-    /// `chestcam bench` on an H100 (2026-11-27, batch 128, channels-last,
-    /// img/s against fp32): at 28 px the card waits for kernel launches
-    /// and mixed precision only adds casts (bf16 0.85x, fp16 0.94x); at 64
-    /// and 224 px fp16 with its gradient scaler is fastest (1.73x and
-    /// 1.44x; bf16 1.49x and 1.24x) and trains to fp32's test AUC on
-    /// phantoms (0.978 against 0.979). fp16 rather than bf16 also suits
-    /// the cards without bfloat16 arithmetic, such as Colab's T4. On a CPU
-    /// fp32: bf16 is 1.9x faster on this AVX-512-BF16 CPU but far slower on
-    /// one without it, and fp16 about 20 times slower. Other values are
-    /// returned as they are.
+    /// `Auto` made concrete for `device` and `size` px images on this
+    /// machine: [`Precision::resolve_for`] with [`cpu_has_bf16`].
     pub fn resolve(self, device: tch::Device, size: usize) -> Precision {
+        self.resolve_for(device, size, cpu_has_bf16())
+    }
+
+    /// `Auto` made concrete for `device`, `size` px images and a CPU with
+    /// or without bfloat16 arithmetic (`cpu_bf16`), from `chestcam bench`
+    /// and `train` (2026-11-27, batch 128, channels-last, img/s against
+    /// fp32):
+    /// - CUDA at 28 px: fp32. The card (an H100) waits for kernel launches
+    ///   and mixed precision only adds casts (bf16 0.85x, fp16 0.94x).
+    /// - CUDA from 64 px: fp16 with its gradient scaler, the fastest (1.73x
+    ///   at 64 px, 1.44x at 224 px; bf16 1.49x and 1.24x), trained to
+    ///   fp32's test AUC on phantoms (0.978 against 0.979). fp16 rather
+    ///   than bf16 also suits cards without bfloat16, such as Colab's T4.
+    /// - A CPU with AVX512-BF16: bf16 autocast, 1.7-1.9x fp32 at 28 px and
+    ///   1.88x at 64 px on this 2-core machine, trained to fp32's test AUC
+    ///   within 0.01 on phantoms (tested).
+    /// - Any other CPU: fp32. There bf16 is emulated and slower, and fp16
+    ///   about 20 times slower.
+    ///
+    /// Other values are returned as they are. fp32 is MedMNIST's protocol:
+    /// `train` says so whenever `auto` picked something else.
+    pub fn resolve_for(self, device: tch::Device, size: usize, cpu_bf16: bool) -> Precision {
         match self {
             Precision::Auto if device.is_cuda() && size >= 64 => Precision::Fp16,
+            Precision::Auto if device == tch::Device::Cpu && cpu_bf16 => Precision::Bf16,
             Precision::Auto => Precision::Fp32,
             p => p,
         }
+    }
+}
+
+/// Whether this CPU computes in bfloat16 natively (x86-64's AVX512-BF16:
+/// Intel Cooper Lake and Sapphire Rapids onwards, AMD Zen 4 onwards),
+/// which makes bf16 autocast the fastest CPU precision. `false` on other
+/// architectures: no bf16 speed was measured there.
+pub fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

@@ -7,7 +7,7 @@ pub mod config;
 pub mod graph;
 pub mod run_dir;
 
-pub use config::{Precision, TrainConfig};
+pub use config::{cpu_has_bf16, Precision, TrainConfig};
 pub use run_dir::{load_model, read_meta, Checkpoint, CheckpointMeta, RunDir};
 
 use crate::data::{Batches, Dataset, Split};
