@@ -114,7 +114,8 @@ table() {
 
 # One epoch of ChestMNIST's size at 28 px, with validation (issue 10's
 # "under 5 s" goal), and peak host and device memory: with the defaults
-# (on CUDA at 28 px a CUDA graph) and with the eager step; then two epochs
+# (on CUDA: fp16 in a CUDA graph, the defaults since 2026-11-27 evening,
+# never yet run in `train` on a card) and with the eager step; then two epochs
 # with --cudnn-benchmark, graph and eager, to see whether its cost is the
 # first epoch's search or every step's.
 epoch28() {
@@ -129,8 +130,8 @@ epoch28() {
       --source "$W/cm28.npz" --device "$DEV" --epochs 2 --cudnn-benchmark --cuda-graph false --run "$W/run28eb"; }
 }
 
-# The default precision at 64 px (auto: fp16 on CUDA) against fp32 on
-# phantoms: test AUC and time, 10 epochs each.
+# The default step at 64 px (auto: fp16 in a CUDA graph on CUDA) against
+# fp32 (also in the graph) on phantoms: test AUC and time, 10 epochs each.
 auto64() {
   for p in auto fp32; do
     "$B" train --source "synthetic:64$PHANTOMS" --epochs 10 --precision "$p" --device "$DEV" \
@@ -146,7 +147,8 @@ mem224() {
 }
 
 # fp16 with its gradient scaler against fp32 on phantoms (issue 10: test
-# AUC within 0.01), on the card, 10 epochs each.
+# AUC within 0.01), on the card, 10 epochs each, both in the default CUDA
+# graph.
 fp16() {
   for p in fp32 fp16; do
     "$B" train --source "synthetic:28$PHANTOMS" --epochs 10 --precision "$p" --device "$DEV" \

@@ -493,13 +493,13 @@ struct TrainArgs {
     /// Channels-last weights and batches: true or false (default: true, faster on the CPU and on CUDA).
     #[arg(long)]
     channels_last: Option<bool>,
-    /// CUDA only: replay each full batch's training step from one captured CUDA graph: true or false (default: true on CUDA at 28 px, where it is 1.4x faster; false above).
+    /// CUDA only: replay each full batch's training step from one captured CUDA graph: true or false (default: true on CUDA, where it was the fastest at every size measured: 1.4x eager at 28 px, +3-6% at 64 and 224 px).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     cuda_graph: Option<bool>,
     /// CUDA only: let cuDNN autotune its convolution algorithms (torch.backends.cudnn.benchmark).
     #[arg(long)]
     cudnn_benchmark: bool,
-    /// auto (the fastest measured: fp16 on CUDA from 64 px, bf16 on a CPU with bfloat16 arithmetic such as AVX512-BF16, else fp32), fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
+    /// auto (the fastest measured: fp16 on CUDA, in the CUDA graph at any size, eager from 64 px; bf16 on a CPU with bfloat16 arithmetic such as AVX512-BF16; else fp32), fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
     #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Precision>::new())]
     precision: Precision,
     /// The run folder (config.json, metrics.jsonl, best/last checkpoints).

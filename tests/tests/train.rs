@@ -538,37 +538,58 @@ fn a_cuda_graph_is_refused_off_cuda_and_the_step_defaults_follow_device_and_size
     let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
     assert!(!old.cudnn_benchmark && old.epochs == 2);
     // The device- and size-dependent defaults (from the benches; see
-    // Precision::resolve_for): fp16 on CUDA from 64 px, bf16 on a CPU with
-    // bfloat16 arithmetic, else fp32; the CUDA graph on CUDA at 28 px only.
-    // Explicit choices stay.
+    // Precision::resolve_for): on CUDA the graph at every size, and fp16
+    // in it (eager: fp16 from 64 px, fp32 at 28 px); bf16 on a CPU with
+    // bfloat16 arithmetic, else fp32. Explicit choices stay.
     use chestcam::train::Precision;
     use tch::Device::{Cpu, Cuda};
     let auto = TrainConfig::default();
-    for (device, size, cpu_bf16, precision, graph) in [
-        (Cpu, 28, false, Precision::Fp32, false),
-        (Cpu, 224, false, Precision::Fp32, false),
-        (Cpu, 28, true, Precision::Bf16, false),
-        (Cpu, 224, true, Precision::Bf16, false),
-        (Cuda(0), 28, false, Precision::Fp32, true),
-        (Cuda(0), 28, true, Precision::Fp32, true),
-        (Cuda(0), 64, true, Precision::Fp16, false),
-        (Cuda(0), 224, false, Precision::Fp16, false),
+    // (device, size, CPU bf16, graph) -> precision
+    for (device, size, cpu_bf16, graph, precision) in [
+        (Cpu, 28, false, false, Precision::Fp32),
+        (Cpu, 224, false, false, Precision::Fp32),
+        (Cpu, 28, true, false, Precision::Bf16),
+        (Cpu, 224, true, false, Precision::Bf16),
+        (Cuda(0), 28, false, true, Precision::Fp16),
+        (Cuda(0), 28, true, false, Precision::Fp32),
+        (Cuda(0), 64, true, false, Precision::Fp16),
+        (Cuda(0), 64, false, true, Precision::Fp16),
+        (Cuda(0), 224, false, false, Precision::Fp16),
+        (Cuda(0), 224, true, true, Precision::Fp16),
     ] {
-        let p = auto.precision.resolve_for(device, size, cpu_bf16);
-        let r = auto.resolved(device, size);
+        let p = auto.precision.resolve_for(device, size, cpu_bf16, graph);
         assert_eq!(
-            (p, r.uses_cuda_graph()),
-            (precision, graph),
-            "{device:?} {size} px, CPU bf16 {cpu_bf16}"
+            p, precision,
+            "{device:?} {size} px, CPU bf16 {cpu_bf16}, graph {graph}"
         );
-        // `resolved` asks this machine's CPU.
-        let here = auto
-            .precision
-            .resolve_for(device, size, chestcam::train::cpu_has_bf16());
-        assert_eq!(r.precision, here);
         for explicit in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
-            assert_eq!(explicit.resolve_for(device, size, cpu_bf16), explicit);
+            assert_eq!(
+                explicit.resolve_for(device, size, cpu_bf16, graph),
+                explicit
+            );
         }
+        // `resolved`: the graph on CUDA unless turned off, and this
+        // machine's CPU; `resolve` (an eager step) likewise.
+        let cfg = TrainConfig {
+            cuda_graph: (!graph).then_some(false),
+            ..TrainConfig::default()
+        };
+        let r = cfg.resolved(device, size);
+        assert_eq!(r.uses_cuda_graph(), graph && device.is_cuda());
+        let here = chestcam::train::cpu_has_bf16();
+        assert_eq!(
+            r.precision,
+            auto.precision
+                .resolve_for(device, size, here, r.uses_cuda_graph())
+        );
+        assert_eq!(
+            auto.precision.resolve(device, size),
+            auto.precision.resolve_for(device, size, here, false)
+        );
+    }
+    for size in [28, 64, 224] {
+        let r = auto.resolved(Cuda(0), size);
+        assert_eq!((r.precision, r.uses_cuda_graph()), (Precision::Fp16, true));
     }
     let chosen = TrainConfig {
         precision: Precision::Bf16,
@@ -585,6 +606,7 @@ fn a_cuda_graph_is_refused_off_cuda_and_the_step_defaults_follow_device_and_size
         serde_json::from_str(r#"{"precision": "fp32", "cuda_graph": false}"#).unwrap();
     assert_eq!(old.resolved(Cuda(0), 64).precision, Precision::Fp32);
     assert!(!old.resolved(Cuda(0), 28).uses_cuda_graph());
+    assert!(!old.resolved(Cuda(0), 224).uses_cuda_graph());
     assert_eq!("auto".parse::<Precision>().unwrap(), Precision::Auto);
 }
 

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// The fastest measured choice for the device and image size
-    /// ([`Precision::resolve_for`]): fp16 on CUDA from 64 px, bf16 on a
-    /// CPU with bfloat16 arithmetic, else fp32. A run's `config.json`
+    /// ([`Precision::resolve_for`]): fp16 on CUDA (in `train`'s default
+    /// CUDA graph at every size; eager from 64 px), bf16 on a CPU with
+    /// bfloat16 arithmetic, else fp32. A run's `config.json`
     /// records what it resolved to.
     #[default]
     Auto,
@@ -44,22 +45,29 @@ impl std::fmt::Display for Precision {
 }
 
 impl Precision {
-    /// `Auto` made concrete for `device` and `size` px images on this
-    /// machine: [`Precision::resolve_for`] with [`cpu_has_bf16`].
+    /// `Auto` made concrete for an eager step (no CUDA graph) on `device`
+    /// with `size` px images on this machine: [`Precision::resolve_for`]
+    /// with [`cpu_has_bf16`]. `train` resolves its whole configuration
+    /// instead ([`TrainConfig::resolved`]), graph included.
     pub fn resolve(self, device: tch::Device, size: usize) -> Precision {
-        self.resolve_for(device, size, cpu_has_bf16())
+        self.resolve_for(device, size, cpu_has_bf16(), false)
     }
 
-    /// `Auto` made concrete for `device`, `size` px images and a CPU with
-    /// or without bfloat16 arithmetic (`cpu_bf16`), from `chestcam bench`
-    /// and `train` (2026-11-27, batch 128, channels-last, img/s against
-    /// fp32):
-    /// - CUDA at 28 px: fp32. The card (an H100) waits for kernel launches
-    ///   and mixed precision only adds casts (bf16 0.85x, fp16 0.94x).
-    /// - CUDA from 64 px: fp16 with its gradient scaler, the fastest (1.73x
-    ///   at 64 px, 1.44x at 224 px; bf16 1.49x and 1.24x), trained to
-    ///   fp32's test AUC on phantoms (0.978 against 0.979). fp16 rather
-    ///   than bf16 also suits cards without bfloat16, such as Colab's T4.
+    /// `Auto` made concrete for `device`, `size` px images, a CPU with or
+    /// without bfloat16 arithmetic (`cpu_bf16`) and a step replayed from a
+    /// CUDA graph or not (`graph`). From `chestcam bench` (batch 128,
+    /// channels-last, img/s) on an H100 in three runs (2026-11-27) and on
+    /// this CPU:
+    /// - CUDA in a graph, any size: fp16 with its gradient scaler. In the
+    ///   graph fp16 beat fp32 by 1.54-1.57x at 28 px (44,001-44,825 against
+    ///   28,542-28,777 img/s) and beat fp16 eager by 3-6% at 64 and 224 px,
+    ///   the fastest rows of all three runs. fp16 trained phantoms to fp32's
+    ///   test AUC (0.978 against 0.979 at 28 px, 0.987 against 0.988 at 64
+    ///   px), and unlike bf16 it runs on cards such as Colab's T4.
+    /// - CUDA eager: fp16 from 64 px (1.73x fp32 at 64 px, 1.44x at 224 px;
+    ///   bf16 1.49x and 1.24x); fp32 at 28 px, where an eager step waits
+    ///   for kernel launches and mixed precision only adds casts (bf16
+    ///   0.85x, fp16 0.94x).
     /// - A CPU with AVX512-BF16: bf16 autocast, 1.7-1.9x fp32 at 28 px and
     ///   1.88x at 64 px on this 2-core machine, trained to fp32's test AUC
     ///   within 0.01 on phantoms (tested).
@@ -68,9 +76,15 @@ impl Precision {
     ///
     /// Other values are returned as they are. fp32 is MedMNIST's protocol:
     /// `train` says so whenever `auto` picked something else.
-    pub fn resolve_for(self, device: tch::Device, size: usize, cpu_bf16: bool) -> Precision {
+    pub fn resolve_for(
+        self,
+        device: tch::Device,
+        size: usize,
+        cpu_bf16: bool,
+        graph: bool,
+    ) -> Precision {
         match self {
-            Precision::Auto if device.is_cuda() && size >= 64 => Precision::Fp16,
+            Precision::Auto if device.is_cuda() && (graph || size >= 64) => Precision::Fp16,
             Precision::Auto if device == tch::Device::Cpu && cpu_bf16 => Precision::Bf16,
             Precision::Auto => Precision::Fp32,
             p => p,
@@ -133,10 +147,12 @@ pub struct TrainConfig {
     /// CUDA only: each full batch's step (forward, loss, backward, Adam)
     /// replayed from one captured CUDA graph (`train::graph`); the last
     /// partial batch of an epoch runs eagerly. Same steps, fewer launches.
-    /// `None`: on for CUDA at 28 px, where the card waits for launches
-    /// (1.42x the eager step, fp32 channels-last, and a ChestMNIST-28
-    /// epoch in 3.7 s instead of 5.0 s on an H100), off above (1.02-1.03x,
-    /// for the graph's memory pool).
+    /// `None`: on for CUDA at every size. At 28 px the card waits for
+    /// launches (1.42x the eager step in fp32, and a ChestMNIST-28 epoch
+    /// in 3.9 s instead of 5.1 s on an H100); in the graph fp16 is faster
+    /// still (1.55x fp32's graph), and at 64 and 224 px the fp16 graph is
+    /// 3-6% faster than fp16 eager. The graph keeps its step's memory in
+    /// its own pool between batches.
     pub cuda_graph: Option<bool>,
     /// CUDA only: cuDNN autotunes each convolution's algorithm for the
     /// shapes it meets (`torch.backends.cudnn.benchmark`), at the cost of a
@@ -215,10 +231,16 @@ impl TrainConfig {
 
     /// The configuration with its device- and size-dependent defaults made
     /// concrete (precision, CUDA graph), as a run records it.
+    /// The CUDA graph is on by default on CUDA at every size (1.42x eager
+    /// at 28 px; +3-6% at 64 and 224 px in fp16), and `auto` precision
+    /// follows it ([`Precision::resolve_for`]).
     pub fn resolved(&self, device: tch::Device, size: usize) -> TrainConfig {
+        let graph = self.cuda_graph.unwrap_or(device.is_cuda());
         TrainConfig {
-            precision: self.precision.resolve(device, size),
-            cuda_graph: Some(self.cuda_graph.unwrap_or(device.is_cuda() && size <= 28)),
+            precision: self
+                .precision
+                .resolve_for(device, size, cpu_has_bf16(), graph),
+            cuda_graph: Some(graph),
             ..self.clone()
         }
     }
