@@ -3,9 +3,10 @@
 # 0.22.0, torch 2.11.0 (libtorch for tch 0.24) and the "Rust (chestcam)"
 # kernel. Run from the repository root:  bash scripts/hosted_setup.sh
 # Then pick the kernel "Rust (chestcam)" and open notebooks/*.ipynb.
-# NOT TRIED on Colab itself (no network where it was written). Run once by
-# hand on a fresh venv on the machine it was written on (README, "Colab and other hosted Jupyter"); the
-# same steps, in a venv, are what scripts/setup.sh runs and CI tests.
+# NOT TRIED on Colab itself (no network where it was written); run once by
+# hand in a fresh venv on the machine it was written on (README, "Colab and
+# other hosted Jupyter"). The same steps, in a venv, are what
+# scripts/setup.sh runs and CI tests.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if ! command -v cargo >/dev/null; then
