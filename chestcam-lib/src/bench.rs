@@ -167,17 +167,22 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     let fp16 = device
         .is_cuda()
         .then(|| (format!("fp16, {}", layout(cl)), cl, true, Precision::Fp16));
+    // `train`'s defaults depend on the device and size (on CUDA a graph,
+    // fp16 in it; bf16 on a CPU with bfloat16 arithmetic): its eager step
+    // is one of the fused-Adam rows, the first row included.
+    let dflt = crate::train::TrainConfig::default().resolved(device, data.size);
+    let is_default = |precision: Precision, c: bool| {
+        precision == dflt.precision && c == dflt.uses_channels_last()
+    };
+    let mut default_ips = is_default(Precision::Fp32, cl).then_some(b as f64 / train);
     let mut variant_ips = Vec::new();
-    // Each fused-Adam eager step by (precision, channels-last), to find
-    // train's default among them.
-    let mut step_ips = vec![(Precision::Fp32, cl, b as f64 / train)];
     for (name, c, fused, precision) in variants.into_iter().chain(fp16) {
         let warm = o.warmup + 2 * usize::from(precision != Precision::Fp32);
         let ips = b as f64 / time_step(c, fused, precision, warm)?;
-        variant_ips.push((name, ips));
-        if fused {
-            step_ips.push((precision, c, ips));
+        if fused && is_default(precision, c) {
+            default_ips = Some(ips);
         }
+        variant_ips.push((name, ips));
     }
     // On CUDA: cuDNN autotuning (`train --cudnn-benchmark`), as PyTorch's
     // bf16 row uses it; its first steps search, so more warm-up.
@@ -259,9 +264,6 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         stem,
         device
     ));
-    // `train`'s defaults depend on the device and size (a CUDA graph at
-    // 28 px, fp16 from 64 px on CUDA): say which row they are.
-    let dflt = crate::train::TrainConfig::default().resolved(device, data.size);
     t.push_str(&format!(
         "train's default step here: {} (the {} row)\n\n",
         dflt.step_summary(),
@@ -314,10 +316,6 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     }
     // The default step against PyTorch's eager and best rows (a graph
     // default is compared in the graph rows below).
-    let default_ips = step_ips
-        .iter()
-        .find(|(p, c, _)| *p == dflt.precision && *c == dflt.uses_channels_last())
-        .map(|r| r.2);
     if let (Some(v), false) = (default_ips, dflt.uses_cuda_graph()) {
         let mut line = format!("train  default step ({})", dflt.step_summary());
         for (what, key) in [

@@ -262,9 +262,19 @@ fn channels_last_gives_the_same_logits_gradients_and_saved_weights() {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().join("w.safetensors");
         a.save(&w).unwrap();
-        let mut b = Model::new(stem, size, Device::Cpu).unwrap();
-        b.load(&w).unwrap();
-        b.to_channels_last().unwrap();
+        // The saved weights again, in float64 or not, channels-last or not.
+        let loaded = |double: bool, cl: bool| {
+            let mut m = Model::new(stem, size, Device::Cpu).unwrap();
+            m.load(&w).unwrap();
+            if double {
+                m.vs.double();
+            }
+            if cl {
+                m.to_channels_last().unwrap();
+            }
+            m
+        };
+        let b = loaded(false, true);
         let conv = b
             .named_tensors()
             .into_iter()
@@ -332,13 +342,7 @@ fn channels_last_gives_the_same_logits_gradients_and_saved_weights() {
         // input, where summation order no longer shows. Every gradient,
         // the small ones included, must agree to 1e-6 (relative L2), a
         // bound 30,000 times tighter than float32 could hold.
-        let mut a64 = Model::new(stem, size, Device::Cpu).unwrap();
-        a64.load(&w).unwrap();
-        a64.vs.double();
-        let mut b64 = Model::new(stem, size, Device::Cpu).unwrap();
-        b64.load(&w).unwrap();
-        b64.vs.double();
-        b64.to_channels_last().unwrap();
+        let (a64, b64) = (loaded(true, false), loaded(true, true));
         let x64 = x.to_kind(Kind::Double);
         let (o64a, g64a) = grads(&a64, &x64);
         let (o64b, g64b) = grads(&b64, &channels_last(&x64).unwrap());

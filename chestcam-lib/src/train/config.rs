@@ -141,7 +141,7 @@ pub struct TrainConfig {
     /// faster on every device: 7% on this 2-core CPU; on an H100 1.15x at
     /// 28 px, 1.50x at 64 px, fp32, `chestcam bench`, 2026-11-27).
     pub channels_last: Option<bool>,
-    /// `auto` (the default: see [`Precision::resolve`]), fp32 (MedMNIST's
+    /// `auto` (the default: see [`TrainConfig::resolved`]), fp32 (MedMNIST's
     /// protocol), bf16 autocast or fp16 autocast with a gradient scaler.
     pub precision: Precision,
     /// CUDA only: each full batch's step (forward, loss, backward, Adam)
@@ -230,10 +230,9 @@ impl TrainConfig {
     }
 
     /// The configuration with its device- and size-dependent defaults made
-    /// concrete (precision, CUDA graph), as a run records it.
-    /// The CUDA graph is on by default on CUDA at every size (1.42x eager
-    /// at 28 px; +3-6% at 64 and 224 px in fp16), and `auto` precision
-    /// follows it ([`Precision::resolve_for`]).
+    /// concrete (precision, CUDA graph), as a run records it: the graph on
+    /// CUDA unless turned off (see `cuda_graph`), and `auto` precision for
+    /// the device, size, this CPU and the graph ([`Precision::resolve_for`]).
     pub fn resolved(&self, device: tch::Device, size: usize) -> TrainConfig {
         let graph = self.cuda_graph.unwrap_or(device.is_cuda());
         TrainConfig {
