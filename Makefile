@@ -45,14 +45,20 @@ test: setup
 
 # Notebooks headless in quick mode, offline (no test contacts another host):
 # any cell error, panic, stderr line that is not progress or missing inline
-# output fails. Then the %%rust magic on its own, and the Colab notebooks on
-# the Python kernel (their set-up cell finds everything installed).
+# output fails. Then the %%rust magic on its own, the Colab set-up path in
+# dry-run mode on faked machines (which torch build each GPU driver gets),
+# and the magic again and the Colab notebooks on a Python kernel with
+# Colab's IPython, ipykernel and jupyter_client (scripts/colab_stack.txt;
+# their set-up cell finds everything installed).
 notebooks-test: setup
 	rm -rf $(OUT)/runs-test
 	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)
 	$(ENV) python scripts/test_rust_magic.py
+	$(ENV) python scripts/test_hosted_setup.py
+	$(ENV) python scripts/colab_kernel.py $(OUT)/colab-kernel
+	$(ENV) JUPYTER_PATH=$(CURDIR)/$(OUT)/colab-kernel:$$JUPYTER_PATH CHESTCAM_EXPECT_IPYTHON=7.34.0 python scripts/test_rust_magic.py
 	rm -rf $(OUT)/runs-test-colab
-	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test-colab python scripts/run_notebooks.py $(OUT)/notebooks-test $(COLAB_NOTEBOOKS)
+	$(ENV) JUPYTER_PATH=$(CURDIR)/$(OUT)/colab-kernel:$$JUPYTER_PATH CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test-colab python scripts/run_notebooks.py $(OUT)/notebooks-test $(COLAB_NOTEBOOKS)
 
 # The explanation viewer in headless Chromium: tests/viewer.rs writes a page
 # and the Rust renderings of its states, then Playwright drives it (and the

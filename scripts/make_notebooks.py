@@ -347,16 +347,23 @@ GIT_URL = "https://github.com/chestcam/chestcam.git"
 COLAB_SETUP = f"""
 # Set-up: finds or clones chestcam, then installs what is missing (Rust,
 # torch 2.11.0, evcxr_jupyter and the "Rust (chestcam)" kernel, through
-# scripts/hosted_setup.sh: about 15 minutes on a fresh machine). When all of
-# it is there, as in the repository's own tests, this cell does nothing more.
+# scripts/hosted_setup.sh: about 15 minutes on a fresh machine, its progress
+# printed here). When all of it is there, as in the repository's own tests,
+# this cell does nothing more.
 import os, pathlib, subprocess, sys
 from jupyter_client.kernelspec import KernelSpecManager
 here = pathlib.Path.cwd()
 repo = next((p for p in (here, *here.parents) if (p / "chestcam-lib").is_dir()), pathlib.Path("/content/chestcam"))
 if not (repo / "chestcam-lib").is_dir():
     subprocess.run(["git", "clone", "--depth", "1", os.environ.get("CHESTCAM_GIT", "{GIT_URL}"), str(repo)], check=True)
-if "chestcam-rust" not in KernelSpecManager().find_kernel_specs():
-    subprocess.run(["bash", "scripts/hosted_setup.sh"], cwd=repo, check=True)
+if os.environ.get("CHESTCAM_RUST_KERNEL", "chestcam-rust") not in KernelSpecManager().find_kernel_specs():
+    env = dict(os.environ, CHESTCAM_PYTHON=sys.executable)
+    setup = subprocess.Popen(["bash", "scripts/hosted_setup.sh"], cwd=repo, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in setup.stdout:  # progress shows in the cell as it happens
+        print(line, end="", flush=True)
+    if setup.wait() != 0:
+        raise RuntimeError(f"scripts/hosted_setup.sh failed (exit {{setup.returncode}}): see its last lines above")
 sys.path.insert(0, str(repo / "notebooks" / "colab"))
 %load_ext rust_magic
 print("chestcam at", repo)

@@ -33,3 +33,22 @@ fi
 # version changes and drops our env block.
 "$CHESTCAM_VENV/bin/python" "$here/write_kernelspec.py"
 mkdir -p "$EVCXR_TMPDIR"
+# A second, small venv with the Jupyter versions of Colab's Python runtime
+# (scripts/colab_stack.txt) on Python 3.12 as on Colab, where this machine
+# has it (else the project's Python): make test runs the %%rust magic and the
+# Colab notebooks on a Python kernel from it.
+colab_py=""
+for c in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12 "python$CHESTCAM_PY_VERSION" python3; do
+  if "$c" -c 'import venv, ensurepip' >/dev/null 2>&1; then colab_py="$c"; break; fi
+done
+stamp_colab="$CHESTCAM_COLAB_VENV/.chestcam-ready"
+want_colab="$("$colab_py" --version 2>&1) $(sha256sum "$here/colab_stack.txt" | cut -d' ' -f1)"
+if [ ! -f "$stamp_colab" ] || [ "$(cat "$stamp_colab")" != "$want_colab" ]; then
+  echo "[setup] installing Colab's Jupyter versions (scripts/colab_stack.txt) on $("$colab_py" --version 2>&1) into $CHESTCAM_COLAB_VENV"
+  rm -rf "$CHESTCAM_COLAB_VENV"
+  "$colab_py" -m venv "$CHESTCAM_COLAB_VENV"
+  "$CHESTCAM_COLAB_VENV/bin/python" -m pip install --quiet -r "$here/colab_stack.txt"
+  echo "$want_colab" > "$stamp_colab"
+else
+  echo "[setup] Colab-stack venv ready: $CHESTCAM_COLAB_VENV"
+fi

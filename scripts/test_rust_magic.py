@@ -6,6 +6,7 @@ stderr as the Rust kernel shows it.
 
 Usage: python scripts/test_rust_magic.py   (exit status 0 when all hold)
 """
+import os
 import pathlib
 import sys
 
@@ -15,8 +16,16 @@ from nbclient.exceptions import CellExecutionError
 
 colab = pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "colab"
 SETUP = f"import sys\nsys.path.insert(0, {str(colab)!r})\n%load_ext rust_magic"
+# The Python side's versions, printed by the kernel itself (make test runs
+# this file on the Colab-stack kernel and on the project's own).
+VERSIONS = (
+    "import sys, IPython, ipykernel, jupyter_client\n"
+    "print('python', sys.version.split()[0], 'IPython', IPython.__version__,"
+    " 'ipykernel', ipykernel.__version__, 'jupyter_client', jupyter_client.__version__)"
+)
 CELLS = [
     # (source, expect an error, text the outputs must contain)
+    (VERSIONS, False, "IPython"),
     (SETUP, False, None),
     ("%%rust\nlet x: i64 = 40 + 2;\nprintln!(\"to stdout\");\nx", False, "42"),
     ("%%rust\nx + 1", False, "43"),
@@ -56,6 +65,11 @@ def main():
                 failures.append(f"cell {i} {src!r}: {'failed' if failed else 'passed'}, expected the opposite: {text[:300]}")
             if want_text and want_text not in text:
                 failures.append(f"cell {i} {src!r}: outputs lack {want_text!r}: {text[:300]}")
+    stack = text_of(nb.cells[0]).strip()
+    print(f"rust_magic on: {stack}")
+    want = os.environ.get("CHESTCAM_EXPECT_IPYTHON")
+    if want and f"IPython {want} " not in stack:
+        failures.append(f"the Python kernel runs {stack!r}, not IPython {want}")
     html = [o for o in nb.cells[-1].outputs if "text/html" in o.get("data", {})]
     if not html:
         failures.append("the HTML display did not come back as text/html")
