@@ -74,6 +74,19 @@ check(
 )
 
 
+# The kernel's PATH must find, as `python`, the interpreter that has torch:
+# tch's build script runs `python` to find libtorch.
+from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402
+
+spec = KernelSpecManager().get_kernel_spec("chestcam-rust")
+probe = subprocess.run(["python", "-c", "import sys, torch; print(sys.prefix, torch.__version__)"],
+                       env=dict(os.environ, **spec.env), capture_output=True, text=True)
+first = shutil.which("python", path=spec.env["PATH"])
+check(first == str(pathlib.Path(spec.resource_dir) / "bin" / "python"),
+      f"the kernel's PATH starts with its own `python` wrapper ({first}), not whatever `python` the machine has")
+check(probe.returncode == 0 and probe.stdout.split() == [sys.prefix, torch.__version__],
+      f"`python` on the kernel's PATH is this interpreter, with torch ({probe.stdout.strip()}{probe.stderr.strip()[-200:]})")
+
 # 2. hosted_setup.sh, dry run, on faked machines.
 def fake_machine(tmp, driver):
     """A PATH with this Python, bash's tools and, when `driver` is given, an

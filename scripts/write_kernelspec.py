@@ -3,6 +3,7 @@ block the kernel needs (libtorch from the venv, persistent EVCXR_TMPDIR)."""
 import json
 import os
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -20,6 +21,19 @@ host = next(l.split(": ")[1] for l in subprocess.check_output(["rustc", "-vV"], 
 sysroot_lib = sysroot / "lib" / "rustlib" / host / "lib"
 kdir = venv / "share" / "jupyter" / "kernels" / "chestcam-rust"
 kdir.mkdir(parents=True, exist_ok=True)
+# tch's build script finds libtorch by running `python` (`python3` without
+# VIRTUAL_ENV) from PATH. On a hosted machine that name may be another
+# interpreter than the one that has torch (Colab: /usr/bin/python3 runs the
+# notebook), so the kernel's PATH starts with a folder whose `python` and
+# `python3` run this very interpreter. A wrapper, not a symlink: a venv's
+# Python finds its venv from the path it was started by.
+shim = kdir / "bin"
+shim.mkdir(exist_ok=True)
+for name in ("python", "python3"):
+    tmp = shim / f"{name}.part"
+    tmp.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    tmp.chmod(0o755)
+    tmp.replace(shim / name)
 spec = {
     "argv": [str(root / "bin" / "evcxr_jupyter"), "--control_file", "{connection_file}"],
     "display_name": "Rust (chestcam)",
@@ -28,7 +42,7 @@ spec = {
     "env": {
         "LIBTORCH_USE_PYTORCH": "1",
         "VIRTUAL_ENV": str(venv),
-        "PATH": f"{venv / 'bin'}:{root / 'bin'}:{os.environ.get('PATH', '')}",
+        "PATH": f"{shim}:{venv / 'bin'}:{root / 'bin'}:{os.environ.get('PATH', '')}",
         "LD_LIBRARY_PATH": f"{torch_lib}:{sysroot_lib}:{os.environ.get('LD_LIBRARY_PATH', '')}".rstrip(":"),
         "EVCXR_TMPDIR": os.environ["EVCXR_TMPDIR"],
     },
