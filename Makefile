@@ -43,7 +43,9 @@ test: setup
 	$(ENV) cargo fmt --all -- --check
 	$(ENV) cargo clippy --workspace --all-targets -- -D warnings
 
-# Notebooks headless in quick mode, offline (no test contacts another host):
+# The committed notebooks (and the program of their cells) must be what
+# scripts/make_notebooks.py writes. Then the notebooks headless in quick
+# mode, offline (no test contacts another host):
 # any cell error, panic, stderr line that is not progress or missing inline
 # output fails. Then the %%rust magic on its own, the Colab set-up path in
 # dry-run mode on faked machines (which torch build each GPU driver gets),
@@ -51,6 +53,7 @@ test: setup
 # Colab's IPython, ipykernel and jupyter_client (scripts/colab_stack.txt;
 # their set-up cell finds everything installed).
 notebooks-test: setup
+	$(ENV) python scripts/make_notebooks.py --check
 	rm -rf $(OUT)/runs-test
 	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)
 	$(ENV) python scripts/test_rust_magic.py

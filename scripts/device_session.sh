@@ -9,13 +9,14 @@
 # (trust.md, trust.json, and a tarball with their pictures).
 #
 # Prepare here (that machine has no cargo and no network):
-#   cargo build --release -p chestcam
+#   cargo build --release -p chestcam && cargo build --release -p chestcam --example notebook_cells
 #   mkdir -p out/device && cp ../shared/data/nih1000/nih1000_64.npz out/device/
 #   echo /.whl/ >> .git/info/exclude    # once
 #   pip wheel --no-deps grad-cam==1.5.7 ttach==0.0.3 -w .whl
 # then
 #   run(command="bash scripts/device_session.sh",
-#       carry=["target/release/chestcam", "out/device", ".whl"], timeout_s=590)
+#       carry=["target/release/chestcam", "target/release/examples/notebook_cells",
+#              "out/device", ".whl"], timeout_s=590)
 # STAGES="bench28 table64 ..." runs only those, in that order.
 # Dry run on a CPU (tiny sizes, to check the script itself):
 #   DEV=cpu QUICK=1 PY=python OUT=/tmp/dry bash scripts/device_session.sh
@@ -27,6 +28,7 @@ QUICK=${QUICK:-0}
 PY=${PY:-/opt/torch/.venv/bin/python}
 OUT=${OUT:-/tmp/device-out}
 B=${B:-./target/release/chestcam}
+NB=${NB:-./target/release/examples/notebook_cells}
 SRC=${SRC:-out/device/nih1000_64.npz}
 TORCH_LIB="$("$PY" -c 'import torch,os;print(os.path.dirname(torch.__file__))')/lib"
 # The binary also needs torch's libcudart.so.13 (an nvidia wheel beside torch).
@@ -35,7 +37,7 @@ export LD_LIBRARY_PATH="$TORCH_LIB${CUDART:+:$(dirname "$CUDART")}${LD_LIBRARY_P
 export PYTHONUNBUFFERED=1
 W=$(mktemp -d)
 mkdir -p "$OUT"
-export DEV PY OUT B SRC W
+export DEV PY OUT B NB SRC W
 exec > >(tee "$OUT/session.txt") 2>&1
 left() { echo $((BUDGET_S - ($(date +%s) - START))); }
 # stage NAME MIN_S MAX_S COMMAND...: runs COMMAND with a timeout of
@@ -55,7 +57,7 @@ stage() {
   s0=$(date +%s)
   # `timeout` runs programs, not functions: a bash that is given the
   # script's functions and arrays runs the stage.
-  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 auto64 mem224 memfull fp16 trust_parity); \"\$@\"" \
+  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 auto64 mem224 memfull fp16 trust_parity notebooks); \"\$@\"" \
     _ "$@" 2>&1 | tee "$W/$name.txt"
   echo "== $name: exit ${PIPESTATUS[0]} after $(($(date +%s) - s0)) s"
 }
@@ -214,12 +216,26 @@ for title, keep in (("deterministic", lambda k: not random(k)), ("random by desi
 PY
 }
 
+# The two notebooks' cells, run as one program on the card
+# (chestcam-lib/examples/notebook_cells.rs, generated from the same cell
+# lists): the notebooks have never run on a GPU. Their defaults at 28 px
+# (3 epochs, 2,000 images, fp32): the first epoch by hand, the rest by the
+# library in its CUDA default (a CUDA graph), then every explanation cell,
+# the viewer and the phantom trust check. The time also tells what a
+# student waits for on a fast card.
+notebooks() {
+  "$PY" scripts/make_big_npz.py "$SRC" --size 28 --train 4000 --val 500 --test 500 --out "$W/nb28.npz" &&
+    CHESTCAM_SOURCE="$W/nb28.npz" CHESTCAM_OFFLINE=1 CHESTCAM_RUNS="$W/nbruns" CHESTCAM_DEVICE="$DEV" \
+      /usr/bin/time -f "notebook cells: wall %e s, peak RSS %M KB" "$NB"
+}
+
 # STAGES picks and orders the stages (default: all, most important first).
 # The bench stages first: they print each CAM method's cost and GradCAM's
 # time by phase, the open question of issue 13 (run C of 2026-11-27 found
 # the upsampling at 0.8-1 ms; the changes made after it are unmeasured).
-for st in ${STAGES:-bench64 bench224 bench28 epoch28 auto64 trust_parity fp16 table64 memfull table28}; do
+for st in ${STAGES:-notebooks bench64 bench224 bench28 epoch28 auto64 trust_parity fp16 table64 memfull table28}; do
   case $st in
+    notebooks) stage notebooks 40 150 notebooks ;;
     bench28 | bench64 | bench224) stage "$st" 40 150 bench "${st#bench}" ;;
     table28 | table64) stage "$st" 60 240 table "${st#table}" ;;
     epoch28) stage epoch28 30 150 epoch28 ;;
