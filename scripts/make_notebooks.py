@@ -420,7 +420,8 @@ def program(books):
         "}",
     ]
     for fname, cells in books:
-        out += ["", f"fn {fname}() -> CellResult {{"]
+        # rustfmt would reflow the cells; kept as the notebook shows them.
+        out += ["", "#[rustfmt::skip]", f"fn {fname}() -> CellResult {{"]
         for i, (kind, src) in enumerate(cells):
             if kind != "code":
                 continue
@@ -437,6 +438,7 @@ def program(books):
         out += ["    Ok(())", "}"]
     out += [
         "",
+        "#[rustfmt::skip]",
         "fn main() {",
         "    for (name, notebook) in [" + ", ".join(f'("{f}", {f} as fn() -> CellResult)' for f, _ in books) + "] {",
         "        if let Err(e) = notebook() {",

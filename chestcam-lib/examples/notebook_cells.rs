@@ -14,6 +14,7 @@ fn shown<T: ?Sized>(notebook: &str, cell: usize, value: &T) {
     println!("[{notebook} cell {cell}] done");
 }
 
+#[rustfmt::skip]
 fn train_model() -> CellResult {
     // cell 2
     use chestcam::prelude::*;
@@ -97,6 +98,7 @@ fn train_model() -> CellResult {
     Ok(())
 }
 
+#[rustfmt::skip]
 fn gradcam_visualizer() -> CellResult {
     // cell 2
     use chestcam::prelude::*;
@@ -168,6 +170,7 @@ fn gradcam_visualizer() -> CellResult {
     Ok(())
 }
 
+#[rustfmt::skip]
 fn main() {
     for (name, notebook) in [("train_model", train_model as fn() -> CellResult), ("gradcam_visualizer", gradcam_visualizer as fn() -> CellResult)] {
         if let Err(e) = notebook() {
