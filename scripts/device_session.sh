@@ -13,6 +13,8 @@
 #   mkdir -p out/device && cp ../shared/data/nih1000/nih1000_64.npz out/device/
 #   echo /.whl/ >> .git/info/exclude    # once
 #   pip wheel --no-deps grad-cam==1.5.7 ttach==0.0.3 -w .whl
+#   strip target/release/chestcam target/release/examples/notebook_cells   # the carry is 64 MiB in all
+#   du -ch target/release/chestcam target/release/examples/notebook_cells out/device .whl | tail -1
 # then
 #   run(command="bash scripts/device_session.sh",
 #       carry=["target/release/chestcam", "target/release/examples/notebook_cells",
