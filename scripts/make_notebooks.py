@@ -380,6 +380,12 @@ def colab(cells, name):
 *Colab version of `notebooks/{name}`, generated from the same cells. Run the
 set-up cell first; every later cell is a Rust cell under `%%rust`, run by an
 evcxr kernel that the set-up installs. On a GPU runtime the cells use CUDA.*
+
+*Waits on a fresh runtime: the set-up installs Rust, torch and the kernel
+(about 15 minutes, its progress printed), and the first `%%rust` cell
+(`:dep chestcam`) compiles chestcam and its libtorch bindings (about 5
+minutes, without output). Later cells take seconds. The kernel and its
+build folder live as long as the runtime.*
 """)
     out = [cells[0], intro, ("code", COLAB_SETUP)]
     for kind, src in cells[1:]:
