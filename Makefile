@@ -52,6 +52,8 @@ test: setup
 # and the magic again and the Colab notebooks on a Python kernel with
 # Colab's IPython, ipykernel and jupyter_client (scripts/colab_stack.txt;
 # their set-up cell finds everything installed).
+# `python3` is the Colab-stack kernel (scripts/colab_kernel.py) under this.
+COLAB_KERNEL = JUPYTER_PATH=$(CURDIR)/$(OUT)/colab-kernel:$$JUPYTER_PATH
 notebooks-test: setup
 	$(ENV) python scripts/make_notebooks.py --check
 	rm -rf $(OUT)/runs-test
@@ -59,9 +61,9 @@ notebooks-test: setup
 	$(ENV) python scripts/test_rust_magic.py
 	$(ENV) python scripts/test_hosted_setup.py
 	$(ENV) python scripts/colab_kernel.py $(OUT)/colab-kernel
-	$(ENV) JUPYTER_PATH=$(CURDIR)/$(OUT)/colab-kernel:$$JUPYTER_PATH CHESTCAM_EXPECT_IPYTHON=7.34.0 python scripts/test_rust_magic.py
+	$(ENV) $(COLAB_KERNEL) CHESTCAM_EXPECT_STACK=scripts/colab_stack.txt python scripts/test_rust_magic.py
 	rm -rf $(OUT)/runs-test-colab
-	$(ENV) JUPYTER_PATH=$(CURDIR)/$(OUT)/colab-kernel:$$JUPYTER_PATH CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test-colab python scripts/run_notebooks.py $(OUT)/notebooks-test $(COLAB_NOTEBOOKS)
+	$(ENV) $(COLAB_KERNEL) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test-colab python scripts/run_notebooks.py $(OUT)/notebooks-test $(COLAB_NOTEBOOKS)
 
 # The explanation viewer in headless Chromium: tests/viewer.rs writes a page
 # and the Rust renderings of its states, then Playwright drives it (and the

@@ -474,9 +474,12 @@ def outputs():
 def main():
     """Writes the files; with --check, writes nothing and fails when a
     committed file differs from what the cell lists give (make test)."""
+    if sys.argv[1:] not in ([], ["--check"]):
+        sys.exit("usage: python scripts/make_notebooks.py [--check]")
+    check = sys.argv[1:] == ["--check"]
     stale = []
     for path, text in outputs().items():
-        if "--check" in sys.argv[1:]:
+        if check:
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path))
             continue

@@ -67,9 +67,16 @@ def main():
                 failures.append(f"cell {i} {src!r}: outputs lack {want_text!r}: {text[:300]}")
     stack = text_of(nb.cells[0]).strip()
     print(f"rust_magic on: {stack}")
-    want = os.environ.get("CHESTCAM_EXPECT_IPYTHON")
-    if want and f"IPython {want} " not in stack:
-        failures.append(f"the Python kernel runs {stack!r}, not IPython {want}")
+    # CHESTCAM_EXPECT_STACK: a pin file (scripts/colab_stack.txt) whose
+    # versions the kernel must report, every one of them.
+    pins = os.environ.get("CHESTCAM_EXPECT_STACK")
+    if pins:
+        label = {"ipython": "IPython", "ipykernel": "ipykernel", "jupyter_client": "jupyter_client"}
+        for line in pathlib.Path(pins).read_text().splitlines():
+            if "==" in line and not line.startswith("#"):
+                name, version = line.split("==")
+                if f"{label[name]} {version} " not in stack + " ":
+                    failures.append(f"the Python kernel runs {stack!r}, not {label[name]} {version} ({pins})")
     html = [o for o in nb.cells[-1].outputs if "text/html" in o.get("data", {})]
     if not html:
         failures.append("the HTML display did not come back as text/html")

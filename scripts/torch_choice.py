@@ -82,18 +82,18 @@ def choose(installed, driver):
             f"warning: driver {driver} is older than 525, too old for every CUDA build of "
             f"torch {VERSION}; installing the CPU build, so the notebooks will not use the GPU"
         )
-    if installed is not None:
+    if installed is not None and installed[0].split("+")[0] == VERSION:
         version, cuda = installed
-        base = version.split("+")[0]
-        if base == VERSION:
-            if driver is None and cuda is None:
-                return None, f"torch {version} (CPU build) is installed and there is no GPU: kept"
-            if driver is not None and cuda is not None:
-                need = MIN_DRIVER.get(int(cuda.split(".")[0]))
-                if need is not None and driver >= need:
-                    return None, f"torch {version} (CUDA {cuda}) is installed and driver {driver} runs it: kept"
-            if driver is None and cuda is not None:
-                return None, f"torch {version} (CUDA {cuda}) is installed; without a GPU it runs on the CPU: kept"
+        if cuda is None:
+            # A CPU build stays only where there is no GPU to use.
+            runs, build = driver is None, "CPU build"
+        else:
+            # A CUDA build runs on the CPU without a GPU, else needs its driver.
+            need = MIN_DRIVER.get(int(cuda.split(".")[0]), float("inf"))
+            runs, build = driver is None or driver >= need, f"CUDA {cuda}"
+        if runs:
+            where = "there is no GPU" if driver is None else f"driver {driver} runs it"
+            return None, f"torch {version} ({build}) is installed and {where}: kept"
     return [f"torch=={VERSION}+{want}", "--index-url", f"{INDEX}/{want}"], why
 
 
