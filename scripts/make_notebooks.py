@@ -153,7 +153,7 @@ per channel, so every Grad-CAM map would be a constant):
     ("code", """match Model::new(Stem::Imagenet, 28, chestcam::tch::Device::Cpu) {
     Ok(_) => println!("built"),
     Err(e) => println!("refused: {e}"),
-}"""),
+};"""),
     ("markdown", """
 **A label that is never positive.** Count the positives of each label among
 the training images used. A label with 0 gives the model only "no" answers
@@ -162,7 +162,7 @@ next notebook mean little. Which labels are rare in your subset?
 """),
     ("code", """let used = nd.data.train.head(cfg.train_subset.unwrap_or(usize::MAX).min(nd.data.train.len()));
 let counts = used.positives();
-for (name, c) in LABELS.iter().zip(counts) { if c < 10 { println!("{name}: {c} positive(s)"); } }"""),
+for (name, c) in LABELS.iter().zip(counts) { if c < 10 { println!("{name}: {c} positive(s)"); } };"""),
     ("markdown", """
 **Larger images.** Set `source: "chestmnist:64".into()` in the settings cell
 and rerun. You should see each epoch take several times longer on a CPU, the

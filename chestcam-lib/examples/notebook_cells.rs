@@ -88,12 +88,12 @@ fn train_model() -> CellResult {
     match Model::new(Stem::Imagenet, 28, chestcam::tch::Device::Cpu) {
         Ok(_) => println!("built"),
         Err(e) => println!("refused: {e}"),
-    }
+    };
     println!("[train_model cell 31] done");
     // cell 33
     let used = nd.data.train.head(cfg.train_subset.unwrap_or(usize::MAX).min(nd.data.train.len()));
     let counts = used.positives();
-    for (name, c) in LABELS.iter().zip(counts) { if c < 10 { println!("{name}: {c} positive(s)"); } }
+    for (name, c) in LABELS.iter().zip(counts) { if c < 10 { println!("{name}: {c} positive(s)"); } };
     println!("[train_model cell 33] done");
     Ok(())
 }

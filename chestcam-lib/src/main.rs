@@ -13,7 +13,7 @@ use chestcam::train::{Checkpoint, Precision};
 use chestcam::viz::heatmap::Colormap;
 use chestcam::viz::montage::{Montage, MontageOptions};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Writes to standard output: a reader that went away (`| head`) ends the
@@ -76,6 +76,11 @@ struct TrustArgs {
     /// The run folder of `chestcam train`.
     #[arg(long)]
     run: PathBuf,
+    /// The data to read instead of the source recorded in the run's
+    /// config.json: another copy of that file (after it was moved), or any
+    /// source with the run's image size.
+    #[arg(long)]
+    source: Option<String>,
     #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
     split: SplitName,
     /// Comma-separated methods, or all (every method but RandomCAM, which
@@ -273,7 +278,7 @@ fn trust_run(
         )),
         None => None,
     };
-    let source: DataSource = cfg.source.parse()?;
+    let source = run_source(&a.run, &cfg.source, a.source.as_deref())?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
     same_size(&data, &meta)?;
     let sp = data.split(split);
@@ -319,6 +324,11 @@ struct ExplainArgs {
     /// The run folder of `chestcam train`.
     #[arg(long)]
     run: PathBuf,
+    /// The data to read instead of the source recorded in the run's
+    /// config.json: another copy of that file (after it was moved), or any
+    /// source with the run's image size.
+    #[arg(long, conflicts_with = "image")]
+    source: Option<String>,
     /// A user's X-ray (PNG or JPEG, any size, grey or RGB).
     #[arg(long, conflicts_with_all = ["split", "index", "first"])]
     image: Option<PathBuf>,
@@ -517,6 +527,11 @@ struct TrainArgs {
 struct EvalArgs {
     #[arg(long)]
     run: PathBuf,
+    /// The data to read instead of the source recorded in the run's
+    /// config.json: another copy of that file (after it was moved), or any
+    /// source with the run's image size.
+    #[arg(long)]
+    source: Option<String>,
     #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
     split: SplitName,
     /// best or last.
@@ -562,6 +577,30 @@ struct PhantomArgs {
 }
 
 /// Refuses data of another size than the model was trained on.
+/// The data a run's command reads: `--source` when given, else the
+/// source that the run's config.json records (a file moved since is named
+/// as such, with the way out).
+fn run_source(run: &Path, recorded: &str, given: Option<&str>) -> chestcam::Result<DataSource> {
+    if let Some(g) = given {
+        return g.parse();
+    }
+    let source: DataSource = recorded.parse()?;
+    if let DataSource::Path(p) = &source {
+        if !p.exists() {
+            return Err(chestcam::Error::invalid(
+                "data source",
+                format!(
+                    "{} was trained on {}, which is no longer there; \
+                     give its new place with --source",
+                    run.display(),
+                    p.display()
+                ),
+            ));
+        }
+    }
+    Ok(source)
+}
+
 fn same_size(
     data: &chestcam::data::Dataset,
     meta: &chestcam::train::CheckpointMeta,
@@ -745,7 +784,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let split = a.split;
             let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, a.device)?;
             let mut progress = chestcam::progress::auto();
-            let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
+            let data =
+                run_source(&a.run, &cfg.source, a.source.as_deref())?.load(progress.as_mut())?;
             same_size(&data, &meta)?;
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
@@ -888,7 +928,9 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 };
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
-                let data = cfg.source.parse::<DataSource>()?.load(progress.as_mut())?;
+                let data = run_source(&a.run, &cfg.source, a.source.as_deref())?
+                    .load(progress.as_mut())?;
+                same_size(&data, &meta)?;
                 let sp = data.split(split);
                 let idx: Vec<usize> = match (a.index, a.first) {
                     (Some(i), _) => vec![i],

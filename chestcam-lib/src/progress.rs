@@ -44,6 +44,29 @@ impl Lines {
         }
     }
 
+    /// The line an update to `done` prints, if any: one line when a 10%
+    /// mark is passed (however many marks one update passes), with the
+    /// true percentage; none at 100%, which `finish` reports.
+    fn line(&mut self, done: u64) -> Option<String> {
+        self.done = done;
+        let t = self.total.filter(|t| *t > 0)?;
+        let mut passed = false;
+        while self.next_tenth <= 10 && done.saturating_mul(10) >= t.saturating_mul(self.next_tenth)
+        {
+            passed = true;
+            self.next_tenth += 1;
+        }
+        if !passed || done >= t {
+            return None;
+        }
+        let of = match self.unit {
+            Some(u) => format!("{done} of {t} {u}"),
+            None => format!("{} of {}", human_bytes(done), human_bytes(t)),
+        };
+        let pct = (done as u128 * 100 / t as u128) as u64;
+        Some(format!("{}: {pct}% ({of})", self.label))
+    }
+
     fn amount(&self, n: u64) -> String {
         match self.unit {
             Some(u) => format!("{n} {u}"),
@@ -66,18 +89,8 @@ impl Progress for Lines {
     }
 
     fn update(&mut self, done: u64) {
-        self.done = done;
-        if let Some(t) = self.total.filter(|t| *t > 0) {
-            while self.next_tenth <= 10 && done * 10 >= t * self.next_tenth {
-                if self.next_tenth < 10 {
-                    let of = match self.unit {
-                        Some(u) => format!("{done} of {t} {u}"),
-                        None => format!("{} of {}", human_bytes(done), human_bytes(t)),
-                    };
-                    eprintln!("{}: {}% ({of})", self.label, self.next_tenth * 10);
-                }
-                self.next_tenth += 1;
-            }
+        if let Some(line) = self.line(done) {
+            eprintln!("{line}");
         }
     }
 
@@ -193,5 +206,55 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every line `Lines` prints for updates 1..=total, one call each.
+    fn lines_for(total: u64, unit: Option<&'static str>) -> Vec<String> {
+        let mut p = Lines {
+            unit,
+            ..Default::default()
+        };
+        p.label = "job".into();
+        p.total = Some(total);
+        p.next_tenth = 1;
+        (1..=total).filter_map(|d| p.line(d)).collect()
+    }
+
+    #[test]
+    fn few_steps_print_one_line_each_with_the_true_percentage() {
+        // 6 steps pass 10% marks 1-2 at a time: one line per step, never
+        // "30% (2 of 6 steps)", and nothing at 6 of 6 (finish says done).
+        assert_eq!(
+            lines_for(6, Some("steps")),
+            [
+                "job: 16% (1 of 6 steps)",
+                "job: 33% (2 of 6 steps)",
+                "job: 50% (3 of 6 steps)",
+                "job: 66% (4 of 6 steps)",
+                "job: 83% (5 of 6 steps)",
+            ]
+        );
+    }
+
+    #[test]
+    fn many_units_print_a_line_per_tenth() {
+        let l = lines_for(1000, Some("images"));
+        assert_eq!(l.len(), 9);
+        assert_eq!(l[0], "job: 10% (100 of 1000 images)");
+        assert_eq!(l[8], "job: 90% (900 of 1000 images)");
+        // Bytes, one update crossing three marks at once: one line.
+        let mut p = Lines::default();
+        p.start("download", Some(2048));
+        assert_eq!(
+            p.line(700).as_deref(),
+            Some("download: 34% (700 B of 2.0 KiB)")
+        );
+        assert_eq!(p.line(710), None);
+        assert_eq!(p.line(2048), None);
     }
 }

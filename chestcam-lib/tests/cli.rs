@@ -1092,3 +1092,91 @@ fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
     fails_in_one_line(&["train", "--resume", "--run", &empty], "no run to resume");
     assert!(!dir.path().join("empty").exists());
 }
+
+#[test]
+fn a_moved_data_file_is_named_and_source_reads_its_new_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("nih.npz");
+    std::fs::copy(nih(), &first).unwrap();
+    let run = dir.path().join("run").display().to_string();
+    let out = chestcam()
+        .args(["train", "--source"])
+        .arg(&first)
+        .args([
+            "--epochs",
+            "1",
+            "--subset",
+            "32",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--run",
+            &run,
+        ])
+        .output()
+        .unwrap();
+    ok(&out);
+    let eval = |extra: &[&str]| {
+        let out = chestcam()
+            .args(["eval", "--device", "cpu", "--json", "--run", &run])
+            .args(extra)
+            .output()
+            .unwrap();
+        ok(&out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = eval(&[]);
+    let moved = dir.path().join("moved.npz");
+    std::fs::rename(&first, &moved).unwrap();
+    let out_dir = dir.path().join("out").display().to_string();
+    // Every command that reads the run's data names the run, the missing
+    // file and the way out.
+    for args in [
+        vec!["eval", "--device", "cpu", "--run", &run],
+        vec![
+            "explain", "--device", "cpu", "--split", "test", "--index", "0", "--out", &out_dir,
+            "--run", &run,
+        ],
+        vec![
+            "trust", "--device", "cpu", "--images", "2", "--out", &out_dir, "--run", &run,
+        ],
+    ] {
+        fails_in_one_line(
+            &args,
+            "which is no longer there; give its new place with --source",
+        );
+        fails_in_one_line(&args, &first.display().to_string());
+    }
+    // --source at the new place: the same evaluation, number for number.
+    let moved_s = moved.display().to_string();
+    assert_eq!(eval(&["--source", &moved_s]), before);
+    let out = chestcam()
+        .args([
+            "explain", "--device", "cpu", "--split", "test", "--index", "0", "--out", &out_dir,
+            "--run", &run, "--source", &moved_s,
+        ])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(dir.path().join("out/test_0.json").is_file());
+    // Another source must have the run's image size.
+    fails_in_one_line(
+        &[
+            "eval",
+            "--device",
+            "cpu",
+            "--run",
+            &run,
+            "--source",
+            "synthetic:64",
+        ],
+        "has 64 px images but the model was trained on 28 px",
+    );
+    fails_in_one_line(
+        &[
+            "explain", "--run", &run, "--out", &out_dir, "--image", "x.png", "--source", &moved_s,
+        ],
+        "cannot be used with",
+    );
+}

@@ -37,6 +37,9 @@ from IPython.display import publish_display_data
 
 KERNEL = os.environ.get("CHESTCAM_RUST_KERNEL", "chestcam-rust")
 NOTEBOOKS = pathlib.Path(__file__).resolve().parent.parent
+# What evcxr prints in the first cell when it has no init file: the Rust
+# kernel's notebooks do not show it, so neither does the magic.
+EVCXR_STARTUP = "No configuration file found, use the default configuration"
 
 
 class RustCellError(Exception):
@@ -69,6 +72,8 @@ class RustKernel:
                 return False
             kind, c = msg["msg_type"], msg["content"]
             if kind == "stream":
+                if c["text"].strip() == EVCXR_STARTUP:
+                    return False
                 (sys.stderr if c["name"] == "stderr" else sys.stdout).write(c["text"])
                 if c["name"] == "stderr" and "panicked at" in c["text"]:
                     problems.append(c["text"].strip())

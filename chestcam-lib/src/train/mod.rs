@@ -485,43 +485,53 @@ pub fn train(
             };
             let n = yb.size()[0] as usize;
             let full = n == cfg.batch_size;
-            let loss = match graph.as_mut() {
-                Some(g) if full && g.lr == lr => g.step(&model, &mut opt, &xb, &yb)?,
+            // What the run folder holds if training stops here.
+            let kept = || match records.len() {
+                0 => format!(
+                    "no epoch had finished, so nothing was kept; {} can be reused",
+                    run.display()
+                ),
+                e => format!("the checkpoint of epoch {e} is kept in {}", run.display()),
+            };
+            let graphed = match graph.as_mut() {
+                Some(g) if full && g.lr == lr => Some(g.step(&model, &mut opt, &xb, &yb)),
                 _ if full && cfg.uses_cuda_graph() => {
                     // Drop the old graph (and its memory pool) first.
                     graph = None;
-                    let g = graph.insert(graph::GraphStep::new(
-                        &model,
-                        &opt,
-                        &xb,
-                        &yb,
-                        lr,
-                        cfg.precision,
-                    )?);
-                    g.step(&model, &mut opt, &xb, &yb)?
+                    Some(
+                        graph::GraphStep::new(&model, &opt, &xb, &yb, lr, cfg.precision)
+                            .and_then(|g| graph.insert(g).step(&model, &mut opt, &xb, &yb)),
+                    )
                 }
-                _ => train_step(&model, &mut opt, &xb, &yb, lr, cfg.precision)?,
+                _ => None,
+            };
+            let loss = match graphed {
+                Some(Ok(loss)) => loss,
+                // A failed capture or replay names the way around it.
+                Some(Err(e)) => {
+                    return Err(Error::Training(format!(
+                        "the CUDA graph step failed in epoch {}, batch {}: {e}; {}. \
+                         --cuda-graph false (in a notebook: cfg.cuda_graph = Some(false)) \
+                         trains without the graph.",
+                        epoch + 1,
+                        b + 1,
+                        kept()
+                    )))
+                }
+                None => train_step(&model, &mut opt, &xb, &yb, lr, cfg.precision)?,
             };
             loss_sum = loss_sum.f_add(&loss.f_mul_scalar(n as f64)?)?;
             seen += n;
             if (b + 1) % LOSS_CHECK_EVERY == 0 || batches.peek().is_none() {
                 let s = loss_sum.f_double_value(&[])?;
                 if !s.is_finite() {
-                    let kept = match records.len() {
-                        0 => format!(
-                            "no epoch had finished, so nothing was kept; {} can be reused",
-                            run.display()
-                        ),
-                        e => format!("the checkpoint of epoch {e} is kept in {}", run.display()),
-                    };
-                    return Err(Error::Training(
-                        format!(
-                            "the loss became {s} in epoch {}, batches {} to {}: {kept}. Try a lower --lr.",
-                            epoch + 1,
-                            checked + 1,
-                            b + 1,
-                        ),
-                    ));
+                    return Err(Error::Training(format!(
+                        "the loss became {s} in epoch {}, batches {} to {}: {}. Try a lower --lr.",
+                        epoch + 1,
+                        checked + 1,
+                        b + 1,
+                        kept()
+                    )));
                 }
                 checked = b + 1;
             }
