@@ -35,6 +35,11 @@ CELLS = [
     # magic (scripts/run_notebooks.py fails a notebook on such a stderr line).
     ("%%rust\nlet r: Result<i32, String> = Err(\"bad input\".into());\nr?", False, "bad input"),
     ("%%rust\nx * 2", False, "84"),
+    # A silent cell says it is still running (here every second), once per
+    # interval until its first output.
+    ("import os\nos.environ['CHESTCAM_RUST_HEARTBEAT_S'] = '1'", False, None),
+    ("%%rust\nstd::thread::sleep(std::time::Duration::from_millis(3500));", False, "still running after"),
+    ("del os.environ['CHESTCAM_RUST_HEARTBEAT_S']", False, None),
     ("%%rust\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT\");", False, "<b>bold</b>"),
 ]
 

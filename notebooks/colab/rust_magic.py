@@ -23,11 +23,15 @@ A compile error, a panic (which evcxr survives, printing `panicked at` on
 stderr) or a kernel death fails the cell with the kernel's own message. An
 `Err` returned by a cell (`...?`) is printed on stderr, as the Rust kernel
 prints it; like the Rust kernel, the magic does not fail the cell for it.
+A cell that has shown nothing for 30 s (`CHESTCAM_RUST_HEARTBEAT_S`; 0: never)
+prints "still running after N s" every 30 s until its first output: the
+first `:dep` cell compiles for minutes without a word from evcxr.
 """
 import atexit
 import os
 import pathlib
 import queue
+import subprocess
 import sys
 import time
 
@@ -37,9 +41,6 @@ from IPython.display import publish_display_data
 
 KERNEL = os.environ.get("CHESTCAM_RUST_KERNEL", "chestcam-rust")
 NOTEBOOKS = pathlib.Path(__file__).resolve().parent.parent
-# What evcxr prints in the first cell when it has no init file: the Rust
-# kernel's notebooks do not show it, so neither does the magic.
-EVCXR_STARTUP = "No configuration file found, use the default configuration"
 
 
 class RustCellError(Exception):
@@ -52,7 +53,11 @@ class RustCellError(Exception):
 class RustKernel:
     def __init__(self, name=KERNEL, cwd=NOTEBOOKS, startup_timeout=180):
         self.km = jupyter_client.KernelManager(kernel_name=name)
-        self.km.start_kernel(cwd=str(cwd))
+        # The kernel's own stdout holds only evcxr's start-up chatter ("No
+        # configuration file found, ..."), which ipykernel would show in the
+        # first cell; every output of a cell comes through iopub instead.
+        # Its stderr stays, for a kernel that dies.
+        self.km.start_kernel(cwd=str(cwd), stdout=subprocess.DEVNULL)
         self.kc = self.km.client()
         self.kc.start_channels()
         try:
@@ -65,6 +70,15 @@ class RustKernel:
         """Runs `code`, relays its outputs, raises RustCellError on failure."""
         msg_id = self.kc.execute(code, allow_stdin=False)
         problems = []
+        # A cell silent for a while (the first `:dep` compiles for minutes)
+        # says it is still running, until its first output.
+        beat = float(os.environ.get("CHESTCAM_RUST_HEARTBEAT_S", "30"))
+        started = time.monotonic()
+        next_beat = started + beat
+        shown = []
+        hint = ""
+        if ":dep" in code:
+            hint = " (a :dep cell compiles the crate and its dependencies: minutes the first time)"
 
         def relay(msg):
             """Shows one output of this cell; True once the kernel is idle."""
@@ -72,12 +86,12 @@ class RustKernel:
                 return False
             kind, c = msg["msg_type"], msg["content"]
             if kind == "stream":
-                if c["text"].strip() == EVCXR_STARTUP:
-                    return False
+                shown.append(True)
                 (sys.stderr if c["name"] == "stderr" else sys.stdout).write(c["text"])
                 if c["name"] == "stderr" and "panicked at" in c["text"]:
                     problems.append(c["text"].strip())
             elif kind in ("display_data", "execute_result"):
+                shown.append(True)
                 publish_display_data(c.get("data", {}), c.get("metadata", {}))
             elif kind == "error":
                 problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip())
@@ -89,6 +103,10 @@ class RustKernel:
             except queue.Empty:
                 if not self.km.is_alive():
                     raise RustCellError("the Rust kernel died") from None
+                now = time.monotonic()
+                if beat > 0 and not shown and now >= next_beat:
+                    print(f"still running after {now - started:.0f} s{hint}", flush=True)
+                    next_beat += beat
                 continue
             if relay(msg):
                 break
