@@ -18,8 +18,10 @@ COLAB_NOTEBOOKS := notebooks/colab/train_model.ipynb notebooks/colab/gradcam_vis
 BENCH_ENV := MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824
 BENCH_DATA ?= $(NIH1000)
 
+# BENCH_SIZE=64 (or 224): the same batch resized to that size.
+BENCH_SIZE ?=
 bench: build
-	$(ENV) $(BENCH_ENV) ./target/release/chestcam bench --data $(BENCH_DATA) --all-methods --out $(OUT)/bench
+	$(ENV) $(BENCH_ENV) ./target/release/chestcam bench --data $(BENCH_DATA) $(if $(BENCH_SIZE),--size $(BENCH_SIZE)) --all-methods --out $(OUT)/bench
 
 setup:
 	@bash scripts/setup.sh

@@ -95,10 +95,9 @@ export EPOCHS TRUST_IMAGES PHANTOMS
 # the memory stages below run without them, so their RSS is what users see.
 bench() {
   local size=$1
-  "$PY" scripts/make_big_npz.py "$SRC" --size "$size" --train 512 --val 64 --test 64 --out "$W/d$size.npz" &&
-    MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824 \
-    "$B" bench --device "$DEV" --data "$W/d$size.npz" "${BENCH_ARGS[@]}" --python "$PY" \
-      --script scripts/bench_pytorch.py --out "$W/bench$size"
+  MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=1073741824 \
+    "$B" bench --device "$DEV" --data "$SRC" --size "$size" "${BENCH_ARGS[@]}" --python "$PY" \
+    --script scripts/bench_pytorch.py --out "$W/bench$size"
 }
 
 # The phantom table at SIZE px (issue 8): a model trained to convergence,

@@ -14,7 +14,13 @@ use tch::{Device, Tensor};
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    pub data: PathBuf,
+    /// A data source (`chestmnist[:size]`, `synthetic[...]` or a
+    /// MedMNIST-format npz): its first `batch` training images (all, when
+    /// it has fewer) are the batch.
+    pub data: String,
+    /// The batch resized to this many pixels (nearest neighbour) instead
+    /// of the source's own size.
+    pub size: Option<usize>,
     pub batch: usize,
     pub threads: i32,
     pub warmup: usize,
@@ -97,6 +103,52 @@ fn fresh_step(
     Ok((m, input, opt))
 }
 
+/// The npz that both sides read (written by [`run`]).
+pub fn bench_npz(o: &BenchOptions) -> PathBuf {
+    o.out.join("bench_data.npz")
+}
+
+/// Writes [`bench_npz`]: the batch (`--batch` training images of the
+/// source, at `--size` when given) and a few validation and test images
+/// for the MedMNIST layout, so that chestcam and PyTorch time the very
+/// same bytes.
+pub fn prepare_data(o: &BenchOptions) -> Result<PathBuf> {
+    let source: crate::data::source::DataSource = o.data.parse()?;
+    let data = source.load(crate::progress::auto().as_mut())?;
+    if data.train.is_empty() {
+        return Err(Error::invalid(
+            "--data",
+            format!("{} has no training images to time", data.provenance),
+        ));
+    }
+    let size = o.size.unwrap_or(data.size);
+    if !(8..=1024).contains(&size) {
+        return Err(Error::invalid("--size", format!("{size} px (8 to 1024)")));
+    }
+    // The batch becomes float32 on the device, several times over.
+    let n = o.batch.min(data.train.len());
+    let bytes = n as u128 * (size * size) as u128;
+    if bytes > 1 << 30 {
+        return Err(Error::invalid(
+            "--batch",
+            format!(
+                "{n} images of {size} px are {:.1} GiB as bytes (at most 1 GiB: a timing needs no more)",
+                bytes as f64 / (1u64 << 30) as f64
+            ),
+        ));
+    }
+    let small = |s: &crate::data::Split| s.tiled_resized(s.len().min(16), size);
+    let bench = Dataset {
+        provenance: data.provenance.clone(),
+        size,
+        train: data.train.tiled_resized(n, size)?,
+        val: small(&data.val)?,
+        test: small(&data.test)?,
+    };
+    std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
+    bench.save_npz(bench_npz(o))
+}
+
 /// Runs both sides and returns the report.
 pub fn run(o: &BenchOptions) -> Result<Report> {
     crate::util::check_threads("--threads", o.threads as i64)?;
@@ -111,7 +163,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     }
     tch::set_num_threads(o.threads);
     let device = crate::model::parse_device(&o.device)?;
-    let data = Dataset::from_npz(&o.data)?;
+    let data = Dataset::from_npz(prepare_data(o)?)?;
     let stem = Stem::default_for(data.size);
     let b = o.batch.min(data.train.len());
     let split = data.train.head(b);
@@ -427,7 +479,7 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
     if !device.is_cuda() {
         return Ok(String::new());
     }
-    let data = Dataset::from_npz(&o.data)?;
+    let data = Dataset::from_npz(bench_npz(o))?;
     let stem = Stem::default_for(data.size);
     let split = data.train.head(o.batch.min(data.train.len()));
     let (x, y) = (split.images_tensor(device)?, split.labels_tensor(device)?);
@@ -587,7 +639,7 @@ fn run_python(
             "--weights",
             &init.display().to_string(),
             "--data",
-            &o.data.display().to_string(),
+            &bench_npz(o).display().to_string(),
         ])
         .args([
             "--batch",
@@ -641,4 +693,51 @@ fn run_python(
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().last().unwrap_or(""))
         .map_err(|e| Error::invalid("PyTorch benchmark output", e.to_string()))
+}
+
+#[cfg(test)]
+mod data_tests {
+    use super::*;
+
+    #[test]
+    fn prepare_data_writes_the_batch_at_the_asked_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = BenchOptions {
+            data: "synthetic:28:40,20,10:3".into(),
+            size: Some(64),
+            batch: 16,
+            threads: 1,
+            warmup: 0,
+            reps: 1,
+            out: dir.path().join("bench"),
+            python: "python".into(),
+            script: "scripts/bench_pytorch.py".into(),
+            score_batch: 1,
+            road_images: 0,
+            device: "cpu".into(),
+            all_methods: false,
+        };
+        let p = prepare_data(&o).unwrap();
+        assert_eq!(p, bench_npz(&o));
+        let d = Dataset::from_npz(&p).unwrap();
+        let src: crate::data::source::DataSource = o.data.parse().unwrap();
+        let src = src.load(&mut crate::progress::Silent).unwrap();
+        assert_eq!(d.size, 64);
+        assert_eq!((d.train.len(), d.val.len(), d.test.len()), (16, 16, 10));
+        assert_eq!(d.train, src.train.tiled_resized(16, 64).unwrap());
+        // No --size: the source's own pixels; a batch larger than the
+        // split takes all of it.
+        let o = BenchOptions {
+            size: None,
+            batch: 1000,
+            ..o
+        };
+        let d = Dataset::from_npz(prepare_data(&o).unwrap()).unwrap();
+        assert_eq!(d.train, src.train);
+        for size in [Some(4), Some(5000)] {
+            let o = BenchOptions { size, ..o.clone() };
+            let e = prepare_data(&o).unwrap_err().to_string();
+            assert!(e.contains("--size") && e.contains("8 to 1024"), "{e}");
+        }
+    }
 }

@@ -432,9 +432,12 @@ fn explain_input(
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// A MedMNIST-format npz (its first train images are the batch).
+    /// chestmnist[:28|64|128|224], synthetic[:size[:train,val,test[:seed]]], or a MedMNIST-format npz: its first --batch training images (all, when it has fewer) are the batch.
     #[arg(long)]
-    data: PathBuf,
+    data: String,
+    /// Time the batch at this image size (28, 64, 224, ...): the images are resized by nearest neighbour, and the stem is the default for that size.
+    #[arg(long)]
+    size: Option<usize>,
     #[arg(long, default_value_t = 128)]
     batch: usize,
     #[arg(long, default_value_t = 2)]
@@ -803,6 +806,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
         Cmd::Bench(a) => {
             let o = chestcam::bench::BenchOptions {
                 data: a.data,
+                size: a.size,
                 batch: a.batch,
                 threads: a.threads,
                 warmup: a.warmup,

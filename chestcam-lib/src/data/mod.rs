@@ -177,6 +177,35 @@ impl Split {
         }
     }
 
+    /// The first `n` images, repeated from the start when the split has
+    /// fewer, each resized to `size` px by nearest neighbour (pixel `i` of
+    /// the new row reads pixel `i * old / size` of the old one, as numpy's
+    /// `x[:, idx][:, :, idx]` with `idx = arange(size) * old // size` in
+    /// `scripts/make_big_npz.py`). An empty split gives an empty one.
+    pub fn tiled_resized(&self, n: usize, size: usize) -> Result<Split> {
+        if size == 0 {
+            return Err(Error::invalid("image size", "0 px"));
+        }
+        let (len, old) = (self.len(), self.size);
+        let n = if len == 0 { 0 } else { n };
+        let idx: Vec<usize> = (0..size).map(|i| i * old / size).collect();
+        let mut images = Vec::with_capacity(n * size * size);
+        let mut labels = Vec::with_capacity(n * NUM_LABELS);
+        for k in 0..n {
+            let src = self.image(k % len);
+            for &r in &idx {
+                images.extend(idx.iter().map(|&c| src[r * old + c]));
+            }
+            labels.extend_from_slice(self.label_row(k % len));
+        }
+        Ok(Split {
+            name: self.name,
+            size,
+            images,
+            labels,
+        })
+    }
+
     /// Validates sizes and values; `path` names the file in messages.
     fn check(&self, path: &Path) -> Result<()> {
         if let Some(pos) = self.labels.iter().position(|&v| v > 1) {
@@ -399,4 +428,54 @@ pub fn rgb_to_grey(rgb: &[u8]) -> Vec<u8> {
             ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(n: usize, size: usize) -> Split {
+        Split {
+            name: SplitName::Train,
+            size,
+            images: (0..n * size * size).map(|v| (v % 251) as u8).collect(),
+            labels: (0..n * NUM_LABELS).map(|v| (v % 3 == 0) as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn tiled_resized_repeats_images_and_picks_nearest_pixels() {
+        let s = split(3, 4);
+        // Same size: the images themselves, repeated from the start.
+        let t = s.tiled_resized(7, 4).unwrap();
+        assert_eq!(t.len(), 7);
+        for k in 0..7 {
+            assert_eq!(t.image(k), s.image(k % 3));
+            assert_eq!(t.label_row(k), s.label_row(k % 3));
+        }
+        // Twice the size: every pixel becomes a 2x2 block.
+        let up = s.tiled_resized(3, 8).unwrap();
+        for k in 0..3 {
+            for r in 0..8 {
+                for c in 0..8 {
+                    assert_eq!(up.image(k)[r * 8 + c], s.image(k)[(r / 2) * 4 + c / 2]);
+                }
+            }
+        }
+        // Down from 64 to 28, numpy's idx = arange(28) * 64 // 28:
+        // 0, 2, 4, 6, 9, 11, 13, 16, ... 59, 61.
+        let big = split(2, 64);
+        let down = big.tiled_resized(2, 28).unwrap();
+        let idx: Vec<usize> = (0..28).map(|i| i * 64 / 28).collect();
+        assert_eq!(&idx[..8], &[0, 2, 4, 6, 9, 11, 13, 16]);
+        assert_eq!(idx[27], 61);
+        for (r, &sr) in idx.iter().enumerate() {
+            for (c, &sc) in idx.iter().enumerate() {
+                assert_eq!(down.image(1)[r * 28 + c], big.image(1)[sr * 64 + sc]);
+            }
+        }
+        // An empty split stays empty; size 0 is refused.
+        assert_eq!(split(0, 4).tiled_resized(5, 8).unwrap().len(), 0);
+        assert!(s.tiled_resized(2, 0).is_err());
+    }
 }
