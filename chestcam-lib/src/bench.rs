@@ -149,8 +149,12 @@ pub fn prepare_data(o: &BenchOptions) -> Result<PathBuf> {
     bench.save_npz(bench_npz(o))
 }
 
-/// Runs both sides and returns the report.
-pub fn run(o: &BenchOptions) -> Result<Report> {
+/// Makes a progress reporter for each phase of the bench (its steps).
+pub type PhaseProgress<'a> = &'a dyn Fn() -> Box<dyn crate::progress::Progress>;
+
+/// Runs both sides and returns the report; `progress` reports each phase
+/// (minutes each on a CPU).
+pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
     crate::util::check_threads("--threads", o.threads as i64)?;
     for (what, v) in [
         ("--batch", o.batch),
@@ -202,7 +206,16 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     // way).
     let cl = crate::train::TrainConfig::default().uses_channels_last();
     let layout = |c: bool| if c { "chan-last" } else { "NCHW" };
+    let mut p = progress();
+    let tuned_rows = if device.is_cuda() { 2 } else { 0 };
+    let fp16_rows = usize::from(device.is_cuda());
+    p.start(
+        "bench chestcam training steps",
+        Some((5 + fp16_rows + tuned_rows) as u64),
+    );
     let train = time_step(cl, true, Precision::Fp32, o.warmup)?;
+    let mut done = 1;
+    p.update(done);
     let variants = [
         (format!("fp32, {}", layout(!cl)), !cl, true, Precision::Fp32),
         (format!("bf16, {}", layout(cl)), cl, true, Precision::Bf16),
@@ -235,6 +248,8 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             default_ips = Some(ips);
         }
         variant_ips.push((name, ips));
+        done += 1;
+        p.update(done);
     }
     // On CUDA: cuDNN autotuning (`train --cudnn-benchmark`), as PyTorch's
     // bf16 row uses it; its first steps search, so more warm-up.
@@ -245,6 +260,8 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             .map(|precision| {
                 let secs = time_step(cl, true, precision, o.warmup + 5)?;
                 let name = format!("{precision}, {}, cudnn.benchmark", layout(cl));
+                done += 1;
+                p.update(done);
                 Ok((name, b as f64 / secs))
             })
             .collect::<Result<Vec<_>>>();
@@ -252,20 +269,26 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         tch::Cuda::cudnn_set_benchmark(false);
         variant_ips.extend(tuned?);
     }
+    p.finish();
     // Every method that needs at most a forward and 14 backwards, all 14
     // labels of the batch in one call each (Grad-CAM first).
     use crate::cam::Method;
-    let mut cam_costs = Vec::new();
-    for method in Method::ALL
+    let timed: Vec<Method> = Method::ALL
         .into_iter()
         .filter(|m| !matches!(m, Method::ScoreCam | Method::AblationCam))
-    {
+        .collect();
+    let mut p = progress();
+    // Each method, then Grad-CAM by phase, then Score-CAM.
+    p.start("bench chestcam CAM methods", Some(timed.len() as u64 + 2));
+    let mut cam_costs = Vec::new();
+    for method in timed {
         let secs = median_secs(1, o.reps, || {
             crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64)?;
             sync(device);
             Ok(())
         })?;
         cam_costs.push((method, secs));
+        p.update(cam_costs.len() as u64);
     }
     let cam = cam_costs[0].1;
     // Grad-CAM's time by phase, the device waited for after each.
@@ -285,6 +308,7 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
             }
         }
     }
+    p.update(cam_costs.len() as u64 + 1);
     // Score-CAM: one forward per channel and image, 64 at a time.
     let score_n = o.score_batch.min(b) as i64;
     let xs = x.f_narrow(0, 0, score_n)?;
@@ -299,9 +323,18 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
     )?;
     sync(device);
     let score = t.elapsed().as_secs_f64();
+    p.update(cam_costs.len() as u64 + 2);
+    p.finish();
     let rss = peak_rss_mib().unwrap_or(f64::NAN);
 
-    let py = run_python(o, &init, &logits_path, b, stem)?;
+    let mut p = progress();
+    p.start(
+        &format!("bench PyTorch side ({})", o.script.display()),
+        None,
+    );
+    let py = run_python(o, &init, &logits_path, b, stem);
+    p.finish();
+    let py = py?;
     let get = |k: &str| py.get(k).and_then(|v| v.as_f64());
     let ips = |secs: f64| b as f64 / secs;
     let mut t = String::new();
@@ -459,7 +492,11 @@ pub fn run(o: &BenchOptions) -> Result<Report> {
         ));
     }
     if o.road_images > 0 {
-        t.push_str(&road_row(o, &model, &x, &init)?);
+        let mut p = progress();
+        p.start("bench ROAD, both sides", None);
+        let row = road_row(o, &model, &x, &init);
+        p.finish();
+        t.push_str(&row?);
     }
     Ok(Report {
         text: t,

@@ -819,7 +819,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 device: a.device,
                 all_methods: a.all_methods,
             };
-            let report = chestcam::bench::run(&o)?;
+            let report = chestcam::bench::run(&o, &chestcam::progress::auto_steps)?;
             emit(&report.text)?;
             // Printed apart, after the main table: a capture that fails
             // badly cannot take the table with it.

@@ -82,9 +82,10 @@ impl Progress for Lines {
         self.done = 0;
         self.next_tenth = 1;
         self.started = Some(std::time::Instant::now());
-        match total {
-            Some(t) => eprintln!("{label}: starting ({})", self.amount(t)),
-            None => eprintln!("{label}: starting (size unknown)"),
+        match (total, self.unit) {
+            (Some(t), _) => eprintln!("{label}: starting ({})", self.amount(t)),
+            (None, None) => eprintln!("{label}: starting (size unknown)"),
+            (None, Some(_)) => eprintln!("{label}: starting"),
         }
     }
 
@@ -99,11 +100,15 @@ impl Progress for Lines {
             return;
         };
         let secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "{}: done, {} in {secs:.1} s",
-            self.label,
-            self.amount(self.done)
-        );
+        match (self.total, self.unit) {
+            // One piece of work of no countable size.
+            (None, Some(_)) => eprintln!("{}: done in {secs:.1} s", self.label),
+            _ => eprintln!(
+                "{}: done, {} in {secs:.1} s",
+                self.label,
+                self.amount(self.done)
+            ),
+        }
     }
 }
 
