@@ -1031,6 +1031,18 @@ fn files_where_folders_belong_and_corrupt_weights_are_named() {
     fails_in_one_line(&explain, "best.safetensors: not a safetensors file");
 }
 
+/// `train` options for one epoch on 32 images, on the CPU.
+const ONE_SMALL_EPOCH: [&str; 8] = [
+    "--epochs",
+    "1",
+    "--subset",
+    "32",
+    "--batch-size",
+    "32",
+    "--device",
+    "cpu",
+];
+
 #[test]
 fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
     let dir = tempfile::tempdir().unwrap();
@@ -1039,20 +1051,9 @@ fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
     // The source given relative to the working folder.
     let out = chestcam()
         .current_dir(npz.parent().unwrap())
-        .args([
-            "train",
-            "--source",
-            "nih1000.npz",
-            "--epochs",
-            "1",
-            "--subset",
-            "32",
-            "--batch-size",
-            "32",
-            "--device",
-            "cpu",
-            "--run",
-        ])
+        .args(["train", "--source", "nih1000.npz"])
+        .args(ONE_SMALL_EPOCH)
+        .arg("--run")
         .arg(dir.path().join("run"))
         .output()
         .unwrap();
@@ -1102,18 +1103,8 @@ fn a_moved_data_file_is_named_and_source_reads_its_new_place() {
     let out = chestcam()
         .args(["train", "--source"])
         .arg(&first)
-        .args([
-            "--epochs",
-            "1",
-            "--subset",
-            "32",
-            "--batch-size",
-            "32",
-            "--device",
-            "cpu",
-            "--run",
-            &run,
-        ])
+        .args(ONE_SMALL_EPOCH)
+        .args(["--run", &run])
         .output()
         .unwrap();
     ok(&out);
