@@ -35,7 +35,8 @@ pub struct Settings {
     pub train_subset: Option<usize>,
     /// `auto` (CUDA when there is one), `cpu`, `cuda`.
     pub device: String,
-    /// `fp32`, or `bf16` on hardware that has it.
+    /// `fp32` (MedMNIST's protocol), `auto` (the fastest measured on this
+    /// device), `bf16` (on hardware that has it) or `fp16` (GPUs).
     pub precision: String,
     pub seed: u64,
     /// What the environment changed, for the cell's output.
