@@ -577,6 +577,77 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
     Ok(t)
 }
 
+/// On CUDA: every CAM method's maps on the device against the same
+/// weights' maps on the CPU (the first 8 images of the batch, all 14
+/// labels, layer4): the device paths (the channels-last upsampling, the
+/// eigenvectors by squaring, the probe gradients) checked on the card
+/// where they run. Empty on the CPU. Run after [`run`] (its weights).
+pub fn cam_parity_rows(o: &BenchOptions) -> Result<String> {
+    let device = crate::model::parse_device(&o.device)?;
+    if !device.is_cuda() {
+        return Ok(String::new());
+    }
+    cam_parity(o, device, Device::Cpu, 8)
+}
+
+/// The maps of every CAM method on `a` against `b` for the first `n`
+/// images of [`bench_npz`], from the weights [`run`] saved. RandomCAM (each
+/// device's own generator) and the two methods of a forward per channel
+/// (minutes on a CPU) are left out.
+fn cam_parity(o: &BenchOptions, a: Device, b: Device, n: usize) -> Result<String> {
+    use crate::cam::Method;
+    let data = Dataset::from_npz(bench_npz(o))?;
+    let stem = Stem::default_for(data.size);
+    let split = data.train.head(n);
+    let init = o.out.join("init.safetensors");
+    let load = |d: Device| -> Result<(Model, Tensor)> {
+        let mut m = Model::new(stem, data.size, d)?;
+        m.load(&init)?;
+        Ok((m, split.images_tensor(d)?))
+    };
+    let ((ma, xa), (mb, xb)) = (load(a)?, load(b)?);
+    let mut t = format!(
+        "
+CAM maps on {a:?} against {b:?}, same weights, {} images x 14 labels, layer4 (maps scaled to [0, 1]):
+",
+        split.len()
+    );
+    for method in Method::ALL.into_iter().filter(|m| {
+        !matches!(
+            m,
+            Method::RandomCam | Method::ScoreCam | Method::AblationCam
+        )
+    }) {
+        let diff = (|| -> Result<(f64, i64, i64)> {
+            let maps = |m: &Model, x: &Tensor| -> Result<Tensor> {
+                Ok(crate::cam::compute(m, x, method, Stage::Layer4, &[], 64)?
+                    .maps
+                    .f_to_device(Device::Cpu)?)
+            };
+            let d = maps(&ma, &xa)?.f_sub(&maps(&mb, &xb)?)?.f_abs()?;
+            // Per map (image x label): its largest difference.
+            let per_map = d.f_flatten(2, -1)?.f_amax(&[-1i64][..], false)?;
+            let over = per_map
+                .f_gt(1e-3)?
+                .f_sum(tch::Kind::Int64)?
+                .f_int64_value(&[])?;
+            Ok((
+                d.f_max()?.f_double_value(&[])?,
+                over,
+                per_map.numel() as i64,
+            ))
+        })();
+        t.push_str(&match diff {
+            Ok((max, over, maps)) => format!(
+                "{:<22} max |difference| {max:.2e}, {over} of {maps} maps above 1e-3\n",
+                method.name()
+            ),
+            Err(e) => format!("{:<22} failed: {e}\n", method.name()),
+        });
+    }
+    Ok(t)
+}
+
 /// ROAD (MoRF + LeRF at 10..90, combined) for all 14 labels of the first
 /// `road_images` images, chestcam against pytorch-grad-cam's ROADCombined
 /// on the same Grad-CAM maps, noise off on both sides; one timed run each.
@@ -771,6 +842,16 @@ mod data_tests {
         };
         let d = Dataset::from_npz(prepare_data(&o).unwrap()).unwrap();
         assert_eq!(d.train, src.train);
+        // The CUDA-against-CPU map check, run here CPU against CPU: every
+        // method's row, each with no difference.
+        let m = Model::new(Stem::default_for(28), 28, Device::Cpu).unwrap();
+        m.save(o.out.join("init.safetensors")).unwrap();
+        let rows = cam_parity(&o, Device::Cpu, Device::Cpu, 3).unwrap();
+        let rows: Vec<&str> = rows.trim().lines().skip(1).collect();
+        assert_eq!(rows.len(), crate::cam::Method::ALL.len() - 3, "{rows:?}");
+        for r in rows {
+            assert!(r.contains("max |difference| 0.00e0, 0 of 42 maps"), "{r}");
+        }
         for size in [Some(4), Some(5000)] {
             let o = BenchOptions { size, ..o.clone() };
             let e = prepare_data(&o).unwrap_err().to_string();

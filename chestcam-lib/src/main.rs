@@ -824,6 +824,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             // Printed apart, after the main table: a capture that fails
             // badly cannot take the table with it.
             emit(&chestcam::bench::graph_rows(&o, &report)?)?;
+            emit(&chestcam::bench::cam_parity_rows(&o)?)?;
         }
         Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {
