@@ -384,8 +384,8 @@ evcxr kernel that the set-up installs. On a GPU runtime the cells use CUDA.*
 *Waits on a fresh runtime: the set-up installs Rust, torch and the kernel
 (about 15 minutes, its progress printed), and the first `%%rust` cell
 (`:dep chestcam`) compiles chestcam and its libtorch bindings (about 5
-minutes; it prints "still running" every 30 s). Later cells take seconds. The kernel and its
-build folder live as long as the runtime.*
+minutes; it prints "still running" every 30 s). Later cells take seconds.
+The kernel and its build folder live as long as the runtime.*
 """)
     out = [cells[0], intro, ("code", COLAB_SETUP)]
     for kind, src in cells[1:]:

@@ -108,11 +108,11 @@ pub fn bench_npz(o: &BenchOptions) -> PathBuf {
     o.out.join("bench_data.npz")
 }
 
-/// Writes [`bench_npz`]: the batch (`--batch` training images of the
-/// source, at `--size` when given) and a few validation and test images
-/// for the MedMNIST layout, so that chestcam and PyTorch time the very
-/// same bytes.
-pub fn prepare_data(o: &BenchOptions) -> Result<PathBuf> {
+/// Writes [`bench_npz`] and returns what it holds: the batch (`--batch`
+/// training images of the source, at `--size` when given) and a few
+/// validation and test images for the MedMNIST layout, so that chestcam
+/// and PyTorch time the very same bytes.
+pub fn prepare_data(o: &BenchOptions) -> Result<Dataset> {
     let source: crate::data::source::DataSource = o.data.parse()?;
     let data = source.load(crate::progress::auto().as_mut())?;
     if data.train.is_empty() {
@@ -146,7 +146,8 @@ pub fn prepare_data(o: &BenchOptions) -> Result<PathBuf> {
         test: small(&data.test)?,
     };
     std::fs::create_dir_all(&o.out).map_err(|e| Error::io(&o.out, e))?;
-    bench.save_npz(bench_npz(o))
+    bench.save_npz(bench_npz(o))?;
+    Ok(bench)
 }
 
 /// Makes a progress reporter for each phase of the bench (its steps).
@@ -167,7 +168,7 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
     }
     tch::set_num_threads(o.threads);
     let device = crate::model::parse_device(&o.device)?;
-    let data = Dataset::from_npz(prepare_data(o)?)?;
+    let data = prepare_data(o)?;
     let stem = Stem::default_for(data.size);
     let b = o.batch.min(data.train.len());
     let split = data.train.head(b);
@@ -206,16 +207,6 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
     // way).
     let cl = crate::train::TrainConfig::default().uses_channels_last();
     let layout = |c: bool| if c { "chan-last" } else { "NCHW" };
-    let mut p = progress();
-    let tuned_rows = if device.is_cuda() { 2 } else { 0 };
-    let fp16_rows = usize::from(device.is_cuda());
-    p.start(
-        "bench chestcam training steps",
-        Some((5 + fp16_rows + tuned_rows) as u64),
-    );
-    let train = time_step(cl, true, Precision::Fp32, o.warmup)?;
-    let mut done = 1;
-    p.update(done);
     let variants = [
         (format!("fp32, {}", layout(!cl)), !cl, true, Precision::Fp32),
         (format!("bf16, {}", layout(cl)), cl, true, Precision::Bf16),
@@ -232,6 +223,18 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
     let fp16 = device
         .is_cuda()
         .then(|| (format!("fp16, {}", layout(cl)), cl, true, Precision::Fp16));
+    // On CUDA, after those: fp32 and bf16 with cuDNN autotuning.
+    let tuned_precisions: &[Precision] = if device.is_cuda() {
+        &[Precision::Fp32, Precision::Bf16]
+    } else {
+        &[]
+    };
+    let mut p = progress();
+    let rows = 1 + variants.len() + usize::from(fp16.is_some()) + tuned_precisions.len();
+    p.start("bench chestcam training steps", Some(rows as u64));
+    let train = time_step(cl, true, Precision::Fp32, o.warmup)?;
+    let mut done = 1;
+    p.update(done);
     // `train`'s defaults depend on the device and size (on CUDA a graph,
     // fp16 in it; bf16 on a CPU with bfloat16 arithmetic): its eager step
     // is one of the fused-Adam rows, the first row included.
@@ -255,9 +258,9 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
     // bf16 row uses it; its first steps search, so more warm-up.
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
-        let tuned = [Precision::Fp32, Precision::Bf16]
-            .into_iter()
-            .map(|precision| {
+        let tuned = tuned_precisions
+            .iter()
+            .map(|&precision| {
                 let secs = time_step(cl, true, precision, o.warmup + 5)?;
                 let name = format!("{precision}, {}, cudnn.benchmark", layout(cl));
                 done += 1;
@@ -825,9 +828,13 @@ mod data_tests {
             device: "cpu".into(),
             all_methods: false,
         };
-        let p = prepare_data(&o).unwrap();
-        assert_eq!(p, bench_npz(&o));
-        let d = Dataset::from_npz(&p).unwrap();
+        let written = prepare_data(&o).unwrap();
+        let d = Dataset::from_npz(bench_npz(&o)).unwrap();
+        // The file holds what the bench times.
+        assert_eq!(
+            (&d.train, &d.val, &d.test),
+            (&written.train, &written.val, &written.test)
+        );
         let src: crate::data::source::DataSource = o.data.parse().unwrap();
         let src = src.load(&mut crate::progress::Silent).unwrap();
         assert_eq!(d.size, 64);
@@ -840,7 +847,8 @@ mod data_tests {
             batch: 1000,
             ..o
         };
-        let d = Dataset::from_npz(prepare_data(&o).unwrap()).unwrap();
+        prepare_data(&o).unwrap();
+        let d = Dataset::from_npz(bench_npz(&o)).unwrap();
         assert_eq!(d.train, src.train);
         // The CUDA-against-CPU map check, run here CPU against CPU: every
         // method's row, each with no difference.

@@ -13,7 +13,7 @@ use chestcam::train::{Checkpoint, Precision};
 use chestcam::viz::heatmap::Colormap;
 use chestcam::viz::montage::{Montage, MontageOptions};
 use clap::{Parser, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Writes to standard output: a reader that went away (`| head`) ends the
@@ -278,7 +278,7 @@ fn trust_run(
         )),
         None => None,
     };
-    let source = run_source(&a.run, &cfg.source, a.source.as_deref())?;
+    let source = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
     same_size(&data, &meta)?;
     let sp = data.split(split);
@@ -580,30 +580,6 @@ struct PhantomArgs {
 }
 
 /// Refuses data of another size than the model was trained on.
-/// The data a run's command reads: `--source` when given, else the
-/// source that the run's config.json records (a file moved since is named
-/// as such, with the way out).
-fn run_source(run: &Path, recorded: &str, given: Option<&str>) -> chestcam::Result<DataSource> {
-    if let Some(g) = given {
-        return g.parse();
-    }
-    let source: DataSource = recorded.parse()?;
-    if let DataSource::Path(p) = &source {
-        if !p.exists() {
-            return Err(chestcam::Error::invalid(
-                "data source",
-                format!(
-                    "{} was trained on {}, which is no longer there; \
-                     give its new place with --source",
-                    run.display(),
-                    p.display()
-                ),
-            ));
-        }
-    }
-    Ok(source)
-}
-
 fn same_size(
     data: &chestcam::data::Dataset,
     meta: &chestcam::train::CheckpointMeta,
@@ -787,8 +763,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let split = a.split;
             let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, a.device)?;
             let mut progress = chestcam::progress::auto();
-            let data =
-                run_source(&a.run, &cfg.source, a.source.as_deref())?.load(progress.as_mut())?;
+            let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
+                .load(progress.as_mut())?;
             same_size(&data, &meta)?;
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
@@ -933,7 +909,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 };
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
-                let data = run_source(&a.run, &cfg.source, a.source.as_deref())?
+                let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
                     .load(progress.as_mut())?;
                 same_size(&data, &meta)?;
                 let sp = data.split(split);

@@ -466,10 +466,8 @@ pub fn load_run_or_train(settings: &Settings) -> Result<LoadedRun> {
     };
     let cfg = crate::train::load_config(&run)?;
     let mut progress = crate::progress::Silent;
-    let (data, _) = cfg
-        .source
-        .parse::<DataSource>()?
-        .load_or_synthetic(&mut progress)?;
+    let (data, _) =
+        crate::train::run_source(&run, &cfg.source, None)?.load_or_synthetic(&mut progress)?;
     let (model, _) = crate::train::load_model(&run, crate::train::Checkpoint::Best, device)?;
     Ok(LoadedRun {
         run,

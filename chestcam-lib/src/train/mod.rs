@@ -68,6 +68,35 @@ pub fn load_config(run: &Path) -> Result<TrainConfig> {
     read_json(&run.join("config.json"))
 }
 
+/// The data a run's commands read: `given` (a `--source`) when there is
+/// one, else the source that the run's config.json records (`recorded`); a
+/// file moved since training is named as such, with the way out.
+pub fn run_source(
+    run: &Path,
+    recorded: &str,
+    given: Option<&str>,
+) -> Result<crate::data::source::DataSource> {
+    use crate::data::source::DataSource;
+    if let Some(g) = given {
+        return g.parse();
+    }
+    let source: DataSource = recorded.parse()?;
+    if let DataSource::Path(p) = &source {
+        if !p.exists() {
+            return Err(Error::invalid(
+                "data source",
+                format!(
+                    "{} was trained on {}, which is no longer there; \
+                     give its new place with --source",
+                    run.display(),
+                    p.display()
+                ),
+            ));
+        }
+    }
+    Ok(source)
+}
+
 /// Logits `[n, 14]` on the CPU for a whole split, in batches, eval mode.
 pub fn split_logits(model: &Model, split: &Split, batch_size: usize) -> Result<Tensor> {
     // A batch at a time from the split's bytes: nothing split-sized in float.
