@@ -295,7 +295,7 @@ fn trust_run(
     };
     let truth = load_truth(&source, split, sp.len(), data.size, &idx, &from)?;
     if truth.is_none() {
-        eprintln!(
+        chestcam::note!(
             "no ground truth for {} (give --masks or --boxes/--names): localisation is not scored",
             data.provenance
         );
@@ -310,7 +310,7 @@ fn trust_run(
         chestcam::progress::auto_steps().as_mut(),
     )?;
     if let Some((r, m)) = &shuffled {
-        eprintln!("data randomisation: maps of {} against it", r.display());
+        chestcam::note!("data randomisation: maps of {} against it", r.display());
         report.add_data_randomisation(&model, m, sp, &opts)?;
     }
     for p in report.write(&a.out)? {
@@ -636,7 +636,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     ..Default::default()
                 };
                 Montage::new(&data, opt).save(&path)?;
-                eprintln!("montage written to {}", path.display());
+                chestcam::note!("montage written to {}", path.display());
             }
         }
         Cmd::Train(a) => {
@@ -689,9 +689,9 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             cfg.validate(Some(data.size))?;
             chestcam::train::check_data(&cfg, &data)?;
             if cfg.shuffle_labels {
-                eprintln!("labels: permuted across the training images (--shuffle-labels: a data randomisation run)");
+                chestcam::note!("labels: permuted across the training images (--shuffle-labels: a data randomisation run)");
             }
-            eprintln!(
+            chestcam::note!(
                 "data: {} ({} train / {} val / {} test, {} px)",
                 data.provenance,
                 data.train.len(),
@@ -700,7 +700,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 data.size
             );
             let step = cfg.resolved(parse_device(&cfg.device)?, data.size);
-            eprintln!(
+            chestcam::note!(
                 "step: {}{}",
                 step.step_summary(),
                 if cfg.precision == chestcam::train::Precision::Auto
@@ -721,7 +721,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let out =
                 chestcam::train::train(&cfg, &data, &a.run, a.resume, bar.as_mut(), &mut |r| {
                     if !json {
-                        eprintln!("{r}");
+                        chestcam::note!("{r}");
                     }
                     std::ops::ControlFlow::Continue(())
                 })?;
@@ -730,7 +730,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
             let rss = chestcam::bench::peak_rss_mib();
             if let (false, Some(r)) = (json, rss) {
-                eprintln!("peak host memory (RSS): {r:.0} MiB");
+                chestcam::note!("peak host memory (RSS): {r:.0} MiB");
             }
             // On CUDA, the caching allocator's peak (what PyTorch's
             // torch.cuda.max_memory_allocated reports).
@@ -741,7 +741,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 _ => None,
             };
             if let (false, Some((held, reserved))) = (json, device_mib) {
-                eprintln!(
+                chestcam::note!(
                     "peak device memory: {held:.0} MiB held by tensors, {reserved:.0} MiB reserved"
                 );
             }
@@ -1026,9 +1026,9 @@ fn usage_error(e: clap::Error) -> ! {
         _ => "chestcam --help".to_string(),
     };
     if listed.is_empty() {
-        eprintln!("{first} (see {help})");
+        chestcam::note!("{first} (see {help})");
     } else {
-        eprintln!("{first}: {} (see {help})", listed.join(", "));
+        chestcam::note!("{first}: {} (see {help})", listed.join(", "));
     }
     std::process::exit(2)
 }
@@ -1068,7 +1068,7 @@ fn main() -> ExitCode {
             .map(|id| format!("--{}", id.replace('_', "-")))
             .collect();
         if m.get_flag("resume") && !typed.is_empty() {
-            eprintln!(
+            chestcam::note!(
                 "error: --resume continues with the settings saved in the run's config.json; drop {} (or train into a new --run)",
                 typed.join(", ")
             );
@@ -1078,7 +1078,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            chestcam::note!("error: {e}");
             ExitCode::FAILURE
         }
     }

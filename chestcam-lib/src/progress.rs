@@ -2,6 +2,22 @@
 //! or a terminal bar. The library never prints unless given a reporter.
 use std::io::IsTerminal;
 
+/// Writes one line to standard error, as `eprintln!` does, but a closed
+/// stderr (`2>&1 | head`) is not a panic: the line is dropped and the work
+/// goes on (its results go to files and standard output).
+pub fn note_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{args}");
+}
+
+/// `eprintln!` through [`note_line`]: never panics on a closed stderr.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::progress::note_line(format_args!($($arg)*))
+    };
+}
+
 /// Receives progress of one long job (a download, an epoch).
 pub trait Progress: Send {
     /// A job starts; `total` is its size in units when known.
@@ -83,15 +99,15 @@ impl Progress for Lines {
         self.next_tenth = 1;
         self.started = Some(std::time::Instant::now());
         match (total, self.unit) {
-            (Some(t), _) => eprintln!("{label}: starting ({})", self.amount(t)),
-            (None, None) => eprintln!("{label}: starting (size unknown)"),
-            (None, Some(_)) => eprintln!("{label}: starting"),
+            (Some(t), _) => crate::note!("{label}: starting ({})", self.amount(t)),
+            (None, None) => crate::note!("{label}: starting (size unknown)"),
+            (None, Some(_)) => crate::note!("{label}: starting"),
         }
     }
 
     fn update(&mut self, done: u64) {
         if let Some(line) = self.line(done) {
-            eprintln!("{line}");
+            crate::note!("{line}");
         }
     }
 
@@ -102,8 +118,8 @@ impl Progress for Lines {
         let secs = started.elapsed().as_secs_f64();
         match (self.total, self.unit) {
             // One piece of work of no countable size.
-            (None, Some(_)) => eprintln!("{}: done in {secs:.1} s", self.label),
-            _ => eprintln!(
+            (None, Some(_)) => crate::note!("{}: done in {secs:.1} s", self.label),
+            _ => crate::note!(
                 "{}: done, {} in {secs:.1} s",
                 self.label,
                 self.amount(self.done)

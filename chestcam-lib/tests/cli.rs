@@ -822,6 +822,24 @@ fn closed_or_full_output_and_oversized_requests_never_panic() {
         "{:?} {err}",
         out.status
     );
+    // `chestcam train ... 2>&1 | head -1`: stderr (its data, step, epoch
+    // and progress lines) closed from the start. It used to end in a panic
+    // (exit 101) at the first line; the training now finishes, run folder
+    // and all.
+    let d = tempfile::tempdir().unwrap();
+    let run = d.path().join("run");
+    let mut child = chestcam()
+        .args(["train", "--source", "synthetic:28:64,32,32", "--run"])
+        .arg(&run)
+        .args(ONE_SMALL_EPOCH)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(run.join("best.safetensors").is_file() && run.join("metrics.jsonl").is_file());
     // Output to a full disk: one line saying so.
     let full = std::fs::File::create("/dev/full").unwrap();
     let out = chestcam().arg("info").stdout(full).output().unwrap();
