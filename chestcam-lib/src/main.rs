@@ -319,6 +319,10 @@ fn trust_run(
     Ok(())
 }
 
+/// What `explain` needs to know which images to explain.
+const WHICH_IMAGES: &str =
+    "give --image FILE, or --index I or --first N (of --split, default test)";
+
 #[derive(clap::Args)]
 struct ExplainArgs {
     /// The run folder of `chestcam train`.
@@ -332,11 +336,14 @@ struct ExplainArgs {
     /// A user's X-ray (PNG or JPEG, any size, grey or RGB).
     #[arg(long, conflicts_with_all = ["split", "index", "first"])]
     image: Option<PathBuf>,
-    /// A split of the run's data source.
+    /// The split of the run's data source that --index and --first count in
+    /// (default: test).
     #[arg(long, value_parser = ChoiceParser::<SplitName>::new())]
     split: Option<SplitName>,
+    /// One image of --split, by its index (from 0).
     #[arg(long, conflicts_with = "first")]
     index: Option<usize>,
+    /// The first N images of --split.
     #[arg(long)]
     first: Option<usize>,
     /// With --html, several (gradcam,hirescam) or all: the viewer offers
@@ -518,12 +525,18 @@ struct TrainArgs {
     /// The run folder (config.json, metrics.jsonl, best/last checkpoints).
     #[arg(long)]
     run: PathBuf,
-    /// Continue the run in --run (its saved config.json is used).
+    /// Continue the run in --run from its last finished epoch, with the
+    /// settings of its config.json. What it trains cannot change; how it
+    /// runs can: --device, --threads, --precision, --channels-last,
+    /// --cuda-graph, --cudnn-benchmark, and --source for its data's new place.
     #[arg(long)]
     resume: bool,
     /// Print the epochs and the final evaluation as JSON.
     #[arg(long)]
     json: bool,
+    /// The options typed on the command line (their ids), filled by main.
+    #[arg(skip)]
+    typed: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -659,19 +672,40 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 imagenet: a.imagenet,
                 ..Default::default()
             };
-            let cfg = if a.resume {
-                chestcam::train::check_run_folder(&a.run, true)?;
-                chestcam::train::load_config(&a.run)?
-            } else {
-                // A relative path is recorded absolute, so that the run can
-                // be evaluated and explained from any folder.
-                let source = match cfg.source.parse::<DataSource>()? {
+            // A relative path is recorded absolute, so that the run can be
+            // evaluated, explained and resumed from any folder.
+            let absolute = |source: &str| -> chestcam::Result<String> {
+                Ok(match source.parse::<DataSource>()? {
                     DataSource::Path(p) => std::fs::canonicalize(&p)
                         .map_err(|e| chestcam::Error::io(&p, e))?
                         .display()
                         .to_string(),
-                    _ => cfg.source.clone(),
-                };
+                    _ => source.to_string(),
+                })
+            };
+            // A resume changes only what was typed, of what it may change.
+            let typed = |id: &str| a.typed.iter().any(|t| t == id);
+            let changes = chestcam::train::ResumeChanges {
+                source: match typed("source") && a.resume {
+                    true => Some(absolute(&cfg.source)?),
+                    false => None,
+                },
+                device: typed("device").then(|| cfg.device.clone()),
+                threads: cfg.threads.filter(|_| typed("threads")),
+                precision: typed("precision").then_some(cfg.precision),
+                channels_last: cfg.channels_last.filter(|_| typed("channels_last")),
+                cuda_graph: cfg.cuda_graph.filter(|_| typed("cuda_graph")),
+                cudnn_benchmark: typed("cudnn_benchmark").then_some(cfg.cudnn_benchmark),
+            };
+            let cfg = if a.resume {
+                let c = chestcam::train::resume_config(&a.run, &changes)?;
+                if changes.source.is_none() {
+                    // A recorded file that has moved is named, with the way out.
+                    chestcam::train::run_source(&a.run, &c.source, None)?;
+                }
+                c
+            } else {
+                let source = absolute(&cfg.source)?;
                 chestcam::train::TrainConfig { source, ..cfg }
             };
             cfg.validate(None)?;
@@ -688,6 +722,9 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let data = source.load(progress.as_mut())?;
             cfg.validate(Some(data.size))?;
             chestcam::train::check_data(&cfg, &data)?;
+            if a.resume {
+                chestcam::train::check_resume_data(&a.run, &data)?;
+            }
             if cfg.shuffle_labels {
                 chestcam::note!("labels: permuted across the training images (--shuffle-labels: a data randomisation run)");
             }
@@ -718,13 +755,25 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 } else {
                     Box::new(chestcam::progress::Silent)
                 };
-            let out =
-                chestcam::train::train(&cfg, &data, &a.run, a.resume, bar.as_mut(), &mut |r| {
+            let out = {
+                let mut on_epoch = |r: &chestcam::train::EpochRecord| {
                     if !json {
                         chestcam::note!("{r}");
                     }
                     std::ops::ControlFlow::Continue(())
-                })?;
+                };
+                if a.resume {
+                    chestcam::train::resume_run(
+                        &a.run,
+                        &changes,
+                        &data,
+                        bar.as_mut(),
+                        &mut on_epoch,
+                    )?
+                } else {
+                    chestcam::train::train(&cfg, &data, &a.run, false, bar.as_mut(), &mut on_epoch)?
+                }
+            };
             let (model, meta) =
                 chestcam::train::load_model(&a.run, Checkpoint::Best, parse_device(&cfg.device)?)?;
             let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
@@ -845,13 +894,8 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                             "0: explain at least 1 image",
                         ))
                     }
-                    (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {}
-                    _ => {
-                        return Err(chestcam::Error::invalid(
-                            "explain",
-                            "give --image FILE, or --split with --index I or --first N",
-                        ))
-                    }
+                    (_, Some(_), _) | (_, _, Some(_)) => {}
+                    _ => return Err(chestcam::Error::invalid("explain", WHICH_IMAGES)),
                 }
             }
             // The image's whole file name (a/good.png and b/good.jpg differ);
@@ -861,7 +905,10 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "image".into())
             });
-            let split = a.split;
+            let split = a
+                .image
+                .is_none()
+                .then(|| a.split.unwrap_or(SplitName::Test));
             let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, a.device)?;
             if !a.overwrite {
                 use chestcam::cam::explain::split_image_name;
@@ -902,10 +949,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 explain_input(&model, &input, &methods, &html_stages, &opts, &a)?
             } else {
                 let Some(split) = split else {
-                    return Err(chestcam::Error::invalid(
-                        "explain",
-                        "give --image FILE, or --split with --index I or --first N",
-                    ));
+                    return Err(chestcam::Error::invalid("explain", WHICH_IMAGES));
                 };
                 let cfg = chestcam::train::load_config(&a.run)?;
                 let mut progress = chestcam::progress::auto();
@@ -916,12 +960,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let idx: Vec<usize> = match (a.index, a.first) {
                     (Some(i), _) => vec![i],
                     (None, Some(n)) => (0..n.min(sp.len())).collect(),
-                    (None, None) => {
-                        return Err(chestcam::Error::invalid(
-                            "explain",
-                            "give --image FILE, or --split with --index I or --first N",
-                        ))
-                    }
+                    (None, None) => return Err(chestcam::Error::invalid("explain", WHICH_IMAGES)),
                 };
                 let input = chestcam::viz::viewer::ViewerInput::Split {
                     split: sp,
@@ -1047,12 +1086,13 @@ fn main() -> ExitCode {
         Ok(m) => m,
         Err(e) => usage_error(e),
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => usage_error(e),
     };
-    // `train --resume` takes every setting from the run's config.json: any
-    // other option typed with it would be silently ignored, so it is refused.
+    // `train --resume` takes what the run trains from its config.json: an
+    // option that would change it is refused (ignoring it would be silent);
+    // the options of how it runs are passed on as typed.
     if let Some(("train", m)) = matches.subcommand() {
         let cmd = Cli::command();
         let options: Vec<String> = cmd
@@ -1065,14 +1105,28 @@ fn main() -> ExitCode {
             .filter(|id| options.iter().any(|o| o == id))
             .filter(|id| !matches!(*id, "run" | "resume" | "json"))
             .filter(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
-            .map(|id| format!("--{}", id.replace('_', "-")))
+            .map(|id| id.to_string())
             .collect();
-        if m.get_flag("resume") && !typed.is_empty() {
+        let fixed: Vec<String> = typed
+            .iter()
+            .map(|id| id.replace('_', "-"))
+            .filter(|o| !chestcam::train::ResumeChanges::OPTIONS.contains(&o.as_str()))
+            .map(|o| format!("--{o}"))
+            .collect();
+        if m.get_flag("resume") && !fixed.is_empty() {
             chestcam::note!(
-                "error: --resume continues with the settings saved in the run's config.json; drop {} (or train into a new --run)",
-                typed.join(", ")
+                "error: --resume continues what the run's config.json trains; drop {} (or train into a new --run). Only how it runs may change: {}",
+                fixed.join(", "),
+                chestcam::train::ResumeChanges::OPTIONS
+                    .iter()
+                    .map(|o| format!("--{o}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             return ExitCode::FAILURE;
+        }
+        if let Cmd::Train(a) = &mut cli.cmd {
+            a.typed = typed;
         }
     }
     match run(cli) {

@@ -293,10 +293,15 @@ fn json_close(a: &serde_json::Value, b: &serde_json::Value, tol: f64, at: &str) 
 fn explain_writes_panels_gifs_and_json() {
     let (dir, run, _) = train_tiny();
     let ex = dir.path().join("ex");
+    // Without an image, explain says what it needs; --first counts in the
+    // test split unless --split names another.
+    let run_s = run.display().to_string();
+    fails_in_one_line(
+        &["explain", "--run", &run_s, "--out", "unused"],
+        "give --image FILE, or --index I or --first N (of --split, default test)",
+    );
     let out = chestcam()
-        .args([
-            "explain", "--split", "test", "--first", "2", "--labels", "top2", "--run",
-        ])
+        .args(["explain", "--first", "2", "--labels", "top2", "--run"])
         .arg(&run)
         .arg("--out")
         .arg(&ex)
@@ -942,10 +947,8 @@ fn explain_refuses_truncated_and_oversized_images() {
         ],
         "--first",
     );
-    fails_in_one_line(
-        &["explain", "--index", "0", "--run", &runs, "--out", &ex],
-        "--split",
-    );
+    // (--index without --split counts in the test split: see
+    // explain_writes_panels_gifs_and_json.)
     fails_in_one_line(
         &[
             "explain", "--split", "dev", "--index", "0", "--run", &runs, "--out", &ex,
@@ -1187,5 +1190,123 @@ fn a_moved_data_file_is_named_and_source_reads_its_new_place() {
             "explain", "--run", &run, "--out", &out_dir, "--image", "x.png", "--source", &moved_s,
         ],
         "cannot be used with",
+    );
+    // train --resume too: the moved file named, then continued from its
+    // new place (recorded, so a later resume finds it), on the same size.
+    set_epochs(&dir.path().join("run"), 2);
+    let resume = ["train", "--resume", "--run", &run];
+    fails_in_one_line(
+        &resume,
+        "which is no longer there; give its new place with --source",
+    );
+    fails_in_one_line(
+        &[&resume[..], &["--source", "synthetic:64"]].concat(),
+        "was trained on 28 px images, but synthetic phantoms (64 px",
+    );
+    let out = chestcam()
+        .args(resume)
+        .args(["--source", &moved_s])
+        .output()
+        .unwrap();
+    ok(&out);
+    let cfg = config(&dir.path().join("run"));
+    assert_eq!(cfg["source"].as_str(), Some(moved_s.as_str()));
+    assert_eq!(records(&dir.path().join("run")).len(), 2);
+}
+
+/// A run folder's config.json.
+fn config(run: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap()
+}
+
+/// Sets a finished run's epoch count in its config.json, so that a resume
+/// has epochs left (as a run stopped early has).
+fn set_epochs(run: &std::path::Path, epochs: u64) {
+    let mut cfg = config(run);
+    cfg["epochs"] = epochs.into();
+    std::fs::write(run.join("config.json"), cfg.to_string()).unwrap();
+}
+
+/// The lines of a run folder's metrics.jsonl.
+fn records(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_started_on_a_gpu_is_continued_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_path = dir.path().join("run");
+    let run = run_path.display().to_string();
+    // One fp16 epoch (its gradient scaler saved in the checkpoint), then
+    // its config.json made to say what a CUDA run's says.
+    let out = chestcam()
+        .args(["train", "--source", &nih(), "--precision", "fp16"])
+        .args(ONE_SMALL_EPOCH)
+        .args(["--run", &run])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(config(&run_path)["device"].as_str(), Some("cpu"));
+    let mut cfg = config(&run_path);
+    cfg["device"] = "cuda:0".into();
+    cfg["cuda_graph"] = true.into();
+    cfg["epochs"] = 2.into();
+    std::fs::write(run_path.join("config.json"), cfg.to_string()).unwrap();
+    let before = std::fs::read(run_path.join("config.json")).unwrap();
+    // Without a card the recorded device is named, with the way on.
+    let resume = ["train", "--resume", "--run", &run];
+    if !tch::Cuda::is_available() {
+        fails_in_one_line(&resume, "ran on cuda:0, which this machine cannot use");
+        fails_in_one_line(&resume, "--resume --device cpu");
+    }
+    // What the run trains cannot change; a refusal leaves the folder as it was.
+    fails_in_one_line(
+        &[&resume[..], &["--device", "cpu", "--batch-size", "8"]].concat(),
+        "drop --batch-size",
+    );
+    assert_eq!(std::fs::read(run_path.join("config.json")).unwrap(), before);
+    // On the CPU the device-dependent choices are made afresh: no graph,
+    // precision auto for this CPU (the fp16 scaler's state goes unused).
+    let out = chestcam()
+        .args(resume)
+        .args(["--device", "cpu", "--threads", "1"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let cfg = config(&run_path);
+    let auto = if chestcam::train::cpu_has_bf16() {
+        "bf16"
+    } else {
+        "fp32"
+    };
+    assert_eq!(cfg["device"].as_str(), Some("cpu"));
+    assert_eq!(cfg["cuda_graph"].as_bool(), Some(false));
+    assert_eq!(cfg["precision"].as_str(), Some(auto));
+    assert_eq!(cfg["threads"].as_i64(), Some(1));
+    assert_eq!(cfg["epochs"].as_i64(), Some(2));
+    let rec = records(&run_path);
+    assert_eq!(rec.len(), 2);
+    assert_eq!(rec[0]["step"].as_str(), Some("cpu: fp16, channels-last"));
+    assert_eq!(
+        rec[1]["step"].as_str(),
+        Some(format!("cpu: {auto}, channels-last").as_str())
+    );
+    assert!(rec[1]["train_loss"].as_f64().unwrap().is_finite());
+    // An explicit choice is kept across the move.
+    set_epochs(&run_path, 3);
+    let out = chestcam()
+        .args(resume)
+        .args(["--precision", "fp32"])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(config(&run_path)["precision"].as_str(), Some("fp32"));
+    assert_eq!(
+        records(&run_path)[2]["step"].as_str(),
+        Some("cpu: fp32, channels-last")
     );
 }

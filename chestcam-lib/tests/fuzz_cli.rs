@@ -93,6 +93,11 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
         // train: every one aimed at the existing run
         vec!["train", "--source", &npz, "--run", &r],
         vec!["train", "--run", &r, "--resume", "--epochs", "3"],
+        vec!["train", "--run", &r, "--resume", "--device", "tpu"],
+        vec!["train", "--run", &r, "--resume", "--threads", "0"],
+        vec!["train", "--run", &r, "--resume", "--source", "/nope/x.npz"],
+        vec!["train", "--run", &r, "--resume", "--source", "synthetic:64"],
+        vec!["train", "--run", &r, "--resume", "--precision", "fp64"],
         vec!["train", "--source", &npz, "--lr", "-1", "--run", &r],
         vec!["train", "--source", &npz, "--lr", "NaN", "--run", &r],
         vec!["train", "--source", &npz, "--batch-size", "0", "--run", &r],
@@ -173,7 +178,7 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
             ],
         ),
         with(&ex, &["--split", "test", "--first", "0"]),
-        with(&ex, &["--index", "0"]),
+        with(&ex, &["--labels", "top3"]),
         with(&ex, &["--split", "dev", "--index", "0"]),
         with(&ex, &["--split", "test", "--index", "999"]),
         with(

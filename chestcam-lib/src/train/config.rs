@@ -188,6 +188,61 @@ impl Default for TrainConfig {
     }
 }
 
+/// What a resume may change: how a run computes, never what it trains.
+/// The data, model, schedule and seed stay as `config.json` saved them;
+/// the device, its threads and the step's speed settings may differ (a run
+/// started on a GPU continued on a CPU, or on another card), and `source`
+/// gives the same data's new place after a move.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResumeChanges {
+    /// The run's data at a new place (the same data: its image size is
+    /// checked against the checkpoint's).
+    pub source: Option<String>,
+    pub device: Option<String>,
+    pub threads: Option<i32>,
+    pub precision: Option<Precision>,
+    pub channels_last: Option<bool>,
+    pub cuda_graph: Option<bool>,
+    pub cudnn_benchmark: Option<bool>,
+}
+
+impl ResumeChanges {
+    /// The command-line options (without `--`) that `train --resume` takes.
+    pub const OPTIONS: [&'static str; 7] = [
+        "source",
+        "device",
+        "threads",
+        "precision",
+        "channels-last",
+        "cuda-graph",
+        "cudnn-benchmark",
+    ];
+
+    pub fn is_empty(&self) -> bool {
+        *self == ResumeChanges::default()
+    }
+}
+
+/// The device a recorded `device` string names, as `cpu` or `cuda`, or
+/// `None` for `auto` (whatever the machine had).
+fn device_kind(s: &str) -> Option<&'static str> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "cpu" => Some("cpu"),
+        "cuda" | "gpu" => Some("cuda"),
+        d if d.starts_with("cuda:") => Some("cuda"),
+        _ => None,
+    }
+}
+
+/// `cpu` or `cuda:N`, as `config.json` records the device a run ran on.
+pub fn device_string(d: tch::Device) -> String {
+    match d {
+        tch::Device::Cpu => "cpu".into(),
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_ascii_lowercase(),
+    }
+}
+
 impl TrainConfig {
     /// Refuses a bad configuration before any work starts.
     pub fn validate(&self, image_size: Option<usize>) -> Result<()> {
@@ -230,18 +285,59 @@ impl TrainConfig {
     }
 
     /// The configuration with its device- and size-dependent defaults made
-    /// concrete (precision, CUDA graph), as a run records it: the graph on
+    /// concrete (device, precision, CUDA graph), as a run records it: the
+    /// device it runs on (`auto` becomes `cpu` or `cuda:N`), the graph on
     /// CUDA unless turned off (see `cuda_graph`), and `auto` precision for
     /// the device, size, this CPU and the graph ([`Precision::resolve_for`]).
     pub fn resolved(&self, device: tch::Device, size: usize) -> TrainConfig {
         let graph = self.cuda_graph.unwrap_or(device.is_cuda());
         TrainConfig {
+            device: device_string(device),
             precision: self
                 .precision
                 .resolve_for(device, size, cpu_has_bf16(), graph),
             cuda_graph: Some(graph),
             ..self.clone()
         }
+    }
+
+    /// The saved configuration with a resume's `changes`. Moving to
+    /// another kind of device (CPU and CUDA) decides the device-dependent
+    /// choices afresh (precision `auto`, the CUDA graph's and cuDNN
+    /// autotuning's defaults) unless `changes` names them: a CUDA run's
+    /// fp16 graph would not run, or run 20 times slower, on a CPU.
+    pub fn with_changes(&self, changes: &ResumeChanges) -> Result<TrainConfig> {
+        let mut c = self.clone();
+        if let Some(s) = &changes.source {
+            s.parse::<crate::data::source::DataSource>()?;
+            c.source = s.clone();
+        }
+        if let Some(d) = &changes.device {
+            let new = crate::model::parse_device(d)?;
+            let new_kind = if new.is_cuda() { "cuda" } else { "cpu" };
+            if device_kind(&self.device) != Some(new_kind) {
+                c.precision = Precision::Auto;
+                c.cuda_graph = None;
+                c.cudnn_benchmark = false;
+            }
+            c.device = d.clone();
+        }
+        if let Some(t) = changes.threads {
+            c.threads = Some(t);
+        }
+        if let Some(p) = changes.precision {
+            c.precision = p;
+        }
+        if let Some(v) = changes.channels_last {
+            c.channels_last = Some(v);
+        }
+        if let Some(v) = changes.cuda_graph {
+            c.cuda_graph = Some(v);
+        }
+        if let Some(v) = changes.cudnn_benchmark {
+            c.cudnn_benchmark = v;
+        }
+        Ok(c)
     }
 
     /// Whether full batches replay a captured CUDA graph (after
@@ -297,6 +393,81 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resume_changes_how_a_run_computes() {
+        let cuda_run = TrainConfig {
+            device: "cuda:0".into(),
+            precision: Precision::Fp16,
+            cuda_graph: Some(true),
+            cudnn_benchmark: true,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            cuda_run.with_changes(&ResumeChanges::default()).unwrap(),
+            cuda_run
+        );
+        // To the CPU: the device-dependent choices start again from auto.
+        let to_cpu = ResumeChanges {
+            device: Some("cpu".into()),
+            ..Default::default()
+        };
+        let c = cuda_run.with_changes(&to_cpu).unwrap();
+        assert_eq!(
+            (
+                c.device.as_str(),
+                c.precision,
+                c.cuda_graph,
+                c.cudnn_benchmark
+            ),
+            ("cpu", Precision::Auto, None, false)
+        );
+        assert_eq!((c.epochs, c.lr, &c.source), (100, 1e-3, &cuda_run.source));
+        // ... unless the resume names them.
+        let c = cuda_run
+            .with_changes(&ResumeChanges {
+                precision: Some(Precision::Bf16),
+                threads: Some(2),
+                channels_last: Some(false),
+                ..to_cpu.clone()
+            })
+            .unwrap();
+        assert_eq!(
+            (c.precision, c.threads, c.channels_last),
+            (Precision::Bf16, Some(2), Some(false))
+        );
+        // The same kind of device keeps them; a recorded `auto` (an older
+        // run) is decided afresh.
+        let cpu_run = TrainConfig {
+            device: "cpu".into(),
+            precision: Precision::Fp32,
+            ..TrainConfig::default()
+        };
+        assert_eq!(cpu_run.with_changes(&to_cpu).unwrap(), cpu_run);
+        let old = TrainConfig {
+            device: "auto".into(),
+            precision: Precision::Fp32,
+            ..TrainConfig::default()
+        };
+        assert_eq!(
+            old.with_changes(&to_cpu).unwrap().precision,
+            Precision::Auto
+        );
+        // Bad values are refused in words.
+        for bad in [
+            ResumeChanges {
+                device: Some("tpu".into()),
+                ..Default::default()
+            },
+            ResumeChanges {
+                source: Some("synthetic:abc".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(cpu_run.with_changes(&bad).is_err(), "{bad:?}");
+        }
+        assert!(ResumeChanges::default().is_empty() && !to_cpu.is_empty());
+    }
 
     #[test]
     fn medmnist_schedule() {

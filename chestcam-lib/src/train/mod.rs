@@ -7,7 +7,7 @@ pub mod config;
 pub mod graph;
 pub mod run_dir;
 
-pub use config::{cpu_has_bf16, Precision, TrainConfig};
+pub use config::{cpu_has_bf16, device_string, Precision, ResumeChanges, TrainConfig};
 pub use run_dir::{load_model, read_meta, Checkpoint, CheckpointMeta, RunDir};
 
 use crate::data::{Batches, Dataset, Split};
@@ -31,6 +31,11 @@ pub struct EpochRecord {
     pub lr: f64,
     pub seconds: f64,
     pub images_per_sec: f64,
+    /// Where and how the epoch ran (`cpu: bf16, channels-last`): a resume
+    /// may continue a run on another device. Absent in records written
+    /// before chestcam kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
 }
 
 impl std::fmt::Display for EpochRecord {
@@ -284,6 +289,10 @@ pub fn record_first_epoch(
             lr: cfg.lr_at(0),
             seconds,
             images_per_sec: images as f64 / seconds.max(1e-9),
+            step: Some(format!(
+                "{}: the notebook's epoch by hand",
+                device_string(model.device())
+            )),
         },
     )
 }
@@ -383,12 +392,80 @@ pub fn train(
     progress: &mut dyn crate::progress::Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord) -> std::ops::ControlFlow<()>,
 ) -> Result<TrainOutcome> {
-    check_run_folder(run, resume)?;
-    let cfg = &if resume {
-        load_config(run)?
-    } else {
-        cfg.clone()
-    };
+    if resume {
+        return resume_run(run, &ResumeChanges::default(), data, progress, on_epoch);
+    }
+    check_run_folder(run, false)?;
+    train_into_folder(cfg, data, run, false, progress, on_epoch)
+}
+
+/// The configuration a resume of `run` with `changes` trains with:
+/// `config.json`'s, with how it runs changed ([`TrainConfig::with_changes`]).
+/// A recorded device this machine lacks is named, with the way to continue
+/// elsewhere.
+pub fn resume_config(run: &Path, changes: &ResumeChanges) -> Result<TrainConfig> {
+    check_run_folder(run, true)?;
+    let cfg = load_config(run)?.with_changes(changes)?;
+    if let Err(e) = parse_device(&cfg.device) {
+        return Err(Error::invalid(
+            "device",
+            format!(
+                "{} ran on {}, which this machine cannot use ({e}); continue it here with --resume --device cpu",
+                run.display(),
+                cfg.device
+            ),
+        ));
+    }
+    Ok(cfg)
+}
+
+/// Continues `run` from its last finished epoch on `data` (the run's data,
+/// perhaps read from a new place), with how it runs changed by `changes`
+/// (another device, precision, ...). When the step changes, `config.json`
+/// is rewritten (what a later resume repeats) and each epoch's record says
+/// where it ran. Refuses data of another image size than the run's.
+pub fn resume_run(
+    run: &Path,
+    changes: &ResumeChanges,
+    data: &Dataset,
+    progress: &mut dyn crate::progress::Progress,
+    on_epoch: &mut dyn FnMut(&EpochRecord) -> std::ops::ControlFlow<()>,
+) -> Result<TrainOutcome> {
+    let cfg = resume_config(run, changes)?;
+    check_resume_data(run, data)?;
+    train_into_folder(&cfg, data, run, true, progress, on_epoch)
+}
+
+/// Refuses to continue `run` on data of another image size than its
+/// checkpoint's (the weights would load: a ResNet takes any size).
+pub fn check_resume_data(run: &Path, data: &Dataset) -> Result<()> {
+    if !run.join("last.safetensors").is_file() {
+        return Ok(());
+    }
+    let meta = read_meta(run, Checkpoint::Last)?;
+    if meta.size != data.size {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "{} was trained on {} px images, but {} has {} px: a resume needs the run's own data",
+                run.display(),
+                meta.size,
+                data.provenance,
+                data.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn train_into_folder(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    run: &Path,
+    resume: bool,
+    progress: &mut dyn crate::progress::Progress,
+    on_epoch: &mut dyn FnMut(&EpochRecord) -> std::ops::ControlFlow<()>,
+) -> Result<TrainOutcome> {
     // Everything that can be checked is checked before the folder is touched.
     cfg.validate(Some(data.size))?;
     check_data(cfg, data)?;
@@ -439,6 +516,10 @@ pub fn train(
         (false, None) | (true, None) => dir.start(cfg)?,
         (true, Some(_)) => {
             let meta = dir.resume(&mut model, &mut opt)?;
+            // A resume that runs differently records it for the next one.
+            if load_config(run)? != *cfg {
+                write_json(&run.join("config.json"), cfg)?;
+            }
             records = meta.records;
             best_auc = meta.best_auc;
             best_epoch = meta.best_epoch;
@@ -589,6 +670,7 @@ pub fn train(
                 lr,
                 seconds: train_secs,
                 images_per_sec: seen as f64 / train_secs.max(1e-9),
+                step: Some(format!("{}: {}", cfg.device, cfg.step_summary())),
             },
         )?;
         if on_epoch(&rec).is_break() {
