@@ -59,7 +59,7 @@ stage() {
   s0=$(date +%s)
   # `timeout` runs programs, not functions: a bash that is given the
   # script's functions and arrays runs the stage.
-  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 auto64 mem224 memfull fp16 trust_parity notebooks); \"\$@\"" \
+  timeout "$t" bash -c "$(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 auto64 mem224 memfull fp16 trust_parity notebooks moved); \"\$@\"" \
     _ "$@" 2>&1 | tee "$W/$name.txt"
   echo "== $name: exit ${PIPESTATUS[0]} after $(($(date +%s) - s0)) s"
 }
@@ -230,16 +230,35 @@ notebooks() {
       /usr/bin/time -f "notebook cells: wall %e s, peak RSS %M KB" "$NB"
 }
 
+# A run moved between devices (train --resume --device, 2026-12-04, tested
+# on the CPU only with a hand-made CUDA config.json): one epoch on the card
+# in its default (fp16, CUDA graph, the scaler in the checkpoint), the
+# second resumed on the CPU (precision auto for the CPU, no graph), the
+# third back on the card. Each metrics.jsonl line says where it ran. (The
+# epoch count is raised by hand between them, which moves the schedule's
+# milestones: read the step column, not the lr column.)
+moved() {
+  local r="$W/moved"
+  "$B" train --source "synthetic:28:512,128,128" --epochs 1 --device "$DEV" --run "$r" | tail -1 &&
+    for step in "2 cpu" "3 $DEV"; do
+      set -- $step
+      "$PY" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['epochs']=int(sys.argv[2]); json.dump(c, open(p, 'w'))" "$r/config.json" "$1" &&
+        "$B" train --run "$r" --resume --device "$2" | tail -1 || return
+    done &&
+    cat "$r/metrics.jsonl" && cat "$r/config.json"
+}
+
 # STAGES picks and orders the stages (default: all, most important first).
 # The bench stages first: they print each CAM method's cost and GradCAM's
 # time by phase, the open question of issue 13 (run C of 2026-11-27 found
 # the upsampling at 0.8-1 ms; the changes made after it are unmeasured).
-for st in ${STAGES:-notebooks bench64 bench224 bench28 epoch28 auto64 trust_parity fp16 table64 memfull table28}; do
+for st in ${STAGES:-notebooks bench64 bench224 bench28 epoch28 moved auto64 trust_parity fp16 table64 memfull table28}; do
   case $st in
     notebooks) stage notebooks 40 150 notebooks ;;
     bench28 | bench64 | bench224) stage "$st" 40 150 bench "${st#bench}" ;;
     table28 | table64) stage "$st" 60 240 table "${st#table}" ;;
     epoch28) stage epoch28 30 150 epoch28 ;;
+    moved) stage moved 30 90 moved ;;
     mem224) stage mem224 40 120 mem224 ;;
     memfull) stage memfull 60 200 memfull ;;
     fp16) stage fp16 30 90 fp16 ;;
