@@ -379,7 +379,8 @@ fn already_a_run(run: &Path, meta: Option<CheckpointMeta>) -> Error {
 }
 
 /// Trains on `data` into `run`. With `resume`, continues from the last
-/// finished epoch with the configuration saved in the folder. A folder
+/// finished epoch with the configuration saved in the folder (as
+/// [`resume_run`] without changes; `cfg` is then unused). A folder
 /// with no finished epoch is started afresh; one with finished epochs is
 /// refused without `resume`. `on_epoch` sees each epoch's record after its
 /// checkpoint is written; `ControlFlow::Break` stops training there (the
