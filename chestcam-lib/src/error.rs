@@ -5,7 +5,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error with the path it happened on.
-    #[error("{path}: {}", io_words(source))]
+    #[error("{path}: {}", io_words_at(path, source))]
     Io {
         path: PathBuf,
         #[source]
@@ -77,6 +77,15 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// [`io_words`] for an error on `path`: creating a folder where a file
+/// stands says so, rather than a bare "already exists".
+fn io_words_at(path: &std::path::Path, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_file() {
+        return "is a file, where a folder is needed".into();
+    }
+    io_words(e)
 }
 
 /// An I/O error in words: "disk full", "permission denied", without the

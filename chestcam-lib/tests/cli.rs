@@ -1015,6 +1015,28 @@ fn files_where_folders_belong_and_corrupt_weights_are_named() {
         ],
         "is a file, not a run folder",
     );
+    // An output folder where a file stands: said in those words.
+    let run_s = run.display().to_string();
+    for (args, needle) in [
+        (
+            vec![
+                "explain", "--device", "cpu", "--index", "0", "--run", &run_s, "--out", &f,
+            ],
+            "a-file: is a file, where a folder is needed",
+        ),
+        (
+            vec!["phantoms", "--counts", "4,4,4", "--out", &f],
+            "a-file: is a file, where a folder is needed",
+        ),
+        (
+            vec![
+                "trust", "--device", "cpu", "--images", "2", "--run", &run_s, "--out", &f,
+            ],
+            "a-file exists and is not a folder",
+        ),
+    ] {
+        fails_in_one_line(&args, needle);
+    }
     // Weights turned to NaN: the error names the weights file, not an overlay.
     let w = run.join("best.safetensors");
     let good = std::fs::read(&w).unwrap();
