@@ -748,6 +748,24 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     ""
                 }
             );
+            if let (true, Ok(m)) = (
+                a.resume,
+                chestcam::train::read_meta(&a.run, Checkpoint::Last),
+            ) {
+                let before = m.records.last().and_then(|r| r.step.clone());
+                let now = format!("{}: {}", step.device, step.step_summary());
+                chestcam::note!(
+                    "resuming after epoch {} of {} (best so far: epoch {}, val AUC {:.4}){}",
+                    m.epoch,
+                    cfg.epochs,
+                    m.best_epoch,
+                    m.best_auc,
+                    match before {
+                        Some(b) if b != now => format!("; epoch {} ran as {b}, now {now}", m.epoch),
+                        _ => String::new(),
+                    }
+                );
+            }
             let json = a.json;
             let mut bar: Box<dyn chestcam::progress::Progress> =
                 if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {

@@ -1299,12 +1299,20 @@ fn a_run_started_on_a_gpu_is_continued_on_the_cpu() {
         .output()
         .unwrap();
     ok(&out);
-    let cfg = config(&run_path);
     let auto = if chestcam::train::cpu_has_bf16() {
         "bf16"
     } else {
         "fp32"
     };
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("resuming after epoch 1 of 2 (best so far: epoch 1, val AUC")
+            && said.contains(&format!(
+                "; epoch 1 ran as cpu: fp16, channels-last, now cpu: {auto}, channels-last"
+            )),
+        "{said}"
+    );
+    let cfg = config(&run_path);
     assert_eq!(cfg["device"].as_str(), Some("cpu"));
     assert_eq!(cfg["cuda_graph"].as_bool(), Some(false));
     assert_eq!(cfg["precision"].as_str(), Some(auto));
