@@ -753,7 +753,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 chestcam::train::read_meta(&a.run, Checkpoint::Last),
             ) {
                 let before = m.records.last().and_then(|r| r.step.clone());
-                let now = format!("{}: {}", step.device, step.step_summary());
+                let now = step.step_label();
                 chestcam::note!(
                     "resuming after epoch {} of {} (best so far: epoch {}, val AUC {:.4}){}",
                     m.epoch,

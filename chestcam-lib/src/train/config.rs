@@ -365,6 +365,12 @@ impl TrainConfig {
         )
     }
 
+    /// Where and how the step runs, as each epoch's record keeps it:
+    /// `cpu: bf16, channels-last` (after [`TrainConfig::resolved`]).
+    pub fn step_label(&self) -> String {
+        format!("{}: {}", self.device, self.step_summary())
+    }
+
     /// Whether training runs channels-last (the default on every device).
     pub fn uses_channels_last(&self) -> bool {
         self.channels_last.unwrap_or(true)

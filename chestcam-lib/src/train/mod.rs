@@ -671,7 +671,7 @@ fn train_into_folder(
                 lr,
                 seconds: train_secs,
                 images_per_sec: seen as f64 / train_secs.max(1e-9),
-                step: Some(format!("{}: {}", cfg.device, cfg.step_summary())),
+                step: Some(cfg.step_label()),
             },
         )?;
         if on_epoch(&rec).is_break() {
