@@ -111,12 +111,14 @@ class RustKernel:
             if relay(msg):
                 break
         # evcxr relays the program's stderr from a thread of its own, so a
-        # line (a returned Err, say) can arrive just after "idle": take what
-        # still comes for this cell until the channel has been quiet a while.
+        # line (a returned Err, a panic) can arrive just after "idle": take
+        # what still comes for this cell until the channel has been quiet a
+        # second. (0.3 s missed a panic's whole message once, on a loaded
+        # 2-core machine in make test, and the cell then passed.)
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
             try:
-                relay(self.kc.get_iopub_msg(timeout=0.3))
+                relay(self.kc.get_iopub_msg(timeout=1.0))
             except queue.Empty:
                 break
         # The execute reply (a compile error replies "error").
