@@ -274,13 +274,17 @@ fn trust_run(
     let shuffled = match &a.shuffled_run {
         Some(r) => Some((
             r,
-            chestcam::trust::data_randomisation::load_shuffled_run(r, &model)?,
+            chestcam::trust::data_randomisation::load_shuffled_run(
+                r,
+                &model,
+                meta.fingerprint.as_ref(),
+            )?,
         )),
         None => None,
     };
     let source = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
-    same_size(&data, &meta)?;
+    same_data(&a.run, &data, &meta, split)?;
     let sp = data.split(split);
     let idx: Vec<usize> = (0..a.images.min(sp.len())).collect();
     if idx.is_empty() {
@@ -592,21 +596,27 @@ struct PhantomArgs {
     out: PathBuf,
 }
 
-/// Refuses data of another size than the model was trained on.
-fn same_size(
+/// Refuses data of another size than the model was trained on, and says
+/// so when `split` holds other images than the run recorded for it.
+fn same_data(
+    run: &std::path::Path,
     data: &chestcam::data::Dataset,
     meta: &chestcam::train::CheckpointMeta,
+    split: chestcam::data::SplitName,
 ) -> chestcam::Result<()> {
-    if data.size == meta.size {
-        return Ok(());
+    if data.size != meta.size {
+        return Err(chestcam::Error::invalid(
+            "data",
+            format!(
+                "{} has {} px images but the model was trained on {} px",
+                data.provenance, data.size, meta.size
+            ),
+        ));
     }
-    Err(chestcam::Error::invalid(
-        "data",
-        format!(
-            "{} has {} px images but the model was trained on {} px",
-            data.provenance, data.size, meta.size
-        ),
-    ))
+    if let Some(note) = chestcam::train::other_data_note(run, meta, data, split) {
+        chestcam::note!("{note}");
+    }
+    Ok(())
 }
 
 /// Prints `v` as pretty JSON on stdout.
@@ -832,7 +842,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let mut progress = chestcam::progress::auto();
             let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
                 .load(progress.as_mut())?;
-            same_size(&data, &meta)?;
+            same_data(&a.run, &data, &meta, split)?;
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
                 print_json(&e)?;
@@ -973,7 +983,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let mut progress = chestcam::progress::auto();
                 let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
                     .load(progress.as_mut())?;
-                same_size(&data, &meta)?;
+                same_data(&a.run, &data, &meta, split)?;
                 let sp = data.split(split);
                 let idx: Vec<usize> = match (a.index, a.first) {
                     (Some(i), _) => vec![i],

@@ -466,9 +466,17 @@ pub fn load_run_or_train(settings: &Settings) -> Result<LoadedRun> {
     };
     let cfg = crate::train::load_config(&run)?;
     let mut progress = crate::progress::Silent;
-    let (data, _) =
+    let (data, banner) =
         crate::train::run_source(&run, &cfg.source, None)?.load_or_synthetic(&mut progress)?;
-    let (model, _) = crate::train::load_model(&run, crate::train::Checkpoint::Best, device)?;
+    let (model, meta) = crate::train::load_model(&run, crate::train::Checkpoint::Best, device)?;
+    // Data that is not the run's own (phantoms in place of ChestMNIST, or a
+    // file changed since training) is said, not shown as the run's.
+    let other = crate::train::other_data_note(&run, &meta, &data, crate::data::SplitName::Test);
+    let note = [Some(note), banner, other]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok(LoadedRun {
         run,
         model,

@@ -45,6 +45,12 @@ fn data_summary_on_real_xrays() {
     // effusion: 135 of 763 in train (labels.csv)
     assert!(s.contains("135 (17.7%)"), "{s}");
     assert!(s.contains("test: pneumonia, edema, hernia"), "{s}");
+    // zlib's CRC-32 of each split's pixels then labels, from numpy
+    // (tests/fixtures/nih1000_crc32.py): what a run's checkpoints record.
+    assert!(
+        s.contains("CRC-32 of pixels and labels: train 9c7b9ab9, val a01578b0, test f84cadcb"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -1234,6 +1240,139 @@ fn a_moved_data_file_is_named_and_source_reads_its_new_place() {
     let cfg = config(&dir.path().join("run"));
     assert_eq!(cfg["source"].as_str(), Some(moved_s.as_str()));
     assert_eq!(records(&dir.path().join("run")).len(), 2);
+}
+
+#[test]
+fn other_images_are_refused_on_resume_and_named_on_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    // Phantoms of two seeds (the file name says the seed).
+    let phantoms = |seed: &str| -> String {
+        let out = chestcam()
+            .args(["phantoms", "--counts", "64,32,32", "--seed", seed, "--out"])
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        ok(&out);
+        let s = String::from_utf8(out.stdout).unwrap();
+        s.lines().next().unwrap().to_string()
+    };
+    let file = phantoms("0");
+    let run_dir = dir.path().join("run");
+    let run = run_dir.display().to_string();
+    let out = chestcam()
+        .args(["train", "--source", &file])
+        .args(ONE_SMALL_EPOCH)
+        .args(["--run", &run])
+        .output()
+        .unwrap();
+    ok(&out);
+    set_epochs(&run_dir, 2);
+    let config_before = std::fs::read(run_dir.join("config.json")).unwrap();
+    let eval = |extra: &[&str]| -> String {
+        let out = chestcam()
+            .args(["eval", "--device", "cpu", "--run", &run])
+            .args(extra)
+            .output()
+            .unwrap();
+        ok(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let other = "is not the one";
+    assert!(!eval(&[]).contains(other));
+    // The file replaced at its place by other images of the same size.
+    std::fs::copy(phantoms("1"), &file).unwrap();
+    let resume = ["train", "--resume", "--run", &run];
+    fails_in_one_line(&resume, "was trained on other images than");
+    fails_in_one_line(&resume, "its train split was 64 images of 28 px, CRC-32 ");
+    // Another data set of the run's size, given as its new place.
+    fails_in_one_line(
+        &[&resume[..], &["--source", "synthetic"]].concat(),
+        "a resume needs the run's own data (the same file, perhaps moved)",
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("config.json")).unwrap(),
+        config_before
+    );
+    assert_eq!(records(&run_dir).len(), 1);
+    // Evaluating and explaining on other images works, and says so.
+    let err = eval(&[]);
+    assert!(
+        err.contains("note: the test split of") && err.contains(other),
+        "{err}"
+    );
+    let out = chestcam()
+        .args([
+            "explain", "--device", "cpu", "--index", "0", "--run", &run, "--out",
+        ])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains(other));
+    // The same images from another source (the generator's own string for
+    // the file's seed and counts) are the run's data: silent, and resumed.
+    let same = "synthetic:28:64,32,32:0";
+    assert!(!eval(&["--source", same]).contains(other));
+    let out = chestcam()
+        .args(resume)
+        .args(["--source", same])
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(records(&run_dir).len(), 2);
+    // The data randomisation check needs a permuted-label run on the same
+    // images: one on the replaced file's is refused, one on the run's own
+    // (permuted labels, the same fingerprint) is compared.
+    let shuffled = |name: &str, source: &str| -> String {
+        let r = dir.path().join(name).display().to_string();
+        let out = chestcam()
+            .args(["train", "--shuffle-labels", "--source", source])
+            .args(ONE_SMALL_EPOCH)
+            .args(["--run", &r])
+            .output()
+            .unwrap();
+        ok(&out);
+        r
+    };
+    let trust = |shuffled_run: &str, out_name: &str| -> Vec<String> {
+        let out_dir = dir.path().join(out_name).display().to_string();
+        [
+            "trust",
+            "--device",
+            "cpu",
+            "--run",
+            &run,
+            "--source",
+            same,
+            "--methods",
+            "gradcam",
+            "--metrics",
+            "confidence",
+            "--labels",
+            "effusion",
+            "--images",
+            "2",
+            "--out",
+            &out_dir,
+            "--shuffled-run",
+            shuffled_run,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let wrong = shuffled("shuffled-other", &file);
+    let args = trust(&wrong, "trust-other");
+    fails_in_one_line(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        "was trained on other images than the model it is compared with",
+    );
+    let right = shuffled("shuffled-same", same);
+    let out = chestcam()
+        .args(trust(&right, "trust-same"))
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(dir.path().join("trust-same/trust.json").is_file());
 }
 
 /// A run folder's config.json.

@@ -6,6 +6,7 @@
 
 pub mod batches;
 pub mod download;
+pub mod fingerprint;
 pub mod npz;
 pub mod phantom;
 pub mod registry;
@@ -18,6 +19,7 @@ use registry::NUM_LABELS;
 use std::path::{Path, PathBuf};
 
 pub use batches::{Augment, Batches};
+pub use fingerprint::{DataFingerprint, SplitFingerprint};
 
 /// Which split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -266,6 +268,11 @@ impl Dataset {
             SplitName::Val => &self.val,
             SplitName::Test => &self.test,
         }
+    }
+
+    /// What identifies these images ([`fingerprint`]).
+    pub fn fingerprint(&self) -> DataFingerprint {
+        DataFingerprint::of(self)
     }
 
     /// Reads any MedMNIST-format npz (ChestMNIST's keys and shapes).

@@ -14,6 +14,8 @@ pub struct Summary {
     pub positives: Vec<[usize; 3]>,
     /// Images with no finding, per split.
     pub no_finding: [usize; 3],
+    /// What identifies the images (what a run's checkpoints record).
+    pub fingerprint: super::DataFingerprint,
 }
 
 impl Summary {
@@ -40,6 +42,7 @@ impl Summary {
             images,
             positives,
             no_finding,
+            fingerprint: d.fingerprint(),
         }
     }
 }
@@ -60,6 +63,12 @@ impl std::fmt::Display for Summary {
             f,
             "images: train {}, val {}, test {}",
             self.images[0], self.images[1], self.images[2]
+        )?;
+        let fp = &self.fingerprint;
+        writeln!(
+            f,
+            "CRC-32 of pixels and labels: train {:08x}, val {:08x}, test {:08x}",
+            fp.train.crc32, fp.val.crc32, fp.test.crc32
         )?;
         writeln!(f)?;
         writeln!(

@@ -180,6 +180,8 @@ pub fn train_step(
 /// What closing an epoch reads and updates.
 struct EpochEnd<'a> {
     data: &'a Dataset,
+    /// `data`'s fingerprint, taken once per training call.
+    fingerprint: crate::data::DataFingerprint,
     model: &'a Model,
     opt: &'a mut adam::Adam,
     stem: crate::model::Stem,
@@ -218,6 +220,7 @@ fn close_epoch(dir: &RunDir, e: &mut EpochEnd, mut rec: EpochRecord) -> Result<E
         data: e.data.provenance.to_string(),
         synthetic: e.data.provenance.synthetic,
         records: e.records.clone(),
+        fingerprint: Some(e.fingerprint),
     };
     if let Err(err) = dir.save_epoch(e.model, e.opt, &meta, improved) {
         let kept = match rec.epoch - 1 {
@@ -273,6 +276,7 @@ pub fn record_first_epoch(
         &dir,
         &mut EpochEnd {
             data,
+            fingerprint: data.fingerprint(),
             model,
             opt,
             stem,
@@ -437,8 +441,11 @@ pub fn resume_run(
     train_into_folder(&cfg, data, run, true, progress, on_epoch)
 }
 
-/// Refuses to continue `run` on data of another image size than its
-/// checkpoint's (the weights would load: a ResNet takes any size).
+/// Refuses to continue `run` on other data than it trained on: another
+/// image size (the weights would load: a ResNet takes any size), or, where
+/// the checkpoint recorded its data's fingerprint, other training or
+/// validation images (another file of the same size, or a file replaced at
+/// the same path).
 pub fn check_resume_data(run: &Path, data: &Dataset) -> Result<()> {
     if !run.join("last.safetensors").is_file() {
         return Ok(());
@@ -456,7 +463,45 @@ pub fn check_resume_data(run: &Path, data: &Dataset) -> Result<()> {
             ),
         ));
     }
+    let splits = [crate::data::SplitName::Train, crate::data::SplitName::Val];
+    let now = data.fingerprint();
+    if let Some((split, was, is)) = meta
+        .fingerprint
+        .and_then(|f| f.first_difference(&now, &splits))
+    {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "{} was trained on other images than {}: its {split} split was {was}, this one is {is}; a resume needs the run's own data (the same file, perhaps moved)",
+                run.display(),
+                data.provenance,
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// A line for a user who evaluates or explains `run`'s model (`meta`, the
+/// checkpoint's metadata) on `split` of `data`, when those images are not
+/// the ones the run recorded for that split: the numbers are then for other
+/// data. `None` when they are the same, or when the checkpoint recorded no
+/// fingerprint (written before chestcam did).
+pub fn other_data_note(
+    run: &Path,
+    meta: &CheckpointMeta,
+    data: &Dataset,
+    split: crate::data::SplitName,
+) -> Option<String> {
+    let was = meta.fingerprint?;
+    let is = crate::data::SplitFingerprint::of(data.split(split));
+    (*was.split(split) != is).then(|| {
+        format!(
+            "note: the {split} split of {} is not the one {} recorded ({} then, {is} here): these results are for other images than the run's own",
+            data.provenance,
+            run.display(),
+            was.split(split)
+        )
+    })
 }
 
 fn train_into_folder(
@@ -538,6 +583,7 @@ fn train_into_folder(
             data.train.head_labels(n_train, device)?,
         )),
     };
+    let fingerprint = data.fingerprint();
     let augment = cfg.augment.then(crate::data::Augment::default);
     let shuffled_labels: Option<Vec<i64>> = cfg.shuffle_labels.then(|| {
         crate::util::Rng::new(cfg.seed ^ 0x005E_ED1A_BE15)
@@ -655,6 +701,7 @@ fn train_into_folder(
             &dir,
             &mut EpochEnd {
                 data,
+                fingerprint,
                 model: &model,
                 opt: &mut opt,
                 stem,

@@ -49,6 +49,10 @@ pub struct CheckpointMeta {
     /// before chestcam kept them here).
     #[serde(default)]
     pub records: Vec<EpochRecord>,
+    /// The identity of the data it trained on ([`crate::data::fingerprint`]);
+    /// absent in checkpoints written before chestcam recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<crate::data::DataFingerprint>,
 }
 
 /// Which checkpoint of a run folder.

@@ -47,8 +47,14 @@ fn same_architecture(model: &Model, shuffled: &Model, what: &str) -> Result<()> 
 
 /// The last checkpoint of `run` (trained with `--shuffle-labels`, which its
 /// config.json must say) on `model`'s device, checked against `model`
-/// before any map is made.
-pub fn load_shuffled_run(run: &Path, model: &Model) -> Result<Model> {
+/// before any map is made. `trained_on` is the fingerprint the real model's
+/// checkpoint recorded (when it did): a permuted-label run trained on other
+/// images is refused, as its maps would differ for that reason alone.
+pub fn load_shuffled_run(
+    run: &Path,
+    model: &Model,
+    trained_on: Option<&crate::data::DataFingerprint>,
+) -> Result<Model> {
     if !crate::train::load_config(run)?.shuffle_labels {
         return Err(Error::invalid(
             "data randomisation check",
@@ -58,8 +64,21 @@ pub fn load_shuffled_run(run: &Path, model: &Model) -> Result<Model> {
             ),
         ));
     }
-    let (m, _) = crate::train::load_model(run, Checkpoint::Last, model.device())?;
+    let (m, meta) = crate::train::load_model(run, Checkpoint::Last, model.device())?;
     same_architecture(model, &m, &run.display().to_string())?;
+    let train = [crate::data::SplitName::Train];
+    if let Some((_, was, is)) = trained_on
+        .zip(meta.fingerprint.as_ref())
+        .and_then(|(real, shuffled)| real.first_difference(shuffled, &train))
+    {
+        return Err(Error::invalid(
+            "data randomisation check",
+            format!(
+                "{} was trained on other images than the model it is compared with (its train split: {is}; the model's: {was}): train it on the same data with --shuffle-labels",
+                run.display()
+            ),
+        ));
+    }
     Ok(m)
 }
 
