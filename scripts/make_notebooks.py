@@ -230,7 +230,7 @@ into one weight per channel, sum the maps with those weights, keep the
 positive part (ReLU), upsample to the image and scale to [0, 1]:
 """),
     ("code", """use chestcam::tch::{Kind, Tensor};
-let x = lr.data.test.images_tensor(lr.model.device())?.narrow(0, idx[0] as i64, 1);
+let x = lr.data.test.image_tensor(idx[0], lr.model.device())?;                   // [1, 1, S, S]
 let (logits, a) = lr.model.net.forward_stage(&x, Stage::Layer4, false);          // a: [1, 512, h, w]
 let score = logits.get(0).get(label as i64);                                      // the label's logit
 let g = Tensor::f_run_backward(&[score], &[&a], false, false)?.remove(0);         // d score / d a

@@ -135,7 +135,7 @@ fn gradcam_visualizer() -> CellResult {
     shown("gradcam_visualizer", 16, &(method_comparison(&lr.model, lr.data.test.image(idx[0]), lr.data.size, label, &Method::ALL, &opts)?));
     // cell 18
     use chestcam::tch::{Kind, Tensor};
-    let x = lr.data.test.images_tensor(lr.model.device())?.narrow(0, idx[0] as i64, 1);
+    let x = lr.data.test.image_tensor(idx[0], lr.model.device())?;                   // [1, 1, S, S]
     let (logits, a) = lr.model.net.forward_stage(&x, Stage::Layer4, false);          // a: [1, 512, h, w]
     let score = logits.get(0).get(label as i64);                                      // the label's logit
     let g = Tensor::f_run_backward(&[score], &[&a], false, false)?.remove(0);         // d score / d a

@@ -1373,6 +1373,51 @@ fn other_images_are_refused_on_resume_and_named_on_eval() {
         .unwrap();
     ok(&out);
     assert!(dir.path().join("trust-same/trust.json").is_file());
+    // A run whose checkpoints hold no fingerprint (written before chestcam
+    // recorded one) is continued unchecked, and recorded from then on.
+    let old = dir.path().join("old");
+    let out = chestcam()
+        .args(["train", "--source", same])
+        .args(ONE_SMALL_EPOCH)
+        .arg("--run")
+        .arg(&old)
+        .output()
+        .unwrap();
+    ok(&out);
+    let last = || chestcam::train::read_meta(&old, chestcam::train::Checkpoint::Last).unwrap();
+    assert!(last().fingerprint.is_some());
+    for name in ["best.safetensors", "last.safetensors"] {
+        let path = old.join(name);
+        let f = chestcam::tensors_file::read(&path).unwrap();
+        let mut meta: serde_json::Value = serde_json::from_str(&f.metadata["chestcam"]).unwrap();
+        meta.as_object_mut().unwrap().remove("fingerprint").unwrap();
+        let mut metadata = f.metadata.clone();
+        metadata.insert("chestcam".into(), meta.to_string());
+        let tensors: Vec<(&str, &chestcam::tch::Tensor)> =
+            f.tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        chestcam::tensors_file::write(&path, &tensors, metadata).unwrap();
+    }
+    assert!(last().fingerprint.is_none());
+    set_epochs(&old, 2);
+    let out = chestcam()
+        .args(["train", "--resume", "--run"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(
+        (last().epoch, last().fingerprint),
+        (2, Some(fingerprint_of(same)))
+    );
+}
+
+/// The fingerprint of a data source's data.
+fn fingerprint_of(source: &str) -> chestcam::data::DataFingerprint {
+    let source: chestcam::data::source::DataSource = source.parse().unwrap();
+    source
+        .load(&mut chestcam::progress::Silent)
+        .unwrap()
+        .fingerprint()
 }
 
 /// A run folder's config.json.

@@ -120,6 +120,13 @@ impl Split {
         normalise(&self.images_u8(0, self.len())?.f_to_device(device)?)
     }
 
+    /// Image `i` alone as a normalised float batch of one, `[1, 1, size,
+    /// size]`, on `device` (the input a model takes; nothing else of the
+    /// split is copied).
+    pub fn image_tensor(&self, i: usize, device: tch::Device) -> Result<tch::Tensor> {
+        normalise(&self.images_u8(i, 1)?.f_to_device(device)?)
+    }
+
     /// Images `start..start + len` as uint8 `[len, 1, size, size]` on the
     /// CPU (a copy of just those bytes).
     pub fn images_u8(&self, start: usize, len: usize) -> Result<tch::Tensor> {
