@@ -845,7 +845,24 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             same_data(&a.run, &data, &meta, split)?;
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
-                print_json(&e)?;
+                // The evaluation, with what was evaluated on what.
+                let mut v = serde_json::to_value(&e)
+                    .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?;
+                if let Some(o) = v.as_object_mut() {
+                    let sp = chestcam::data::SplitFingerprint::of(data.split(split));
+                    let same = chestcam::train::same_split_as_run(&meta, &data, split);
+                    for (k, val) in [
+                        ("checkpoint", serde_json::json!(a.checkpoint.to_string())),
+                        ("epoch", serde_json::json!(meta.epoch)),
+                        ("data", serde_json::json!(data.provenance.source)),
+                        ("split", serde_json::json!(split)),
+                        ("split_fingerprint", serde_json::json!(sp)),
+                        ("same_split_as_run", serde_json::json!(same)),
+                    ] {
+                        o.insert(k.to_string(), val);
+                    }
+                }
+                print_json(&v)?;
             } else {
                 say!(
                     "{} checkpoint (epoch {}) on the {split} split of {}:",

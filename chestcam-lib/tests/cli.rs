@@ -1188,9 +1188,27 @@ fn a_moved_data_file_is_named_and_source_reads_its_new_place() {
         );
         fails_in_one_line(&args, &first.display().to_string());
     }
-    // --source at the new place: the same evaluation, number for number.
+    // --source at the new place: the same evaluation, number for number, of
+    // the same images (the JSON says where they were read).
     let moved_s = moved.display().to_string();
-    assert_eq!(eval(&["--source", &moved_s]), before);
+    let mut after = eval(&["--source", &moved_s]);
+    assert_eq!(after["data"].as_str(), Some(moved_s.as_str()));
+    assert_eq!(after["same_split_as_run"], serde_json::json!(true));
+    assert_eq!(
+        (&after["split"], &after["checkpoint"], &after["epoch"]),
+        (
+            &serde_json::json!("test"),
+            &serde_json::json!("best"),
+            &serde_json::json!(1)
+        )
+    );
+    // nih1000's test split (tests/fixtures/nih1000_crc32.py).
+    assert_eq!(
+        after["split_fingerprint"],
+        serde_json::json!({"images": 166, "size": 28, "crc32": "f84cadcb"})
+    );
+    after["data"] = before["data"].clone();
+    assert_eq!(after, before);
     let out = chestcam()
         .args([
             "explain", "--device", "cpu", "--split", "test", "--index", "0", "--out", &out_dir,
@@ -1300,6 +1318,13 @@ fn other_images_are_refused_on_resume_and_named_on_eval() {
         err.contains("note: the test split of") && err.contains(other),
         "{err}"
     );
+    let out = chestcam()
+        .args(["eval", "--device", "cpu", "--json", "--run", &run])
+        .output()
+        .unwrap();
+    ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["same_split_as_run"], serde_json::json!(false));
     let out = chestcam()
         .args([
             "explain", "--device", "cpu", "--index", "0", "--run", &run, "--out",

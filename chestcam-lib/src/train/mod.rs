@@ -481,27 +481,39 @@ pub fn check_resume_data(run: &Path, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
+/// Whether `split` of `data` holds the images the checkpoint (`meta`)
+/// recorded for it; `None` when it recorded no fingerprint (written before
+/// chestcam did).
+pub fn same_split_as_run(
+    meta: &CheckpointMeta,
+    data: &Dataset,
+    split: crate::data::SplitName,
+) -> Option<bool> {
+    let was = meta.fingerprint?;
+    Some(*was.split(split) == crate::data::SplitFingerprint::of(data.split(split)))
+}
+
 /// A line for a user who evaluates or explains `run`'s model (`meta`, the
 /// checkpoint's metadata) on `split` of `data`, when those images are not
-/// the ones the run recorded for that split: the numbers are then for other
-/// data. `None` when they are the same, or when the checkpoint recorded no
-/// fingerprint (written before chestcam did).
+/// the ones the run recorded for that split ([`same_split_as_run`]): the
+/// numbers are then for other data.
 pub fn other_data_note(
     run: &Path,
     meta: &CheckpointMeta,
     data: &Dataset,
     split: crate::data::SplitName,
 ) -> Option<String> {
+    if same_split_as_run(meta, data, split)? {
+        return None;
+    }
     let was = meta.fingerprint?;
-    let is = crate::data::SplitFingerprint::of(data.split(split));
-    (*was.split(split) != is).then(|| {
-        format!(
-            "note: the {split} split of {} is not the one {} recorded ({} then, {is} here): these results are for other images than the run's own",
-            data.provenance,
-            run.display(),
-            was.split(split)
-        )
-    })
+    Some(format!(
+        "note: the {split} split of {} is not the one {} recorded ({} then, {} here): these results are for other images than the run's own",
+        data.provenance,
+        run.display(),
+        was.split(split),
+        crate::data::SplitFingerprint::of(data.split(split))
+    ))
 }
 
 fn train_into_folder(

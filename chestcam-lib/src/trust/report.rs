@@ -181,6 +181,8 @@ pub struct TrustReport {
     pub data: String,
     pub synthetic: bool,
     pub split: String,
+    /// The whole split's identity (what a run's checkpoints record of it).
+    pub split_fingerprint: crate::data::SplitFingerprint,
     pub images: Vec<usize>,
     pub labels: Vec<String>,
     pub stage: Stage,
@@ -460,6 +462,7 @@ pub fn run(
         data: data.to_string(),
         synthetic: data.synthetic,
         split: split.name.to_string(),
+        split_fingerprint: crate::data::SplitFingerprint::of(split),
         images: idx.to_vec(),
         labels: labels.iter().map(|&l| LABELS[l].to_string()).collect(),
         stage: o.stage,
@@ -534,9 +537,10 @@ impl TrustReport {
         let _ = writeln!(md, "# Can these maps be trusted?\n");
         let _ = writeln!(
             md,
-            "Data: {}, {} split, {} images, stage {}. Ground truth: {}. Baselines: RandomCAM (random channel weights) and CentrePrior (a Gaussian at the centre); a method that does not beat them tells nothing.\n",
+            "Data: {}, {} split (CRC-32 {:08x}), {} images, stage {}. Ground truth: {}. Baselines: RandomCAM (random channel weights) and CentrePrior (a Gaussian at the centre); a method that does not beat them tells nothing.\n",
             self.data,
             self.split,
+            self.split_fingerprint.crc32,
             self.images.len(),
             self.stage,
             self.truth.as_deref().unwrap_or("none (localisation not scored)")
