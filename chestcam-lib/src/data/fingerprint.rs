@@ -5,9 +5,10 @@
 //! checkpoints, so that a resume on other images (a `--source` that is not
 //! the moved file, or a file replaced at the same path) is refused, and an
 //! evaluation on other images says so, instead of either passing silently
-//! as the run's own data. CRC-32 (as zip uses; about 10 GB/s here, so
-//! ChestMNIST-224's 3.9 GB training split costs well under a second)
-//! catches any accidental difference; it is not meant to resist forgery.
+//! as the run's own data. CRC-32 (as zip uses; crc32fast ran at 24 GB/s
+//! on this 2-core CPU, so ChestMNIST-224's 3.9 GB training split costs
+//! about 0.16 s) catches any accidental difference; it is not meant to
+//! resist forgery.
 use super::{Dataset, Split, SplitName};
 
 /// One split's identity.
