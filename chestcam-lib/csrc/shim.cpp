@@ -5,11 +5,59 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_fused_adam.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/record_function.h>
 #include <c10/core/GradMode.h>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
+#include <mutex>
+#include <string>
 #include <vector>
+
+// The ATen operator counter (chestcam_op_count_*): the dispatcher reports
+// every operator call to a RecordFunction callback. A call is counted when
+// its operator has a kernel of its own for the CPU or CUDA (an operator
+// that only decomposes into others, as conv2d into convolution into
+// mkldnn_convolution, runs no kernel itself; its parts are counted), by
+// name; every call is counted in `op_calls`. Approximate: a backend kernel
+// that itself calls another operator (relu's calls clamp_min) counts twice.
+namespace {
+std::mutex op_mutex;
+std::map<std::string, int64_t> op_counts;
+std::map<std::string, bool> op_has_kernel;
+int64_t op_calls = 0;
+bool op_counting = false;
+at::CallbackHandle op_handle = 0;
+
+bool has_backend_kernel(const at::RecordFunction &fn, const std::string &key) {
+    auto known = op_has_kernel.find(key);
+    if (known != op_has_kernel.end()) return known->second;
+    bool has = false;
+    if (auto op_name = fn.operator_name()) {
+        if (auto op = c10::Dispatcher::singleton().findOp(*op_name)) {
+            has = op->hasKernelForDispatchKey(c10::DispatchKey::CPU) ||
+                  op->hasKernelForDispatchKey(c10::DispatchKey::CUDA);
+        }
+    }
+    op_has_kernel.emplace(key, has);
+    return has;
+}
+
+std::unique_ptr<at::ObserverContext> op_start(const at::RecordFunction &fn) {
+    std::lock_guard<std::mutex> g(op_mutex);
+    if (!op_counting) return nullptr;
+    op_calls++;
+    std::string name = fn.name();
+    std::string overload = fn.overload_name();
+    std::string key = overload.empty() ? name : name + "." + overload;
+    if (fn.scope() == at::RecordScope::FUNCTION && has_backend_kernel(fn, key)) {
+        op_counts[name]++;
+    }
+    return nullptr;
+}
+}  // namespace
 
 extern "C" {
 
@@ -137,6 +185,43 @@ char *chestcam_autocast_exit(int cuda, int prev) {
         if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
         at::autocast::set_autocast_enabled(dt, (prev & 1) != 0);
         at::autocast::set_autocast_dtype(dt, (prev & 2) ? at::kHalf : at::kBFloat16);
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
+    }
+}
+
+// Starts counting the leaf ATen operators that any thread calls.
+char *chestcam_op_count_start() {
+    try {
+        std::lock_guard<std::mutex> g(op_mutex);
+        if (op_counting) return copy_message("ATen operators are being counted already");
+        op_counts.clear();
+        op_calls = 0;
+        op_handle = at::addGlobalCallback(
+            at::RecordFunctionCallback(op_start)
+                .needsInputs(false)
+                .scopes({at::RecordScope::FUNCTION}));
+        op_counting = true;
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
+    }
+}
+
+// Stops counting; *out is "name<TAB>count<NEWLINE>..." (free it with
+// chestcam_free_message).
+char *chestcam_op_count_stop(char **out) {
+    try {
+        std::lock_guard<std::mutex> g(op_mutex);
+        if (!op_counting) return copy_message("ATen operators are not being counted");
+        at::removeCallback(op_handle);
+        op_counting = false;
+        std::string text = "(calls)\t" + std::to_string(op_calls) + "\n";
+        for (const auto &kv : op_counts) {
+            text += kv.first + "\t" + std::to_string(kv.second) + "\n";
+        }
+        *out = copy_message(text.c_str());
         return nullptr;
     } catch (const std::exception &e) {
         return copy_message(e.what());

@@ -284,6 +284,10 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
     // Each method, then Grad-CAM by phase, then Score-CAM.
     p.start("bench chestcam CAM methods", Some(timed.len() as u64 + 2));
     let mut cam_costs = Vec::new();
+    // ATen kernel operators per call (one counted call each, untimed): on
+    // a GPU a launch each, what the card waits on at small sizes.
+    let (_, forward_ops) = crate::shim::count_ops(|| Ok(model.logits(&x)))?;
+    let mut cam_ops = Vec::new();
     for method in timed {
         let secs = median_secs(1, o.reps, || {
             crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64)?;
@@ -291,6 +295,10 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
             Ok(())
         })?;
         cam_costs.push((method, secs));
+        let (_, ops) = crate::shim::count_ops(|| {
+            crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64)
+        })?;
+        cam_ops.push(ops.kernels());
         p.update(cam_costs.len() as u64);
     }
     let cam = cam_costs[0].1;
@@ -464,6 +472,16 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
             method.cost()
         ));
     }
+    t.push_str(&format!(
+        "ATen kernel operators per call (a launch each on a GPU; approximate, see shim::OpCounts): plain forward {}, {}\n",
+        forward_ops.kernels(),
+        cam_costs
+            .iter()
+            .zip(&cam_ops)
+            .map(|((m, _), k)| format!("{} {k}", m.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     match get("gradcam14_s") {
         Some(s) => t.push_str(&format!(
             "{:<40} {:>9.3} s   (chestcam's GradCAM is {:.1}x faster)\n",

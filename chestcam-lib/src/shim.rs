@@ -35,6 +35,8 @@ extern "C" {
     fn chestcam_autocast_enter(cuda: c_int, half: c_int, prev: *mut c_int) -> *mut c_char;
     fn chestcam_autocast_exit(cuda: c_int, prev: c_int) -> *mut c_char;
     fn chestcam_free_message(m: *mut c_char);
+    fn chestcam_op_count_start() -> *mut c_char;
+    fn chestcam_op_count_stop(out: *mut *mut c_char) -> *mut c_char;
     fn chestcam_grads_to_none(ts: *const *mut C_tensor, n: i64) -> *mut c_char;
     fn chestcam_graph_new(device: i64, out: *mut *mut c_void) -> *mut c_char;
     fn chestcam_graph_side_stream(g: *mut c_void, on: c_int) -> *mut c_char;
@@ -298,4 +300,114 @@ impl Drop for CudaGraph {
         // SAFETY: `ptr` was made by chestcam_graph_new and is freed once.
         unsafe { chestcam_graph_free(self.ptr) }
     }
+}
+
+/// The ATen operators that ran during [`count_ops`]: by name, each call
+/// of an operator with a CPU or CUDA kernel of its own (one that only
+/// decomposes into others is counted through its parts), and the number
+/// of all operator calls. On a GPU each kernel is a launch, so at small
+/// sizes, where the card waits on launches, [`OpCounts::kernels`] is the
+/// cost; it is counted the same way on the CPU, so a change that removes
+/// operators shows without a card (CPU and CUDA kernels of one operator
+/// can differ in what they call).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    pub by_name: std::collections::BTreeMap<String, u64>,
+    /// Every operator call, composite ones included.
+    pub calls: u64,
+}
+
+/// Operators that only make views, metadata or empty allocations: no
+/// kernel runs (`aten::empty` allocates, and a caching allocator does
+/// not launch).
+const NO_KERNEL: [&str; 24] = [
+    "aten::empty",
+    "aten::empty_strided",
+    "aten::view",
+    "aten::_reshape_alias",
+    "aten::as_strided",
+    "aten::expand",
+    "aten::permute",
+    "aten::transpose",
+    "aten::t",
+    "aten::unsqueeze",
+    "aten::squeeze",
+    "aten::select",
+    "aten::slice",
+    "aten::detach",
+    "aten::alias",
+    "aten::resize_",
+    "aten::_unsafe_view",
+    "aten::lift_fresh",
+    "aten::set_",
+    "aten::unfold",
+    "aten::diagonal",
+    "aten::result_type",
+    "aten::is_nonzero",
+    "aten::squeeze_",
+];
+
+impl OpCounts {
+    /// Operator calls that run a kernel (all of `by_name` but
+    /// [`NO_KERNEL`]).
+    pub fn kernels(&self) -> u64 {
+        self.by_name
+            .iter()
+            .filter(|(n, _)| !NO_KERNEL.contains(&n.as_str()))
+            .map(|(_, c)| c)
+            .sum()
+    }
+
+    /// Kernel operators by count, most first (ties by name).
+    pub fn top(&self, n: usize) -> Vec<(&str, u64)> {
+        let mut v: Vec<(&str, u64)> = self
+            .by_name
+            .iter()
+            .filter(|(n, _)| !NO_KERNEL.contains(&n.as_str()))
+            .map(|(n, c)| (n.as_str(), *c))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+/// Runs `f` while counting the ATen operators it calls, on every thread
+/// (the autograd engine's included); one count at a time per process.
+pub fn count_ops<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, OpCounts)> {
+    let mut counts = OpCounts::default();
+    let out = paired(
+        // SAFETY: no arguments; an error message when a count is running.
+        || check(unsafe { chestcam_op_count_start() }, "ATen operator count"),
+        f,
+        |_| {
+            let mut text: *mut c_char = std::ptr::null_mut();
+            // SAFETY: the shim writes a NUL-terminated copy into `text`,
+            // freed once here.
+            check(
+                unsafe { chestcam_op_count_stop(&mut text) },
+                "ATen operator count",
+            )?;
+            let table = unsafe {
+                let t = std::ffi::CStr::from_ptr(text)
+                    .to_string_lossy()
+                    .into_owned();
+                chestcam_free_message(text);
+                t
+            };
+            for line in table.lines() {
+                if let Some((name, n)) = line.split_once('\t') {
+                    let n = n.parse().unwrap_or_default();
+                    match name {
+                        "(calls)" => counts.calls = n,
+                        _ => {
+                            counts.by_name.insert(name.to_string(), n);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok((out, counts))
 }
