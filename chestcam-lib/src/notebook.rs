@@ -491,7 +491,7 @@ impl LoadedRun {
             "text/html",
             &format!(
                 "<p>{}</p><p>Data: <b>{}</b></p>",
-                escape(&self.note),
+                escape(&self.note).replace('\n', "<br>"),
                 escape(&self.data.provenance.to_string())
             ),
         );
