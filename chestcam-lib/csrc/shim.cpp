@@ -191,7 +191,8 @@ char *chestcam_autocast_exit(int cuda, int prev) {
     }
 }
 
-// Starts counting the leaf ATen operators that any thread calls.
+// Starts counting the ATen operator calls of every thread (see the counter
+// above for which are counted by name).
 char *chestcam_op_count_start() {
     try {
         std::lock_guard<std::mutex> g(op_mutex);

@@ -597,13 +597,14 @@ struct PhantomArgs {
 }
 
 /// Refuses data of another size than the model was trained on, and says
-/// so when `split` holds other images than the run recorded for it.
+/// so when `split` holds other images than the run recorded for it (the
+/// check is returned for outputs that record it).
 fn same_data(
     run: &std::path::Path,
     data: &chestcam::data::Dataset,
     meta: &chestcam::train::CheckpointMeta,
     split: chestcam::data::SplitName,
-) -> chestcam::Result<()> {
+) -> chestcam::Result<chestcam::train::SplitCheck> {
     if data.size != meta.size {
         return Err(chestcam::Error::invalid(
             "data",
@@ -613,10 +614,11 @@ fn same_data(
             ),
         ));
     }
-    if let Some(note) = chestcam::train::other_data_note(run, meta, data, split) {
+    let check = chestcam::train::SplitCheck::of(meta, data, split);
+    if let Some(note) = check.note(run, data) {
         chestcam::note!("{note}");
     }
-    Ok(())
+    Ok(check)
 }
 
 /// Prints `v` as pretty JSON on stdout.
@@ -842,22 +844,20 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let mut progress = chestcam::progress::auto();
             let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
                 .load(progress.as_mut())?;
-            same_data(&a.run, &data, &meta, split)?;
+            let check = same_data(&a.run, &data, &meta, split)?;
             let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
             if a.json {
                 // The evaluation, with what was evaluated on what.
                 let mut v = serde_json::to_value(&e)
                     .map_err(|e| chestcam::Error::invalid("json", e.to_string()))?;
                 if let Some(o) = v.as_object_mut() {
-                    let sp = chestcam::data::SplitFingerprint::of(data.split(split));
-                    let same = chestcam::train::same_split_as_run(&meta, &data, split);
                     for (k, val) in [
                         ("checkpoint", serde_json::json!(a.checkpoint.to_string())),
                         ("epoch", serde_json::json!(meta.epoch)),
                         ("data", serde_json::json!(data.provenance.source)),
                         ("split", serde_json::json!(split)),
-                        ("split_fingerprint", serde_json::json!(sp)),
-                        ("same_split_as_run", serde_json::json!(same)),
+                        ("split_fingerprint", serde_json::json!(check.now)),
+                        ("same_split_as_run", serde_json::json!(check.same_as_run())),
                     ] {
                         o.insert(k.to_string(), val);
                     }

@@ -471,7 +471,8 @@ pub fn load_run_or_train(settings: &Settings) -> Result<LoadedRun> {
     let (model, meta) = crate::train::load_model(&run, crate::train::Checkpoint::Best, device)?;
     // Data that is not the run's own (phantoms in place of ChestMNIST, or a
     // file changed since training) is said, not shown as the run's.
-    let other = crate::train::other_data_note(&run, &meta, &data, crate::data::SplitName::Test);
+    let other =
+        crate::train::SplitCheck::of(&meta, &data, crate::data::SplitName::Test).note(&run, &data);
     let note = [Some(note), banner, other]
         .into_iter()
         .flatten()

@@ -348,24 +348,23 @@ const NO_KERNEL: [&str; 24] = [
 ];
 
 impl OpCounts {
-    /// Operator calls that run a kernel (all of `by_name` but
-    /// [`NO_KERNEL`]).
-    pub fn kernels(&self) -> u64 {
+    /// The operators that run a kernel (all of `by_name` but
+    /// [`NO_KERNEL`]), with their counts.
+    fn kernel_ops(&self) -> impl Iterator<Item = (&str, u64)> {
         self.by_name
             .iter()
             .filter(|(n, _)| !NO_KERNEL.contains(&n.as_str()))
-            .map(|(_, c)| c)
-            .sum()
+            .map(|(n, c)| (n.as_str(), *c))
+    }
+
+    /// Operator calls that run a kernel.
+    pub fn kernels(&self) -> u64 {
+        self.kernel_ops().map(|(_, c)| c).sum()
     }
 
     /// Kernel operators by count, most first (ties by name).
     pub fn top(&self, n: usize) -> Vec<(&str, u64)> {
-        let mut v: Vec<(&str, u64)> = self
-            .by_name
-            .iter()
-            .filter(|(n, _)| !NO_KERNEL.contains(&n.as_str()))
-            .map(|(n, c)| (n.as_str(), *c))
-            .collect();
+        let mut v: Vec<(&str, u64)> = self.kernel_ops().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         v.truncate(n);
         v

@@ -51,6 +51,22 @@ fn data_summary_on_real_xrays() {
         s.contains("CRC-32 of pixels and labels: train 9c7b9ab9, val a01578b0, test f84cadcb"),
         "{s}"
     );
+    // The same at 64 px (the script on nih1000_64.npz).
+    let out = chestcam()
+        .args([
+            "data",
+            "--source",
+            &nih().replace("nih1000.npz", "nih1000_64.npz"),
+        ])
+        .arg("--summary")
+        .output()
+        .unwrap();
+    ok(&out);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("CRC-32 of pixels and labels: train ec7fe348, val d0744f74, test da3f00ab"),
+        "{s}"
+    );
 }
 
 #[test]

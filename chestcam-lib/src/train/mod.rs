@@ -464,10 +464,9 @@ pub fn check_resume_data(run: &Path, data: &Dataset) -> Result<()> {
         ));
     }
     let splits = [crate::data::SplitName::Train, crate::data::SplitName::Val];
-    let now = data.fingerprint();
     if let Some((split, was, is)) = meta
         .fingerprint
-        .and_then(|f| f.first_difference(&now, &splits))
+        .and_then(|f| f.first_difference(&data.fingerprint(), &splits))
     {
         return Err(Error::invalid(
             "data",
@@ -481,39 +480,46 @@ pub fn check_resume_data(run: &Path, data: &Dataset) -> Result<()> {
     Ok(())
 }
 
-/// Whether `split` of `data` holds the images the checkpoint (`meta`)
-/// recorded for it; `None` when it recorded no fingerprint (written before
-/// chestcam did).
-pub fn same_split_as_run(
-    meta: &CheckpointMeta,
-    data: &Dataset,
-    split: crate::data::SplitName,
-) -> Option<bool> {
-    let was = meta.fingerprint?;
-    Some(*was.split(split) == crate::data::SplitFingerprint::of(data.split(split)))
+/// One split of a data set against what a run's checkpoint recorded for
+/// it: its fingerprint taken once, for the JSON and the note alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitCheck {
+    pub split: crate::data::SplitName,
+    /// The split's fingerprint now.
+    pub now: crate::data::SplitFingerprint,
+    /// What the checkpoint recorded for it (`None` in checkpoints written
+    /// before chestcam recorded fingerprints).
+    pub recorded: Option<crate::data::SplitFingerprint>,
 }
 
-/// A line for a user who evaluates or explains `run`'s model (`meta`, the
-/// checkpoint's metadata) on `split` of `data`, when those images are not
-/// the ones the run recorded for that split ([`same_split_as_run`]): the
-/// numbers are then for other data.
-pub fn other_data_note(
-    run: &Path,
-    meta: &CheckpointMeta,
-    data: &Dataset,
-    split: crate::data::SplitName,
-) -> Option<String> {
-    if same_split_as_run(meta, data, split)? {
-        return None;
+impl SplitCheck {
+    pub fn of(meta: &CheckpointMeta, data: &Dataset, split: crate::data::SplitName) -> SplitCheck {
+        SplitCheck {
+            split,
+            now: crate::data::SplitFingerprint::of(data.split(split)),
+            recorded: meta.fingerprint.map(|f| *f.split(split)),
+        }
     }
-    let was = meta.fingerprint?;
-    Some(format!(
-        "note: the {split} split of {} is not the one {} recorded ({} then, {} here): these results are for other images than the run's own",
-        data.provenance,
-        run.display(),
-        was.split(split),
-        crate::data::SplitFingerprint::of(data.split(split))
-    ))
+
+    /// Whether the split holds the images the run recorded; `None` when it
+    /// recorded none.
+    pub fn same_as_run(&self) -> Option<bool> {
+        self.recorded.map(|r| r == self.now)
+    }
+
+    /// A line for a user who evaluates or explains `run`'s model on this
+    /// split of `data` when its images are not the ones the run recorded:
+    /// the numbers are then for other data.
+    pub fn note(&self, run: &Path, data: &Dataset) -> Option<String> {
+        let was = self.recorded.filter(|r| *r != self.now)?;
+        Some(format!(
+            "note: the {} split of {} is not the one {} recorded ({was} then, {} here): these results are for other images than the run's own",
+            self.split,
+            data.provenance,
+            run.display(),
+            self.now
+        ))
+    }
 }
 
 fn train_into_folder(
