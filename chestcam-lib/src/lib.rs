@@ -23,6 +23,7 @@ pub mod cam;
 pub mod choice;
 pub mod data;
 pub mod error;
+pub mod graphed;
 pub mod metrics;
 pub mod model;
 pub mod notebook;

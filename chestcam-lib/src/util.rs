@@ -182,10 +182,50 @@ pub fn upload(t: &tch::Tensor, device: tch::Device) -> Result<tch::Tensor> {
     Ok(t.f_to_device_(device, t.kind(), true, false)?)
 }
 
-/// `labels` as an int64 index tensor on `device`, [`upload`]ed.
+/// Label lists whose device index tensors [`label_indices`] keeps.
+const KEPT_LABEL_LISTS: usize = 64;
+
+type KeptIndices = Vec<((Vec<usize>, tch::Device), tch::Tensor)>;
+
+thread_local! {
+    static LABEL_INDICES: std::cell::RefCell<KeptIndices> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `labels` as an int64 index tensor on `device`, [`upload`]ed. On CUDA
+/// the tensor of each label list is made once per thread and kept (up to
+/// [`KEPT_LABEL_LISTS`] lists; the device is synchronised before they are
+/// dropped, since a kernel queued on another stream may still read one):
+/// a CAM call captured as a CUDA graph may not copy from host memory, so
+/// its warm-up calls make the indices that the capture then reuses. The
+/// tensor is shared: read it, never write to it.
 pub fn label_indices(labels: &[usize], device: tch::Device) -> Result<tch::Tensor> {
-    let idx = tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
-    upload(&idx, device)
+    let make = || {
+        let idx =
+            tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
+        upload(&idx, device)
+    };
+    if !device.is_cuda() {
+        return make();
+    }
+    LABEL_INDICES.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if let Some((_, t)) = kept
+            .iter()
+            .find(|((l, d), _)| l.as_slice() == labels && *d == device)
+        {
+            return Ok(t.shallow_clone());
+        }
+        if kept.len() >= KEPT_LABEL_LISTS {
+            for d in kept.iter().map(|((_, d), _)| *d).collect::<Vec<_>>() {
+                sync(d);
+            }
+            kept.clear();
+        }
+        let t = make()?;
+        kept.push(((labels.to_vec(), device), t.shallow_clone()));
+        Ok(t)
+    })
 }
 
 /// Row `labels[i]` of the `n x n` identity for each `i` (`[labels.len(), n]`,

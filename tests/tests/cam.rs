@@ -536,3 +536,106 @@ fn upsampling_maps_as_channels_equals_the_plain_path() {
             .to_string();
     assert!(err.contains("expected [batch, labels, h, w]"), "{err}");
 }
+
+#[test]
+fn a_cam_graph_gives_each_batch_its_own_maps_on_two_models() {
+    use chestcam::cam::graph::{not_capturable, CamGraph};
+    use chestcam::graphed::WARMUP_CALLS;
+    // On the CPU the graph is emulated: the same copies in and out and
+    // the same static tensors overwritten in place by each "replay" as on
+    // CUDA, where the device script (`chestcam bench`'s graph rows)
+    // compares the replayed maps with eager ones on the card.
+    tch::manual_seed(3);
+    let cases: [(Stem, i64, Method, Vec<Stage>, Vec<usize>, Smooth); 4] = [
+        (
+            Stem::Small,
+            28,
+            Method::GradCam,
+            vec![Stage::Layer4],
+            vec![],
+            Smooth::default(),
+        ),
+        (
+            Stem::Small,
+            28,
+            Method::FinerCam,
+            vec![Stage::Layer3, Stage::Layer4],
+            vec![2, 7, 13],
+            Smooth {
+                eigen: true,
+                aug: AugSmooth::Off,
+            },
+        ),
+        (
+            Stem::Imagenet,
+            64,
+            Method::EigenGradCam,
+            vec![Stage::Layer4],
+            vec![],
+            Smooth {
+                eigen: false,
+                aug: AugSmooth::ShiftsBrightness,
+            },
+        ),
+        (
+            Stem::Imagenet,
+            64,
+            Method::ShapleyCam,
+            vec![Stage::Layer3],
+            vec![0, 5],
+            Smooth::default(),
+        ),
+    ];
+    for (stem, size, method, stages, labels, smooth) in cases {
+        let model = Model::new(stem, size as usize, Device::Cpu).unwrap();
+        let batch = |k: i64| {
+            Tensor::randn([2, 1, size, size], (Kind::Float, Device::Cpu)).f_add_scalar(k as f64 * 0.1)
+        };
+        let first = batch(0).unwrap();
+        let mut g = CamGraph::new(&model, &first, method, &stages, &labels, 8, smooth).unwrap();
+        let mut kept = Vec::new();
+        for k in 0..(WARMUP_CALLS as i64 + 2) {
+            let x = if k == 0 { first.shallow_clone() } else { batch(k).unwrap() };
+            let got = g.compute(&x).unwrap();
+            assert_eq!(g.captured(), k >= WARMUP_CALLS as i64);
+            let want = compute_stages_with(&model, &x, method, &stages, &labels, 8, smooth).unwrap();
+            let what = format!("{method:?} call {k}");
+            assert_eq!((got.stage, &got.labels), (want.stage, &want.labels), "{what}");
+            for (name, a, b) in [
+                ("maps", &got.maps, &want.maps),
+                ("low", &got.low, &want.low),
+                ("raw", &got.raw, &want.raw),
+                ("probs", &got.probs, &want.probs),
+            ] {
+                assert_eq!(a.size(), b.size(), "{what} {name}");
+                assert!(max_diff(a, b) < 1e-6, "{what} {name}: {}", max_diff(a, b));
+            }
+            kept.push((x, got.maps));
+        }
+        // Earlier results are the callers' own: later replays leave them be.
+        for (x, maps) in &kept {
+            let want = compute_stages_with(&model, x, method, &stages, &labels, 8, smooth).unwrap();
+            assert!(max_diff(maps, &want.maps) < 1e-6, "{method:?} kept maps");
+        }
+        let e = g
+            .compute(&Tensor::zeros([3, 1, size, size], (Kind::Float, Device::Cpu)))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("[3, 1,") && e.contains("run other shapes eagerly"), "{e}");
+    }
+    let model = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
+    let x = Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+    for m in [Method::AblationCam, Method::RandomCam, Method::ScoreCam] {
+        let e = CamGraph::new(&model, &x, m, &[Stage::Layer4], &[], 8, Smooth::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cannot be captured") && e.contains(m.name()), "{e}");
+        assert!(not_capturable(m).is_some());
+    }
+    assert_eq!(
+        Method::ALL.iter().filter(|m| not_capturable(**m).is_none()).count(),
+        Method::ALL.len() - 3
+    );
+}

@@ -17,6 +17,7 @@ pub mod explain;
 mod finer_cam;
 mod full_grad;
 mod grad_cam;
+pub mod graph;
 mod grad_cam_elementwise;
 mod grad_cam_plusplus;
 mod hires_cam;
