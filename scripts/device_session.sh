@@ -251,8 +251,10 @@ moved() {
 # STAGES picks and orders the stages (default: all, most important first).
 # The bench stages first: they print each CAM method's cost and GradCAM's
 # time by phase, the open question of issue 13 (run C of 2026-11-27 found
-# the upsampling at 0.8-1 ms; the changes made after it are unmeasured).
-for st in ${STAGES:-notebooks bench64 bench224 bench28 epoch28 moved auto64 trust_parity fp16 table64 memfull table28}; do
+# the upsampling at 0.8-1 ms; the changes made after it are unmeasured),
+# and each CAM call replayed as a CUDA graph (never yet run on a card; 28
+# px first, where the card waits on launches and the graph should count).
+for st in ${STAGES:-notebooks bench28 bench64 bench224 epoch28 moved auto64 trust_parity fp16 table64 memfull table28}; do
   case $st in
     notebooks) stage notebooks 40 150 notebooks ;;
     bench28 | bench64 | bench224) stage "$st" 40 150 bench "${st#bench}" ;;

@@ -598,6 +598,102 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
     Ok(t)
 }
 
+/// On CUDA: each capturable CAM method's call for all 14 labels of the
+/// batch replayed as one CUDA graph ([`crate::cam::graph::CamGraph`]),
+/// timed against its eager call and against a plain forward, eager and
+/// graphed, with the largest difference of its maps from the eager maps.
+/// Empty on the CPU (where a graph is only emulated). Run after [`run`]
+/// (its weights).
+pub fn cam_graph_rows(o: &BenchOptions) -> Result<String> {
+    let device = crate::model::parse_device(&o.device)?;
+    if !device.is_cuda() {
+        return Ok(String::new());
+    }
+    let methods: Vec<crate::cam::Method> = crate::cam::Method::ALL
+        .into_iter()
+        .filter(|m| crate::cam::graph::not_capturable(*m).is_none())
+        .collect();
+    cam_graphs(o, device, &methods)
+}
+
+/// [`cam_graph_rows`] on any device, for `methods`.
+fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) -> Result<String> {
+    use crate::cam::{graph::CamGraph, Smooth};
+    use crate::graphed::{Graphed, WARMUP_CALLS};
+    let data = Dataset::from_npz(bench_npz(o))?;
+    let mut model = Model::new(Stem::default_for(data.size), data.size, device)?;
+    model.load(o.out.join("init.safetensors"))?;
+    let x = data
+        .train
+        .head(o.batch.min(data.train.len()))
+        .images_tensor(device)?;
+    // Enough warm-up for the eager calls, the capture and a replay.
+    let warmup = o.warmup.max(WARMUP_CALLS + 2);
+    // Forwards three times as often, as in `run` (they are cheap).
+    let timed = |reps: usize, f: &mut dyn FnMut() -> Result<()>| {
+        median_secs(warmup, reps, || {
+            f()?;
+            sync(device);
+            Ok(())
+        })
+    };
+    let forward = timed(3 * o.reps, &mut || {
+        let _ = model.logits(&x);
+        Ok(())
+    })?;
+    let mut g = Graphed::new(&[&x])?;
+    let forward_graph = timed(3 * o.reps, &mut || {
+        g.call(&[&x], |ins| Ok(vec![model.logits(&ins[0])]))?;
+        Ok(())
+    })?;
+    let mut t = format!(
+        "\nCAM calls as one CUDA graph, all 14 labels of {} images (layer4), medians of {} calls ({} for the forwards): plain forward {:.3} ms eager, {:.3} ms graphed\n",
+        x.size()[0],
+        o.reps,
+        3 * o.reps,
+        forward * 1e3,
+        forward_graph * 1e3
+    );
+    for &method in methods {
+        let row = (|| -> Result<String> {
+            let call = || crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64);
+            let eager = timed(o.reps, &mut || call().map(|_| ()))?;
+            let mut cg = CamGraph::new(
+                &model,
+                &x,
+                method,
+                &[Stage::Layer4],
+                &[],
+                64,
+                Smooth::default(),
+            )?;
+            let graphed = timed(o.reps, &mut || cg.compute(&x).map(|_| ()))?;
+            // A replay after the timed ones, against a fresh eager call.
+            let diff = cg
+                .compute(&x)?
+                .maps
+                .f_sub(&call()?.maps)?
+                .f_abs()?
+                .f_max()?
+                .f_double_value(&[])?;
+            Ok(format!(
+                "{:<22} graph {:>8.3} ms, eager {:>8.3} ms ({:.1}x); {:.2} eager forwards, {:.2} graphed forwards; max |maps - eager maps| {diff:.1e}\n",
+                method.name(),
+                graphed * 1e3,
+                eager * 1e3,
+                eager / graphed,
+                graphed / forward,
+                graphed / forward_graph
+            ))
+        })();
+        t.push_str(&match row {
+            Ok(r) => r,
+            Err(e) => format!("{:<22} failed: {e}\n", method.name()),
+        });
+    }
+    Ok(t)
+}
+
 /// On CUDA: every CAM method's maps on the device against the same
 /// weights' maps on the CPU (the first 8 images of the batch, all 14
 /// labels, layer4): the device paths (the channels-last upsampling, the
@@ -877,6 +973,26 @@ mod data_tests {
         assert_eq!(rows.len(), crate::cam::Method::ALL.len() - 3, "{rows:?}");
         for r in rows {
             assert!(r.contains("max |difference| 0.00e0, 0 of 42 maps"), "{r}");
+        }
+        // The CUDA-graph rows, emulated here: the maps are the eager ones.
+        let small = BenchOptions {
+            batch: 4,
+            ..o.clone()
+        };
+        let rows = cam_graphs(
+            &small,
+            Device::Cpu,
+            &[crate::cam::Method::GradCam, crate::cam::Method::EigenCam],
+        )
+        .unwrap();
+        let rows: Vec<&str> = rows.trim().lines().collect();
+        assert!(rows[0].contains("all 14 labels of 4 images"), "{rows:?}");
+        assert_eq!(rows.len(), 3, "{rows:?}");
+        for (r, name) in rows[1..].iter().zip(["GradCAM", "EigenCAM"]) {
+            assert!(
+                r.starts_with(name) && r.contains("max |maps - eager maps| 0.0e0"),
+                "{r}"
+            );
         }
         for size in [Some(4), Some(5000)] {
             let o = BenchOptions { size, ..o.clone() };

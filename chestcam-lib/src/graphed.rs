@@ -68,10 +68,7 @@ impl Graphed {
         };
         Ok(Graphed {
             graph,
-            inputs: examples
-                .iter()
-                .map(|t| copy_of(t))
-                .collect::<Result<_>>()?,
+            inputs: examples.iter().map(|t| copy_of(t)).collect::<Result<_>>()?,
             outputs: None,
             warmed: 0,
         })
@@ -222,11 +219,8 @@ mod tests {
         // Results returned before a later call are not overwritten by it.
         for (step, out) in kept.iter().enumerate() {
             let k = step as f64;
-            let want = square_plus(&[
-                a.f_add_scalar(k).unwrap(),
-                b.f_mul_scalar(k).unwrap(),
-            ])
-            .unwrap();
+            let want =
+                square_plus(&[a.f_add_scalar(k).unwrap(), b.f_mul_scalar(k).unwrap()]).unwrap();
             assert_eq!(out[0], want[0], "kept result of step {step}");
         }
         // The callers' inputs are not the graph's.

@@ -895,6 +895,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             // badly cannot take the table with it.
             emit(&chestcam::bench::graph_rows(&o, &report)?)?;
             emit(&chestcam::bench::cam_parity_rows(&o)?)?;
+            emit(&chestcam::bench::cam_graph_rows(&o)?)?;
         }
         Cmd::Trust(a) => trust(a)?,
         Cmd::Explain(a) => {

@@ -201,8 +201,7 @@ thread_local! {
 /// tensor is shared: read it, never write to it.
 pub fn label_indices(labels: &[usize], device: tch::Device) -> Result<tch::Tensor> {
     let make = || {
-        let idx =
-            tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
+        let idx = tch::Tensor::f_from_slice(&labels.iter().map(|&l| l as i64).collect::<Vec<_>>())?;
         upload(&idx, device)
     };
     if !device.is_cuda() {

@@ -546,7 +546,8 @@ fn a_cam_graph_gives_each_batch_its_own_maps_on_two_models() {
     // CUDA, where the device script (`chestcam bench`'s graph rows)
     // compares the replayed maps with eager ones on the card.
     tch::manual_seed(3);
-    let cases: [(Stem, i64, Method, Vec<Stage>, Vec<usize>, Smooth); 4] = [
+    type Case = (Stem, i64, Method, Vec<Stage>, Vec<usize>, Smooth);
+    let cases: [Case; 4] = [
         (
             Stem::Small,
             28,
@@ -589,18 +590,28 @@ fn a_cam_graph_gives_each_batch_its_own_maps_on_two_models() {
     for (stem, size, method, stages, labels, smooth) in cases {
         let model = Model::new(stem, size as usize, Device::Cpu).unwrap();
         let batch = |k: i64| {
-            Tensor::randn([2, 1, size, size], (Kind::Float, Device::Cpu)).f_add_scalar(k as f64 * 0.1)
+            Tensor::randn([2, 1, size, size], (Kind::Float, Device::Cpu))
+                .f_add_scalar(k as f64 * 0.1)
         };
         let first = batch(0).unwrap();
         let mut g = CamGraph::new(&model, &first, method, &stages, &labels, 8, smooth).unwrap();
         let mut kept = Vec::new();
         for k in 0..(WARMUP_CALLS as i64 + 2) {
-            let x = if k == 0 { first.shallow_clone() } else { batch(k).unwrap() };
+            let x = if k == 0 {
+                first.shallow_clone()
+            } else {
+                batch(k).unwrap()
+            };
             let got = g.compute(&x).unwrap();
             assert_eq!(g.captured(), k >= WARMUP_CALLS as i64);
-            let want = compute_stages_with(&model, &x, method, &stages, &labels, 8, smooth).unwrap();
+            let want =
+                compute_stages_with(&model, &x, method, &stages, &labels, 8, smooth).unwrap();
             let what = format!("{method:?} call {k}");
-            assert_eq!((got.stage, &got.labels), (want.stage, &want.labels), "{what}");
+            assert_eq!(
+                (got.stage, &got.labels),
+                (want.stage, &want.labels),
+                "{what}"
+            );
             for (name, a, b) in [
                 ("maps", &got.maps, &want.maps),
                 ("low", &got.low, &want.low),
@@ -618,11 +629,17 @@ fn a_cam_graph_gives_each_batch_its_own_maps_on_two_models() {
             assert!(max_diff(maps, &want.maps) < 1e-6, "{method:?} kept maps");
         }
         let e = g
-            .compute(&Tensor::zeros([3, 1, size, size], (Kind::Float, Device::Cpu)))
+            .compute(&Tensor::zeros(
+                [3, 1, size, size],
+                (Kind::Float, Device::Cpu),
+            ))
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("[3, 1,") && e.contains("run other shapes eagerly"), "{e}");
+        assert!(
+            e.contains("[3, 1,") && e.contains("run other shapes eagerly"),
+            "{e}"
+        );
     }
     let model = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
     let x = Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu));
@@ -631,11 +648,17 @@ fn a_cam_graph_gives_each_batch_its_own_maps_on_two_models() {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("cannot be captured") && e.contains(m.name()), "{e}");
+        assert!(
+            e.contains("cannot be captured") && e.contains(m.name()),
+            "{e}"
+        );
         assert!(not_capturable(m).is_some());
     }
     assert_eq!(
-        Method::ALL.iter().filter(|m| not_capturable(**m).is_none()).count(),
+        Method::ALL
+            .iter()
+            .filter(|m| not_capturable(**m).is_none())
+            .count(),
         Method::ALL.len() - 3
     );
 }

@@ -30,6 +30,8 @@ pub struct CamGraph<'m> {
     labels: Vec<usize>,
     chunk: usize,
     smooth: Smooth,
+    /// The result's stage and labels, from the last call that ran on the host.
+    meta: Option<(Stage, Vec<usize>)>,
 }
 
 impl<'m> CamGraph<'m> {
@@ -62,6 +64,7 @@ impl<'m> CamGraph<'m> {
             labels: labels.to_vec(),
             chunk,
             smooth,
+            meta: None,
         })
     }
 
@@ -77,28 +80,23 @@ impl<'m> CamGraph<'m> {
             self.chunk,
             self.smooth,
         );
-        // Stage and labels of the result: known on the host, not captured.
+        // The result's stage and labels are host values: noted whenever the
+        // call runs on the host (every warm-up call and the capture) and
+        // reused by the replays, which run none of its host code.
         let mut meta = None;
         let out = self.graphed.call(&[&x], |ins| {
             let r = compute_stages_with(model, &ins[0], method, stages, labels, chunk, smooth)?;
             meta = Some((r.stage, r.labels.clone()));
             Ok(vec![r.probs, r.raw, r.low, r.maps])
         })?;
-        let (stage, labels) = match meta {
-            Some(m) => m,
-            // A replay runs no host code: the result names what the
-            // capture computed.
-            None => (
-                stages
-                    .first()
-                    .copied()
-                    .ok_or_else(|| Error::invalid("stages", "none given"))?,
-                if labels.is_empty() {
-                    (0..crate::data::registry::NUM_LABELS).collect()
-                } else {
-                    labels.clone()
-                },
-            ),
+        if meta.is_some() {
+            self.meta = meta;
+        }
+        let Some((stage, labels)) = self.meta.clone() else {
+            return Err(Error::invalid(
+                "CUDA graph",
+                "a replay before any eager call",
+            ));
         };
         let [probs, raw, low, maps]: [Tensor; 4] = out
             .try_into()
