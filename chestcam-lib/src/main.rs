@@ -621,6 +621,14 @@ fn same_data(
     Ok(check)
 }
 
+/// `p` as an absolute path without `..` or links, for the records.
+fn full_path(p: &std::path::Path) -> chestcam::Result<String> {
+    Ok(std::fs::canonicalize(p)
+        .map_err(|e| chestcam::Error::io(p, e))?
+        .display()
+        .to_string())
+}
+
 /// Prints `v` as pretty JSON on stdout.
 fn print_json<T: serde::Serialize>(v: &T) -> chestcam::Result<()> {
     let text = serde_json::to_string_pretty(v)
@@ -982,9 +990,20 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 }
                 chestcam::cam::explain::refuse_existing(&paths)?;
             }
+            // What each JSON was made from; the image's own entry is added below.
+            let mut context = serde_json::json!({
+                "run": full_path(&a.run)?,
+                "checkpoint": a.checkpoint.to_string(),
+                "epoch": meta.epoch,
+                "stages": stages.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                "eigen_smooth": a.eigen_smooth,
+                "aug_smooth": chestcam::choice::Choice::name(a.aug_smooth),
+            });
+            let mut images: Vec<(&str, serde_json::Value)> = Vec::new();
             let ex = if let Some(path) = &a.image {
                 let name = image_name.clone().unwrap_or_default();
                 let pixels = load_xray(path, meta.size)?;
+                images.push(("image", serde_json::json!(full_path(path)?)));
                 let names = [name];
                 let input = chestcam::viz::viewer::ViewerInput::Pixels {
                     pixels: &pixels,
@@ -1001,21 +1020,48 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let mut progress = chestcam::progress::auto();
                 let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
                     .load(progress.as_mut())?;
-                same_data(&a.run, &data, &meta, split)?;
+                let check = same_data(&a.run, &data, &meta, split)?;
                 let sp = data.split(split);
                 let idx: Vec<usize> = match (a.index, a.first) {
                     (Some(i), _) => vec![i],
                     (None, Some(n)) => (0..n.min(sp.len())).collect(),
                     (None, None) => return Err(chestcam::Error::invalid("explain", WHICH_IMAGES)),
                 };
+                if let Some(c) = context.as_object_mut() {
+                    for (k, v) in [
+                        ("data", serde_json::json!(data.provenance.source)),
+                        ("split", serde_json::json!(split)),
+                        ("split_fingerprint", serde_json::json!(check.now)),
+                        ("same_split_as_run", serde_json::json!(check.same_as_run())),
+                    ] {
+                        c.insert(k.into(), v);
+                    }
+                }
+                images.extend(idx.iter().map(|&i| ("index", serde_json::json!(i))));
                 let input = chestcam::viz::viewer::ViewerInput::Split {
                     split: sp,
                     idx: &idx,
                 };
                 explain_input(&model, &input, &methods, &html_stages, &opts, &a)?
             };
-            for e in &ex {
-                for p in e.write(&a.out, opts.gif_frames, opts.gif_delay_ms, a.overwrite)? {
+            if images.len() != ex.len() {
+                return Err(chestcam::Error::invalid(
+                    "explain",
+                    format!("{} images but {} explanations", images.len(), ex.len()),
+                ));
+            }
+            for (e, (key, value)) in ex.iter().zip(images) {
+                let mut c = context.clone();
+                if let Some(o) = c.as_object_mut() {
+                    o.insert(key.into(), value);
+                }
+                for p in e.write(
+                    &a.out,
+                    opts.gif_frames,
+                    opts.gif_delay_ms,
+                    a.overwrite,
+                    Some(&c),
+                )? {
                     say!("{}", p.display());
                 }
                 if let Some(m) = maps_out {

@@ -347,6 +347,32 @@ fn explain_writes_panels_gifs_and_json() {
         serde_json::from_str(&std::fs::read_to_string(ex.join("test_1.json")).unwrap()).unwrap();
     assert_eq!(j["probabilities"].as_object().unwrap().len(), 14);
     assert_eq!(j["shown"].as_array().unwrap().len(), 2);
+    // What the JSON was made from: run, checkpoint, image, stages.
+    let c = &j["context"];
+    assert_eq!(
+        c["run"],
+        std::fs::canonicalize(&run).unwrap().display().to_string()
+    );
+    assert_eq!(
+        (&c["checkpoint"], &c["split"], &c["index"], &c["stages"]),
+        (
+            &serde_json::json!("best"),
+            &serde_json::json!("test"),
+            &serde_json::json!(1),
+            &serde_json::json!(["layer4"])
+        ),
+        "{c}"
+    );
+    assert!(
+        c["epoch"].as_u64().is_some() && c["data"].is_string(),
+        "{c}"
+    );
+    assert_eq!(c["same_split_as_run"], true, "{c}");
+    assert_eq!(
+        c["split_fingerprint"]["crc32"].as_str().map(str::len),
+        Some(8),
+        "{c}"
+    );
     // --html: one page with both images, two methods, two stages, every
     // label; it is refused like any other earlier output.
     let page_args = [
@@ -555,6 +581,21 @@ print(d["labels"].tolist(), diff)
         serde_json::from_str(&std::fs::read_to_string(ex.join("mine.jpg.json")).unwrap()).unwrap();
     assert_eq!(j["shown"], serde_json::json!(["effusion", "nodule"]));
     assert_eq!(j["method"], "GradCAM++");
+    let c = &j["context"];
+    assert_eq!(
+        c["image"],
+        std::fs::canonicalize(&jpg).unwrap().display().to_string()
+    );
+    assert_eq!(
+        (&c["stages"], &c["eigen_smooth"], &c["aug_smooth"]),
+        (
+            &serde_json::json!(["layer3", "layer4"]),
+            &serde_json::json!(true),
+            &serde_json::json!("shifts")
+        ),
+        "{c}"
+    );
+    assert!(c.get("split").is_none() && c.get("index").is_none(), "{c}");
     // Names keep their script and extension, so they cannot collide; an
     // earlier output is never replaced silently; stdout lists what was written.
     let gray = image::GrayImage::from_fn(64, 64, |x, y| image::Luma([((x * y) % 256) as u8]));

@@ -7,13 +7,16 @@ use std::path::Path;
 impl Explanation {
     /// Writes `<name>_panel.png`, `<name>_fade.gif`, `<name>_labels.gif`
     /// and `<name>.json` (probabilities per label) into `dir`; refuses to
-    /// replace an existing file unless `overwrite`.
+    /// replace an existing file unless `overwrite`. `context` (what was
+    /// explained with what: run, checkpoint, image, stages) goes into the
+    /// JSON as its `context` entry.
     pub fn write(
         &self,
         dir: &Path,
         frames: usize,
         delay_ms: u32,
         overwrite: bool,
+        context: Option<&serde_json::Value>,
     ) -> Result<Vec<std::path::PathBuf>> {
         let paths = output_paths(dir, &self.name);
         if !overwrite {
@@ -29,7 +32,7 @@ impl Explanation {
             .zip(&self.probs)
             .map(|(l, p)| (l.to_string(), serde_json::json!(p)))
             .collect();
-        let v = serde_json::json!({
+        let mut v = serde_json::json!({
             "name": self.name, "method": self.method, "size": self.size,
             "probabilities": probs,
             "truth": self.truth.as_ref().map(|t| LABELS.iter().zip(t).filter(|(_, v)| **v == 1).map(|(l, _)| l.to_string()).collect::<Vec<_>>()),
@@ -41,6 +44,9 @@ impl Explanation {
                 "beats_random": t.beats_random(),
             }))).collect::<serde_json::Map<String, serde_json::Value>>(),
         });
+        if let (Some(c), Some(o)) = (context, v.as_object_mut()) {
+            o.insert("context".into(), c.clone());
+        }
         let text =
             serde_json::to_string_pretty(&v).map_err(|e| Error::invalid("json", e.to_string()))?;
         crate::util::write_atomic(json, text.as_bytes())?;
