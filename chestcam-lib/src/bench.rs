@@ -646,8 +646,17 @@ fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) 
         g.call(&[&x], |ins| Ok(vec![model.logits(&ins[0])]))?;
         Ok(())
     })?;
+    // The graphed forward on another input than the one it was captured with.
+    let reversed = x.f_flip([0i64])?;
+    let logits_diff = g
+        .call(&[&reversed], |ins| Ok(vec![model.logits(&ins[0])]))?
+        .remove(0)
+        .f_sub(&model.logits(&reversed))?
+        .f_abs()?
+        .f_max()?
+        .f_double_value(&[])?;
     let mut t = format!(
-        "\nCAM calls as one CUDA graph, all 14 labels of {} images (layer4), medians of {} calls ({} for the forwards): plain forward {:.3} ms eager, {:.3} ms graphed\n",
+        "\nCAM calls as one CUDA graph, all 14 labels of {} images (layer4), medians of {} calls ({} for the forwards): plain forward {:.3} ms eager, {:.3} ms graphed (max |logits - eager logits| {logits_diff:.1e})\n",
         x.size()[0],
         o.reps,
         3 * o.reps,
@@ -656,8 +665,9 @@ fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) 
     );
     for &method in methods {
         let row = (|| -> Result<String> {
-            let call = || crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64);
-            let eager = timed(o.reps, &mut || call().map(|_| ()))?;
+            let eager = timed(o.reps, &mut || {
+                crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64).map(|_| ())
+            })?;
             let mut cg = CamGraph::new(
                 &model,
                 &x,
@@ -668,16 +678,25 @@ fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) 
                 Smooth::default(),
             )?;
             let graphed = timed(o.reps, &mut || cg.compute(&x).map(|_| ()))?;
-            // A replay after the timed ones, against a fresh eager call.
-            let diff = cg
-                .compute(&x)?
-                .maps
-                .f_sub(&call()?.maps)?
-                .f_abs()?
-                .f_max()?
-                .f_double_value(&[])?;
+            // Two replays after the timed ones, of the batch and of the
+            // batch in reverse order (a replay must read its new input),
+            // each against an eager call; the first is read after the
+            // second replay (it must not be the graph's own output).
+            let (first, second) = (cg.compute(&x)?, cg.compute(&reversed)?);
+            let eager_of =
+                |input: &Tensor| crate::cam::compute(&model, input, method, Stage::Layer4, &[], 64);
+            let mut diff = 0f64;
+            for (got, input) in [(&first, &x), (&second, &reversed)] {
+                let d = got
+                    .maps
+                    .f_sub(&eager_of(input)?.maps)?
+                    .f_abs()?
+                    .f_max()?
+                    .f_double_value(&[])?;
+                diff = diff.max(d);
+            }
             Ok(format!(
-                "{:<22} graph {:>8.3} ms, eager {:>8.3} ms ({:.1}x); {:.2} eager forwards, {:.2} graphed forwards; max |maps - eager maps| {diff:.1e}\n",
+                "{:<22} graph {:>8.3} ms, eager {:>8.3} ms ({:.1}x); {:.2} eager forwards, {:.2} graphed forwards; max |maps - eager maps| {diff:.1e} (two batches)\n",
                 method.name(),
                 graphed * 1e3,
                 eager * 1e3,
@@ -986,11 +1005,15 @@ mod data_tests {
         )
         .unwrap();
         let rows: Vec<&str> = rows.trim().lines().collect();
-        assert!(rows[0].contains("all 14 labels of 4 images"), "{rows:?}");
+        assert!(
+            rows[0].contains("all 14 labels of 4 images")
+                && rows[0].contains("max |logits - eager logits| 0.0e0"),
+            "{rows:?}"
+        );
         assert_eq!(rows.len(), 3, "{rows:?}");
         for (r, name) in rows[1..].iter().zip(["GradCAM", "EigenCAM"]) {
             assert!(
-                r.starts_with(name) && r.contains("max |maps - eager maps| 0.0e0"),
+                r.starts_with(name) && r.contains("max |maps - eager maps| 0.0e0 (two batches)"),
                 "{r}"
             );
         }
