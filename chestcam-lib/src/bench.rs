@@ -807,7 +807,14 @@ fn road_row(o: &BenchOptions, model: &Model, x: &Tensor, init: &Path) -> Result<
         noise: 0.0,
         ..RoadSettings::default()
     };
-    let ours = road(model, &xr, &maps, &labels, &settings, 256)?;
+    let ours = road(
+        model,
+        &xr,
+        &maps,
+        &labels,
+        &settings,
+        crate::trust::Forwards::fp32(256),
+    )?;
     let secs = t.elapsed().as_secs_f64();
     let path = o.out.join("road_maps.safetensors");
     Tensor::write_safetensors(&[("input", &xr), ("maps", &maps)], &path)

@@ -751,6 +751,8 @@ fn trust_writes_its_report_and_refuses_bad_input() {
             "4",
             "--device",
             "cpu",
+            "--precision",
+            "bf16",
             "--run",
         ])
         .arg(&run)
@@ -785,6 +787,8 @@ fn trust_writes_its_report_and_refuses_bad_input() {
     assert_eq!(names, ["GradCAM", "EigenCAM", "RandomCAM", "CentrePrior"]);
     assert_eq!(j["truth"], "phantom masks (regenerated)");
     assert_eq!(j["labels"], serde_json::json!(["effusion", "infiltration"]));
+    // The perturbed images' forwards ran in bf16, and the report says so.
+    assert_eq!(j["precision"], "bf16");
     let road = &j["sources"][0]["metrics"]
         .as_array()
         .unwrap()
@@ -794,7 +798,9 @@ fn trust_writes_its_report_and_refuses_bad_input() {
     assert_eq!(road.as_array().unwrap().len(), 6);
     let md = std::fs::read_to_string(report.join("trust.md")).unwrap();
     assert!(
-        md.contains("| RandomCAM (baseline) |") && md.contains("pointing_game"),
+        md.contains("| RandomCAM (baseline) |")
+            && md.contains("pointing_game")
+            && md.contains("forwards in bf16 autocast"),
         "{md}"
     );
     // explain's JSON carries each map's trust line.

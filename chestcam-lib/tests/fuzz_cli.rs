@@ -195,6 +195,7 @@ fn bad_arguments_to_every_subcommand_fail_in_one_clean_line_and_change_nothing()
         with(&tr, &["--labels", "flu"]),
         with(&tr, &["--metrics", "bogus"]),
         with(&tr, &["--steps", "0"]),
+        with(&tr, &["--precision", "fp64"]),
         with(&tr, &["--noise", "-1"]),
         with(&tr, &["--tolerance", "-5"]),
         with(&tr, &["--masks", "/nope/m.npz"]),

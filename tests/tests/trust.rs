@@ -12,7 +12,7 @@ use chestcam::data::SplitName;
 use chestcam::model::{Model, Stem};
 use chestcam::trust::report::{run, Check, TrustOptions, Truth};
 use chestcam::trust::{
-    boxes, confidence, deletion, mass, otsu, pointing, road, similarity, Scores,
+    boxes, confidence, deletion, mass, otsu, pointing, road, similarity, Forwards, Scores,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,55 @@ fn spread(t: &Tensor) -> f64 {
 }
 
 #[test]
+fn bf16_forwards_stay_near_fp32_on_two_models() {
+    // `trust --precision bf16`: the perturbed images' forwards under bf16
+    // autocast. They must really run in bf16 (the numbers move) and stay
+    // near fp32, whose numbers equal the references (the test below).
+    let dir = fixture_dir();
+    let bf16 = Forwards {
+        chunk: 64,
+        precision: chestcam::train::Precision::Bf16,
+    };
+    for (case, size) in [("a", 28), ("b", 64)] {
+        let mut model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
+        model
+            .load(dir.join(format!("{case}_weights.safetensors")))
+            .unwrap();
+        let e = load(&dir, &format!("{case}_expected.safetensors"));
+        let (x, maps) = (&e["input"], &e["maps"]);
+        let settings = road::RoadSettings {
+            noise: 0.0,
+            ..Default::default()
+        };
+        let mut pairs = Vec::new();
+        let d32 =
+            deletion::deletion_insertion(&model, x, maps, &LABELS, 8, Forwards::fp32(64)).unwrap();
+        let d16 = deletion::deletion_insertion(&model, x, maps, &LABELS, 8, bf16).unwrap();
+        pairs.push(("deletion curves", d32.deletion, d16.deletion));
+        pairs.push(("insertion curves", d32.insertion, d16.insertion));
+        pairs.push(("deletion AUC", d32.deletion_auc, d16.deletion_auc));
+        let r32 = road::road(&model, x, maps, &LABELS, &settings, Forwards::fp32(64)).unwrap();
+        let r16 = road::road(&model, x, maps, &LABELS, &settings, bf16).unwrap();
+        pairs.push(("ROAD combined", r32.combined, r16.combined));
+        pairs.push(("ROAD MoRF", r32.morf, r16.morf));
+        let c32 =
+            confidence::confidence_change(&model, x, maps, &LABELS, Forwards::fp32(64)).unwrap();
+        let c16 = confidence::confidence_change(&model, x, maps, &LABELS, bf16).unwrap();
+        pairs.push(("confidence change", c32.change, c16.change));
+        for (what, a, b) in pairs {
+            let d = max_diff(&a, &b);
+            eprintln!("{case} {what}: max |bf16 - fp32| {d:.2e}");
+            assert!(d > 0.0, "{case} {what}: bf16 gave fp32's numbers exactly");
+            // Seen: at most 7.5e-3 (a probability on a curve), 3e-3 for an area.
+            assert!(
+                d < 0.015,
+                "{case} {what}: bf16 differs from fp32 by {d:.2e}"
+            );
+        }
+    }
+}
+
+#[test]
 fn every_metric_matches_its_reference_on_two_models_and_sizes() {
     let dir = fixture_dir();
     for (case, size) in [("a", 28), ("b", 64)] {
@@ -61,7 +110,7 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
             noise: 0.0,
             ties: road::Ties::Threshold,
         };
-        let r = road::road(&model, x, maps, &LABELS, &settings, 64).unwrap();
+        let r = road::road(&model, x, maps, &LABELS, &settings, Forwards::fp32(64)).unwrap();
         let (dm, dl) = (
             max_diff(&r.morf, &e["road_morf"]),
             max_diff(&r.lerf, &e["road_lerf"]),
@@ -80,14 +129,16 @@ fn every_metric_matches_its_reference_on_two_models_and_sizes() {
             assert!(dc < 1e-4, "ROADCombined {dc:.2e}");
         }
         // pytorch_grad_cam.metrics.cam_mult_image.CamMultImageConfidenceChange.
-        let c = confidence::confidence_change(&model, x, maps, &LABELS, 64).unwrap();
+        let c =
+            confidence::confidence_change(&model, x, maps, &LABELS, Forwards::fp32(64)).unwrap();
         let dcc = max_diff(&c.change, &e["conf_change"]);
         assert!(
             spread(&e["conf_change"]) > 0.01 && dcc < 1e-5,
             "{case}: confidence change {dcc:.2e}"
         );
         // The RISE loop of the fixture script, 8 steps.
-        let d = deletion::deletion_insertion(&model, x, maps, &LABELS, 8, 64).unwrap();
+        let d =
+            deletion::deletion_insertion(&model, x, maps, &LABELS, 8, Forwards::fp32(64)).unwrap();
         let (dd, di) = (
             max_diff(&d.deletion, &e["deletion"]),
             max_diff(&d.insertion, &e["insertion"]),

@@ -9,7 +9,7 @@
 //! `steps + 1` stages; the score is the area under that curve over [0, 1]
 //! (trapezoids). A faithful map has a low deletion and a high insertion
 //! area. Reference: `tests/fixtures/make_trust_fixture.py`.
-use super::label_probs;
+use super::{label_probs, Forwards};
 use crate::model::Model;
 use crate::Result;
 use tch::{Kind, Tensor};
@@ -64,14 +64,14 @@ pub fn pixel_ranks(maps: &Tensor) -> Result<Tensor> {
 
 /// The deletion (or, with `insertion`, insertion) curves of `maps`
 /// (`[b, L, H, W]`) for `labels` of the batch `x` (`[b, 1, H, W]`):
-/// `[b, L, steps + 1]` probabilities on the CPU, `chunk` images a forward.
+/// `[b, L, steps + 1]` probabilities on the CPU, forwards as `fw` says.
 pub fn curves(
     model: &Model,
     x: &Tensor,
     maps: &Tensor,
     labels: &[usize],
     steps: usize,
-    chunk: usize,
+    fw: Forwards,
     insertion: bool,
 ) -> Result<Tensor> {
     let (xs, idx) = super::per_label_batch("deletion/insertion", model, x, maps, labels)?;
@@ -97,7 +97,7 @@ pub fn curves(
         } else {
             start.f_where_self(&taken, &xs)?
         };
-        probs.push(label_probs(model, &img, &idx, chunk)?);
+        probs.push(label_probs(model, &img, &idx, fw)?);
     }
     Ok(Tensor::f_stack(&probs, 1)?.f_view([b, l, steps + 1])?)
 }
@@ -109,10 +109,10 @@ pub fn deletion_insertion(
     maps: &Tensor,
     labels: &[usize],
     steps: usize,
-    chunk: usize,
+    fw: Forwards,
 ) -> Result<DeletionInsertion> {
-    let deletion = curves(model, x, maps, labels, steps, chunk, false)?;
-    let insertion = curves(model, x, maps, labels, steps, chunk, true)?;
+    let deletion = curves(model, x, maps, labels, steps, fw, false)?;
+    let insertion = curves(model, x, maps, labels, steps, fw, true)?;
     Ok(DeletionInsertion {
         deletion_auc: auc(&deletion)?,
         insertion_auc: auc(&insertion)?,

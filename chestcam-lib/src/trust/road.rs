@@ -24,7 +24,7 @@
 //! of a flat region first). On a map without ties both rules agree pixel
 //! for pixel. When every pixel is removed there is nothing to impute from:
 //! both fill with 0 (the grey mid-point).
-use super::label_probs;
+use super::{label_probs, Forwards};
 use crate::model::Model;
 use crate::util::Rng;
 use crate::{Error, Result};
@@ -243,7 +243,7 @@ pub fn road(
     maps: &Tensor,
     labels: &[usize],
     settings: &RoadSettings,
-    chunk: usize,
+    fw: Forwards,
 ) -> Result<Road> {
     let RoadSettings {
         percentiles,
@@ -264,11 +264,11 @@ pub fn road(
     let s = x.size();
     let (b, l) = (s[0], labels.len() as i64);
     let dev = model.device();
-    let base = label_probs(model, &xs, &idx, chunk)?;
+    let base = label_probs(model, &xs, &idx, fw)?;
     let m = maps.f_to_device(dev)?.f_reshape([b * l, s[2], s[3]])?;
     let inv = m.f_neg()?.f_add_scalar(1.0)?;
     let n = b * l;
-    let step = chunk.max(1) as i64;
+    let step = fw.chunk.max(1) as i64;
     let (mut morf, mut lerf) = (Vec::new(), Vec::new());
     for (pi, &p) in percentiles.iter().enumerate() {
         for (oi, (src, out)) in [(&m, &mut morf), (&inv, &mut lerf)].into_iter().enumerate() {
@@ -291,7 +291,7 @@ pub fn road(
                     model,
                     &imputed,
                     &idx.f_narrow(0, start, len)?,
-                    chunk,
+                    fw,
                 )?);
                 start += len;
             }

@@ -199,7 +199,7 @@ fn trust_line(
             &m.f_index_select(1, &sel)?,
             shown,
             o.trust_steps,
-            o.chunk,
+            crate::trust::Forwards::fp32(o.chunk),
             false,
         )?;
         Ok(Vec::try_from(
