@@ -512,7 +512,10 @@ impl LoadedRun {
     /// trained here), `n` test images, the 4 labels most often present
     /// among them, Grad-CAM, Grad-CAM++, HiResCAM and EigenCAM beside
     /// RandomCAM and the centre prior. ROAD and the confidence change run
-    /// outside quick mode only.
+    /// outside quick mode only. The perturbed images' forwards run in the
+    /// fastest precision for the device, as training picks it (bf16 on a
+    /// CPU with bfloat16 arithmetic: about half the wait; the report says
+    /// which ran).
     pub fn trust_on_phantoms(&self, n: usize) -> Result<crate::trust::report::TrustReport> {
         use crate::trust::report::{run, Check, TrustOptions};
         use crate::trust::truth::{load_truth, TruthSource};
@@ -588,6 +591,7 @@ impl LoadedRun {
             labels,
             checks,
             steps: 8,
+            precision: crate::train::Precision::Auto,
             ..Default::default()
         };
         let truth = load_truth(
