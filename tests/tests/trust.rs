@@ -32,6 +32,15 @@ fn load(dir: &Path, name: &str) -> HashMap<String, Tensor> {
         .collect()
 }
 
+/// The fixture script's model `case` at `size` px and its expected values.
+fn fixture_case(dir: &Path, case: &str, size: usize) -> (Model, HashMap<String, Tensor>) {
+    let mut model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
+    model
+        .load(dir.join(format!("{case}_weights.safetensors")))
+        .unwrap();
+    (model, load(dir, &format!("{case}_expected.safetensors")))
+}
+
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
@@ -55,11 +64,7 @@ fn bf16_forwards_stay_near_fp32_on_two_models() {
         precision: chestcam::train::Precision::Bf16,
     };
     for (case, size) in [("a", 28), ("b", 64)] {
-        let mut model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
-        model
-            .load(dir.join(format!("{case}_weights.safetensors")))
-            .unwrap();
-        let e = load(&dir, &format!("{case}_expected.safetensors"));
+        let (model, e) = fixture_case(&dir, case, size);
         let (x, maps) = (&e["input"], &e["maps"]);
         let settings = road::RoadSettings {
             noise: 0.0,
@@ -97,11 +102,7 @@ fn bf16_forwards_stay_near_fp32_on_two_models() {
 fn every_metric_matches_its_reference_on_two_models_and_sizes() {
     let dir = fixture_dir();
     for (case, size) in [("a", 28), ("b", 64)] {
-        let mut model = Model::new(Stem::Small, size, Device::Cpu).unwrap();
-        model
-            .load(dir.join(format!("{case}_weights.safetensors")))
-            .unwrap();
-        let e = load(&dir, &format!("{case}_expected.safetensors"));
+        let (model, e) = fixture_case(&dir, case, size);
         let (x, maps) = (&e["input"], &e["maps"]);
         let pct = road::PERCENTILES;
         // pytorch_grad_cam.metrics.road.ROAD{Most,Least}RelevantFirst(p), noise 0.
