@@ -173,7 +173,13 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
 /// python (`python SCRIPT ARGS.. OUT_DIR`) once, and returns `OUT_DIR`: a
 /// folder under `target/` named by the script's hash, so that an edited
 /// script runs again. `done` is the file whose presence marks it complete.
+/// Tests of one binary that ask for the same fixture at once wait for one
+/// another (the first makes it, the others find it), and each process
+/// writes into its own temporary folder, so two binaries cannot mix their
+/// files.
 pub fn python_fixture<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A], done: &str) -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     let script = root.join("tests/fixtures").join(script);
     let mut text = std::fs::read(&script).expect("fixture script");
@@ -189,7 +195,7 @@ pub fn python_fixture<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A], done:
         .unwrap_or_default();
     let dir = root.join("target").join(format!("{stem}-{}", &hash[..12]));
     if !dir.join(done).exists() {
-        let tmp = dir.with_extension("tmp");
+        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let out = std::process::Command::new("python")
             .arg(&script)
@@ -203,8 +209,13 @@ pub fn python_fixture<A: AsRef<std::ffi::OsStr>>(script: &str, args: &[A], done:
             script.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).expect("fixture folder");
+        if dir.join(done).exists() {
+            // Another process finished the same fixture meanwhile.
+            let _ = std::fs::remove_dir_all(&tmp);
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::rename(&tmp, &dir).expect("fixture folder");
+        }
     }
     dir
 }
