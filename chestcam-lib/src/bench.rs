@@ -616,6 +616,11 @@ pub fn cam_graph_rows(o: &BenchOptions) -> Result<String> {
     cam_graphs(o, device, &methods)
 }
 
+/// The largest `|a - b|` of two tensors of one shape.
+fn max_abs_difference(a: &Tensor, b: &Tensor) -> Result<f64> {
+    Ok(a.f_sub(b)?.f_abs()?.f_max()?.f_double_value(&[])?)
+}
+
 /// [`cam_graph_rows`] on any device, for `methods`.
 fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) -> Result<String> {
     use crate::cam::{graph::CamGraph, Smooth};
@@ -648,13 +653,11 @@ fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) 
     })?;
     // The graphed forward on another input than the one it was captured with.
     let reversed = x.f_flip([0i64])?;
-    let logits_diff = g
-        .call(&[&reversed], |ins| Ok(vec![model.logits(&ins[0])]))?
-        .remove(0)
-        .f_sub(&model.logits(&reversed))?
-        .f_abs()?
-        .f_max()?
-        .f_double_value(&[])?;
+    let logits_diff = max_abs_difference(
+        &g.call(&[&reversed], |ins| Ok(vec![model.logits(&ins[0])]))?
+            .remove(0),
+        &model.logits(&reversed),
+    )?;
     let mut t = format!(
         "\nCAM calls as one CUDA graph, all 14 labels of {} images (layer4), medians of {} calls ({} for the forwards): plain forward {:.3} ms eager, {:.3} ms graphed (max |logits - eager logits| {logits_diff:.1e})\n",
         x.size()[0],
@@ -665,9 +668,9 @@ fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) 
     );
     for &method in methods {
         let row = (|| -> Result<String> {
-            let eager = timed(o.reps, &mut || {
-                crate::cam::compute(&model, &x, method, Stage::Layer4, &[], 64).map(|_| ())
-            })?;
+            let eager_of =
+                |input: &Tensor| crate::cam::compute(&model, input, method, Stage::Layer4, &[], 64);
+            let eager = timed(o.reps, &mut || eager_of(&x).map(|_| ()))?;
             let mut cg = CamGraph::new(
                 &model,
                 &x,
@@ -683,18 +686,9 @@ fn cam_graphs(o: &BenchOptions, device: Device, methods: &[crate::cam::Method]) 
             // each against an eager call; the first is read after the
             // second replay (it must not be the graph's own output).
             let (first, second) = (cg.compute(&x)?, cg.compute(&reversed)?);
-            let eager_of =
-                |input: &Tensor| crate::cam::compute(&model, input, method, Stage::Layer4, &[], 64);
-            let mut diff = 0f64;
-            for (got, input) in [(&first, &x), (&second, &reversed)] {
-                let d = got
-                    .maps
-                    .f_sub(&eager_of(input)?.maps)?
-                    .f_abs()?
-                    .f_max()?
-                    .f_double_value(&[])?;
-                diff = diff.max(d);
-            }
+            let diff = max_abs_difference(&first.maps, &eager_of(&x)?.maps)?.max(
+                max_abs_difference(&second.maps, &eager_of(&reversed)?.maps)?,
+            );
             Ok(format!(
                 "{:<22} graph {:>8.3} ms, eager {:>8.3} ms ({:.1}x); {:.2} eager forwards, {:.2} graphed forwards; max |maps - eager maps| {diff:.1e} (two batches)\n",
                 method.name(),

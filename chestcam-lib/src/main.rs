@@ -625,6 +625,20 @@ fn same_data(
     Ok(check)
 }
 
+/// What `eval --json` and `explain`'s JSON record of the split they read:
+/// the source, the split, its fingerprint and whether the run recorded it.
+fn split_record(
+    data: &chestcam::data::Dataset,
+    check: &chestcam::train::SplitCheck,
+) -> [(&'static str, serde_json::Value); 4] {
+    [
+        ("data", serde_json::json!(data.provenance.source)),
+        ("split", serde_json::json!(check.split)),
+        ("split_fingerprint", serde_json::json!(check.now)),
+        ("same_split_as_run", serde_json::json!(check.same_as_run())),
+    ]
+}
+
 /// `p` as an absolute path without `..` or links, for the records.
 fn full_path(p: &std::path::Path) -> chestcam::Result<String> {
     Ok(std::fs::canonicalize(p)
@@ -866,11 +880,10 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     for (k, val) in [
                         ("checkpoint", serde_json::json!(a.checkpoint.to_string())),
                         ("epoch", serde_json::json!(meta.epoch)),
-                        ("data", serde_json::json!(data.provenance.source)),
-                        ("split", serde_json::json!(split)),
-                        ("split_fingerprint", serde_json::json!(check.now)),
-                        ("same_split_as_run", serde_json::json!(check.same_as_run())),
-                    ] {
+                    ]
+                    .into_iter()
+                    .chain(split_record(&data, &check))
+                    {
                         o.insert(k.to_string(), val);
                     }
                 }
@@ -1032,12 +1045,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                     (None, None) => return Err(chestcam::Error::invalid("explain", WHICH_IMAGES)),
                 };
                 if let Some(c) = context.as_object_mut() {
-                    for (k, v) in [
-                        ("data", serde_json::json!(data.provenance.source)),
-                        ("split", serde_json::json!(split)),
-                        ("split_fingerprint", serde_json::json!(check.now)),
-                        ("same_split_as_run", serde_json::json!(check.same_as_run())),
-                    ] {
+                    for (k, v) in split_record(&data, &check) {
                         c.insert(k.into(), v);
                     }
                 }

@@ -45,6 +45,21 @@ impl std::fmt::Display for Precision {
 }
 
 impl Precision {
+    /// Runs `f` on `device` in this precision's arithmetic: under bf16 or
+    /// fp16 autocast, or as it is for fp32 (and an unresolved `Auto`,
+    /// which callers resolve first).
+    pub fn run<T>(
+        self,
+        device: tch::Device,
+        f: impl FnOnce() -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        match self {
+            Precision::Fp32 | Precision::Auto => f(),
+            Precision::Bf16 => crate::shim::autocast(device, false, f),
+            Precision::Fp16 => crate::shim::autocast(device, true, f),
+        }
+    }
+
     /// `Auto` made concrete for an eager step (no CUDA graph) on `device`
     /// with `size` px images on this machine: [`Precision::resolve_for`]
     /// with [`cpu_has_bf16`]. `train` resolves its whole configuration

@@ -157,11 +157,7 @@ pub fn train_step(
     let size = x.size().last().copied().unwrap_or(0).max(0) as usize;
     let precision = precision.resolve(model.device(), size);
     // Autocast covers the forward only; backward follows its dtypes.
-    let loss = match precision {
-        Precision::Fp32 | Precision::Auto => forward()?,
-        Precision::Bf16 => crate::shim::autocast(model.device(), false, forward)?,
-        Precision::Fp16 => crate::shim::autocast(model.device(), true, forward)?,
-    };
+    let loss = precision.run(model.device(), forward)?;
     match (precision, opt.grad_scaler()) {
         // float16 gradients underflow: backward from the scaled loss.
         (Precision::Fp16, Some(sc)) => loss.f_mul(&sc.scale.f_view([])?)?.f_backward()?,

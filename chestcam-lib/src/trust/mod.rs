@@ -207,12 +207,7 @@ impl Forwards {
 
     /// The logits of `x` (on the model's device) in this precision, as float32.
     pub fn logits(&self, model: &Model, x: &Tensor) -> Result<Tensor> {
-        let dev = model.device();
-        let logits = match self.precision {
-            Precision::Bf16 => crate::shim::autocast(dev, false, || Ok(model.logits(x)))?,
-            Precision::Fp16 => crate::shim::autocast(dev, true, || Ok(model.logits(x)))?,
-            Precision::Fp32 | Precision::Auto => model.logits(x),
-        };
+        let logits = self.precision.run(model.device(), || Ok(model.logits(x)))?;
         Ok(logits.f_to_kind(Kind::Float)?)
     }
 }
