@@ -99,6 +99,59 @@ fn bf16_forwards_stay_near_fp32_on_two_models() {
 }
 
 #[test]
+fn labels_that_share_a_map_share_its_forwards_on_two_models() {
+    // A label whose map of an image equals another label's map perturbs the
+    // image the same way (EigenCAM, KPCA-CAM and the centre prior draw one
+    // map for every label), so the checks compute such rows once. Each
+    // label must still get exactly what it gets alone, ROAD's noise
+    // included (one noise field per image, not per row or chunk).
+    let dir = fixture_dir();
+    for (case, size) in [("a", 28), ("b", 64)] {
+        let (model, e) = fixture_case(&dir, case, size);
+        let (x, maps) = (&e["input"], &e["maps"]);
+        let b = x.size()[0];
+        let m = |k: i64| maps.narrow(1, k, 1);
+        // Labels 0 and 1 share label 2's map; label 2 gets label 0's (in
+        // case b, GradCAM's maps of labels 0 and 1 are both all zero).
+        let shared = Tensor::cat(&[m(2), m(2), m(0)], 1);
+        let rows = |t: &Tensor| {
+            chestcam::trust::Rows::new("test", &model, x, t, &LABELS)
+                .unwrap()
+                .distinct()
+        };
+        assert_eq!(rows(&maps.rand_like()), 3 * b, "{case}");
+        assert_eq!(rows(&shared), 2 * b, "{case}");
+        assert_eq!(rows(&Tensor::cat(&[m(1), m(1), m(1)], 1)), b, "{case}");
+        let settings = road::RoadSettings::default();
+        assert!(settings.noise > 0.0);
+        let fw = Forwards::fp32(16);
+        let d = deletion::deletion_insertion(&model, x, &shared, &LABELS, 6, fw).unwrap();
+        let r = road::road(&model, x, &shared, &LABELS, &settings, fw).unwrap();
+        let c = confidence::confidence_change(&model, x, &shared, &LABELS, fw).unwrap();
+        for (k, &label) in LABELS.iter().enumerate() {
+            let one = shared.narrow(1, k as i64, 1);
+            let k = k as i64;
+            let d1 = deletion::deletion_insertion(&model, x, &one, &[label], 6, fw).unwrap();
+            let r1 = road::road(&model, x, &one, &[label], &settings, fw).unwrap();
+            let c1 = confidence::confidence_change(&model, x, &one, &[label], fw).unwrap();
+            for (what, all, alone) in [
+                ("deletion", d.deletion.narrow(1, k, 1), d1.deletion),
+                ("insertion", d.insertion.narrow(1, k, 1), d1.insertion),
+                ("ROAD MoRF", r.morf.narrow(1, k, 1), r1.morf),
+                ("ROAD LeRF", r.lerf.narrow(1, k, 1), r1.lerf),
+                ("confidence", c.change.narrow(1, k, 1), c1.change),
+            ] {
+                let diff = max_diff(&all, &alone);
+                assert!(
+                    diff < 1e-6,
+                    "{case} label {label} {what}: all labels at once differ from the label alone by {diff:.2e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn every_metric_matches_its_reference_on_two_models_and_sizes() {
     let dir = fixture_dir();
     for (case, size) in [("a", 28), ("b", 64)] {

@@ -3,7 +3,7 @@
 //! increase in confidence), equal to pytorch-grad-cam's
 //! `CamMultImageConfidenceChange`: the normalised image times the map, the
 //! label's probability after minus before.
-use super::{label_probs, Forwards};
+use super::{all_probs, Forwards};
 use crate::model::Model;
 use crate::Result;
 use tch::Tensor;
@@ -31,13 +31,10 @@ pub fn confidence_change(
     labels: &[usize],
     fw: Forwards,
 ) -> Result<ConfidenceChange> {
-    let (xs, idx) = super::per_label_batch("confidence change", model, x, maps, labels)?;
-    let s = x.size();
-    let (b, l) = (s[0], labels.len() as i64);
-    let dev = model.device();
-    let masked = xs.f_mul(&maps.f_to_device(dev)?.f_reshape([b * l, 1, s[2], s[3]])?)?;
-    let before = label_probs(model, &xs, &idx, fw)?.f_view([b, l])?;
-    let after = label_probs(model, &masked, &idx, fw)?.f_view([b, l])?;
+    let rows = super::Rows::new("confidence change", model, x, maps, labels)?;
+    let masked = rows.images.f_mul(&rows.maps.f_unsqueeze(1)?)?;
+    let before = rows.pick_images(&all_probs(model, x, fw)?)?;
+    let after = rows.pick(&all_probs(model, &masked, fw)?)?;
     let change = after.f_sub(&before)?;
     let drop = change.f_neg()?.f_clamp_min(0.0)?;
     Ok(ConfidenceChange {

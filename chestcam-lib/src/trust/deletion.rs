@@ -9,7 +9,7 @@
 //! `steps + 1` stages; the score is the area under that curve over [0, 1]
 //! (trapezoids). A faithful map has a low deletion and a high insertion
 //! area. Reference: `tests/fixtures/make_trust_fixture.py`.
-use super::{label_probs, Forwards};
+use super::{all_probs, Forwards};
 use crate::model::Model;
 use crate::Result;
 use tch::{Kind, Tensor};
@@ -74,32 +74,30 @@ pub fn curves(
     fw: Forwards,
     insertion: bool,
 ) -> Result<Tensor> {
-    let (xs, idx) = super::per_label_batch("deletion/insertion", model, x, maps, labels)?;
-    let s = x.size();
-    let (b, l) = (s[0], labels.len() as i64);
-    let dev = model.device();
+    let rows = super::Rows::new("deletion/insertion", model, x, maps, labels)?;
+    let xs = &rows.images;
+    let hw = maps.size()[2] * maps.size()[3];
     let steps = steps.max(1) as i64;
-    let hw = s[2] * s[3];
     let per = (hw + steps - 1) / steps;
     let start = if insertion {
-        rise_blur(&xs)?
+        rise_blur(xs)?
     } else {
         xs.f_zeros_like()?
     };
-    let ranks = pixel_ranks(&maps.f_to_device(dev)?)?;
+    let ranks = pixel_ranks(&rows.maps.f_unsqueeze(1)?)?;
     let mut probs = Vec::new();
     for k in 0..=steps {
-        let taken = ranks.f_lt((k * per).min(hw))?; // [b*L, 1, H, W]
-                                                    // Deletion: the image with the taken pixels set to 0; insertion: the
-                                                    // blurred image with the taken pixels put back.
+        // The pixels taken so far. Deletion: the image with them set to 0;
+        // insertion: the blurred image with them put back.
+        let taken = ranks.f_lt((k * per).min(hw))?; // [u, 1, H, W]
         let img = if insertion {
             xs.f_where_self(&taken, &start)?
         } else {
-            start.f_where_self(&taken, &xs)?
+            start.f_where_self(&taken, xs)?
         };
-        probs.push(label_probs(model, &img, &idx, fw)?);
+        probs.push(rows.pick(&all_probs(model, &img, fw)?)?);
     }
-    Ok(Tensor::f_stack(&probs, 1)?.f_view([b, l, steps + 1])?)
+    Ok(Tensor::f_stack(&probs, 2)?)
 }
 
 /// Deletion and insertion curves and their areas.

@@ -162,22 +162,103 @@ pub fn check_maps(what: &str, x: &Tensor, maps: &Tensor, labels: &[usize]) -> Re
     }
 }
 
-/// The batch laid out per label, after checking `maps` against `x` and
-/// `labels` (`what` names the caller in errors): each image repeated once
-/// per label (`[b * L, 1, H, W]` on the model's device; row `i * L + k` is
-/// image i for label k, as the flattened maps) and the label of each row.
-pub fn per_label_batch(
-    what: &str,
-    model: &Model,
-    x: &Tensor,
-    maps: &Tensor,
-    labels: &[usize],
-) -> Result<(Tensor, Tensor)> {
-    check_maps(what, x, maps, labels)?;
-    Ok((
-        per_label_images(&x.f_to_device(model.device())?, labels.len())?,
-        label_rows(x.size()[0], labels)?,
-    ))
+/// The rows a faithfulness check perturbs: one per image and label
+/// (`b * L`, row `i * L + k` is image i with label k's map), of which
+/// only the distinct (image, map) pairs are computed. A label whose map
+/// of an image equals another label's map of that image perturbs the
+/// image the same way: EigenCAM, KPCA-CAM and the centre prior draw one
+/// map for every label, so for them a check runs `b` rows instead of
+/// `b * L`. Each label still reads its own probability from the shared
+/// forward.
+#[derive(Debug)]
+pub struct Rows {
+    /// `[u, 1, H, W]`: each distinct row's image (the model's device).
+    pub images: Tensor,
+    /// `[u, H, W]`: each distinct row's map (the model's device).
+    pub maps: Tensor,
+    /// `[u]`: each distinct row's image index (CPU).
+    pub image: Tensor,
+    /// `[b * L]`: the distinct row of each image and label (CPU).
+    inverse: Tensor,
+    /// `[b * L]`: each row's label (CPU).
+    labels: Tensor,
+    b: i64,
+    l: i64,
+}
+
+impl Rows {
+    /// The rows of `maps` (`[b, L, H, W]`) for `labels` of the batch `x`
+    /// (`[b, 1, H, W]`), after checking their shapes (`what` names the
+    /// caller in errors).
+    pub fn new(
+        what: &str,
+        model: &Model,
+        x: &Tensor,
+        maps: &Tensor,
+        labels: &[usize],
+    ) -> Result<Rows> {
+        check_maps(what, x, maps, labels)?;
+        let s = maps.size();
+        let (b, l) = (s[0], s[1]);
+        let dev = model.device();
+        // Each map row led by its image's index: rows repeat only within an image.
+        let image_of_row = Tensor::f_arange(b, (Kind::Float, dev))?
+            .f_repeat_interleave_self_int(l, Some(0), None)?
+            .f_unsqueeze(1)?;
+        let keyed = Tensor::f_cat(
+            &[
+                image_of_row,
+                maps.f_to_device(dev)?
+                    .f_to_kind(Kind::Float)?
+                    .f_reshape([b * l, s[2] * s[3]])?,
+            ],
+            1,
+        )?;
+        let (distinct, inverse) = distinct_rows(&keyed)?;
+        let u = distinct.size()[0];
+        let image = distinct.f_select(1, 0)?.f_to_kind(Kind::Int64)?;
+        Ok(Rows {
+            images: x.f_to_device(dev)?.f_index_select(0, &image)?,
+            maps: distinct
+                .f_narrow(1, 1, s[2] * s[3])?
+                .f_reshape([u, s[2], s[3]])?,
+            image: image.f_to_device(Device::Cpu)?,
+            inverse: inverse.f_to_device(Device::Cpu)?,
+            labels: label_rows(b, labels)?,
+            b,
+            l,
+        })
+    }
+
+    /// How many distinct rows are computed (of `b * L`).
+    pub fn distinct(&self) -> i64 {
+        self.image.size()[0]
+    }
+
+    /// `[b, L]`: each image's probability of each label, from every
+    /// label's probability of the distinct rows (`[u, 14]`, from
+    /// [`all_probs`]).
+    pub fn pick(&self, probs: &Tensor) -> Result<Tensor> {
+        self.take(
+            &probs
+                .f_to_device(Device::Cpu)?
+                .f_index_select(0, &self.inverse)?,
+        )
+    }
+
+    /// `[b, L]`: the same from the images' own probabilities (`[b, 14]`).
+    pub fn pick_images(&self, probs: &Tensor) -> Result<Tensor> {
+        let image = Tensor::f_arange(self.b, (Kind::Int64, Device::Cpu))?
+            .f_repeat_interleave_self_int(self.l, Some(0), None)?;
+        self.take(&probs.f_to_device(Device::Cpu)?.f_index_select(0, &image)?)
+    }
+
+    /// `[b * L, 14]` -> each row's own label, `[b, L]`.
+    fn take(&self, per_row: &Tensor) -> Result<Tensor> {
+        Ok(per_row
+            .f_gather(1, &self.labels.f_unsqueeze(1)?, false)?
+            .f_view([self.b, self.l])?)
+    }
 }
 
 /// How the faithfulness checks (deletion, insertion, ROAD, confidence)
@@ -212,28 +293,66 @@ impl Forwards {
     }
 }
 
-/// The probability of label `labels[r]` for each of `n` images `xs[r]`
-/// (`[n, 1, H, W]`), `fw.chunk` images per forward on the model's device,
-/// in `fw.precision`: `[n]` on the CPU.
-pub fn label_probs(model: &Model, xs: &Tensor, labels: &Tensor, fw: Forwards) -> Result<Tensor> {
+/// Every label's probability for each of the `n` images `xs`
+/// (`[n, 1, H, W]`): `[n, 14]` on the CPU, `fw.chunk` images per forward
+/// on the model's device, in `fw.precision`. An image that occurs more than
+/// once (the unperturbed image, deletion's emptied one, insertion's blurred
+/// one, repeated for each label) is forwarded once.
+pub fn all_probs(model: &Model, xs: &Tensor, fw: Forwards) -> Result<Tensor> {
     let n = xs.size()[0];
+    if n == 0 {
+        return Ok(Tensor::f_zeros(
+            [0, crate::data::registry::NUM_LABELS as i64],
+            (Kind::Float, Device::Cpu),
+        )?);
+    }
+    let xs = xs.f_to_device(model.device())?;
+    let (distinct, inverse) = distinct_rows(&xs.f_reshape([n, -1])?)?;
+    let u = distinct.size()[0];
+    let todo = if u < n {
+        distinct.f_view([[u].as_slice(), &xs.size()[1..]].concat().as_slice())?
+    } else {
+        xs.shallow_clone()
+    };
     let mut out = Vec::new();
     let mut start = 0;
-    while start < n {
-        let len = (fw.chunk.max(1) as i64).min(n - start);
-        let x = xs.f_narrow(0, start, len)?.f_to_device(model.device())?;
-        let l = labels
-            .f_narrow(0, start, len)?
-            .f_to_device(model.device())?
-            .f_unsqueeze(1)?;
-        let p = fw.logits(model, &x)?.f_gather(1, &l, false)?.f_sigmoid()?;
-        out.push(p.f_squeeze_dim(1)?.f_to_device(Device::Cpu)?);
+    while start < u {
+        let len = (fw.chunk.max(1) as i64).min(u - start);
+        let p = fw
+            .logits(model, &todo.f_narrow(0, start, len)?)?
+            .f_sigmoid()?;
+        out.push(p.f_to_device(Device::Cpu)?);
         start += len;
     }
-    if out.is_empty() {
-        return Ok(Tensor::zeros([0], (Kind::Float, Device::Cpu)));
+    let p = Tensor::f_cat(&out, 0)?;
+    Ok(if u < n {
+        p.f_index_select(0, &inverse.f_to_device(Device::Cpu)?)?
+    } else {
+        p
+    })
+}
+
+/// The distinct rows of `[n, D]` (sorted) and the distinct row of each
+/// row (`[n]`). Rows with a NaN are kept apart (NaN equals nothing, and a
+/// sort by rows that hold one is not defined): then every row is its own.
+fn distinct_rows(t: &Tensor) -> Result<(Tensor, Tensor)> {
+    if t.f_isnan()?.f_any()?.f_int64_value(&[])? != 0 {
+        let n = t.size()[0];
+        return Ok((
+            t.shallow_clone(),
+            Tensor::f_arange(n, (Kind::Int64, t.device()))?,
+        ));
     }
-    Ok(Tensor::f_cat(&out, 0)?)
+    let (distinct, inverse, _) = t.f_unique_dim(0, true, true, false)?;
+    Ok((distinct, inverse))
+}
+
+/// The probability of label `labels[r]` for each of `n` images `xs[r]`
+/// (`[n, 1, H, W]`), as [`all_probs`]: `[n]` on the CPU.
+pub fn label_probs(model: &Model, xs: &Tensor, labels: &Tensor, fw: Forwards) -> Result<Tensor> {
+    Ok(all_probs(model, xs, fw)?
+        .f_gather(1, &labels.f_to_device(Device::Cpu)?.f_unsqueeze(1)?, false)?
+        .f_squeeze_dim(1)?)
 }
 
 /// `[b * L]` label indices: `labels` repeated for each of `b` images
@@ -241,9 +360,4 @@ pub fn label_probs(model: &Model, xs: &Tensor, labels: &Tensor, fw: Forwards) ->
 pub fn label_rows(b: i64, labels: &[usize]) -> Result<Tensor> {
     let l: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Ok(Tensor::f_from_slice(&l)?.f_repeat([b])?)
-}
-
-/// Each image repeated once per label: `[b, 1, H, W]` -> `[b * L, 1, H, W]`.
-pub fn per_label_images(x: &Tensor, l: usize) -> Result<Tensor> {
-    Ok(x.f_repeat_interleave_self_int(l as i64, Some(0), None)?)
 }

@@ -10,9 +10,15 @@
 //! included, plus Gaussian noise. pytorch-grad-cam solves that sparse
 //! system per image on the CPU; here it is solved for the whole batch at
 //! once by conjugate gradients (the system is symmetric positive
-//! definite) in double precision. The score is the change in the label's
-//! probability; ROADCombined is `(mean LeRF - mean MoRF) / 2` over the
-//! percentiles (higher is more faithful).
+//! definite) in double precision. The noise is one field per image,
+//! percentile and direction (MoRF or LeRF), the same for every label and
+//! method, so a label's score does not depend on which other labels or
+//! how many images per forward were asked for, and differences between
+//! methods are not differences of noise. Labels that share a map of an
+//! image share its imputation and forward ([`super::Rows`]). The score is
+//! the change in the label's probability; ROADCombined is
+//! `(mean LeRF - mean MoRF) / 2` over the percentiles (higher is more
+//! faithful).
 //!
 //! Ties ([`Ties`]): as in pytorch-grad-cam (the default,
 //! [`Ties::Threshold`]), pixels tied at the threshold are all removed, so a
@@ -24,7 +30,7 @@
 //! of a flat region first). On a map without ties both rules agree pixel
 //! for pixel. When every pixel is removed there is nothing to impute from:
 //! both fill with 0 (the grey mid-point).
-use super::{label_probs, Forwards};
+use super::{all_probs, Forwards};
 use crate::model::Model;
 use crate::util::Rng;
 use crate::{Error, Result};
@@ -77,6 +83,24 @@ fn safe_div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// Linear imputation of the `removed` pixels (`[n, 1, H, W]` bool) of
 /// `img` (`[n, 1, H, W]`), plus `noise` x N(0, 1) from `seed` on them.
 pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> Result<Tensor> {
+    let field = noise_field(&img.size(), noise, seed)?;
+    impute(img, removed, field.as_ref())
+}
+
+/// `noise` x N(0, 1) of `shape` from `seed` (double, CPU); None for no noise.
+fn noise_field(shape: &[i64], noise: f64, seed: u64) -> Result<Option<Tensor>> {
+    if noise <= 0.0 {
+        return Ok(None);
+    }
+    let mut rng = Rng::new(seed);
+    let z: Vec<f64> = (0..shape.iter().product::<i64>())
+        .map(|_| rng.normal() * noise)
+        .collect();
+    Ok(Some(Tensor::f_from_slice(&z)?.f_view(shape)?))
+}
+
+/// [`linear_impute`] with the noise given (`[n, 1, H, W]`, any device).
+fn impute(img: &Tensor, removed: &Tensor, noise: Option<&Tensor>) -> Result<Tensor> {
     let s = img.size();
     if s.len() != 4 || s[1] != 1 || removed.size() != s {
         return Err(Error::invalid(
@@ -122,18 +146,10 @@ pub fn linear_impute(img: &Tensor, removed: &Tensor, noise: f64, seed: u64) -> R
         p = r.f_add(&safe_div(&rs_new, &rs)?.f_mul(&p)?)?;
         rs = rs_new;
     }
-    let mut fill = x;
-    if noise > 0.0 {
-        let mut rng = Rng::new(seed);
-        let z: Vec<f64> = (0..s.iter().product::<i64>())
-            .map(|_| rng.normal() * noise)
-            .collect();
-        fill = fill.f_add(
-            &Tensor::f_from_slice(&z)?
-                .f_view(s.as_slice())?
-                .f_to_device(dev)?,
-        )?;
-    }
+    let fill = match noise {
+        Some(z) => x.f_add(&z.f_to_device(dev)?.f_to_kind(Kind::Double)?)?,
+        None => x,
+    };
     Ok(x0
         .f_mul(&known)?
         .f_add(&fill.f_mul(&u)?)?
@@ -260,46 +276,50 @@ pub fn road(
             format!("{p} (must be 0 to 100)"),
         ));
     }
-    let (xs, idx) = super::per_label_batch("ROAD", model, x, maps, labels)?;
+    let rows = super::Rows::new("ROAD", model, x, maps, labels)?;
     let s = x.size();
-    let (b, l) = (s[0], labels.len() as i64);
-    let dev = model.device();
-    let base = label_probs(model, &xs, &idx, fw)?;
-    let m = maps.f_to_device(dev)?.f_reshape([b * l, s[2], s[3]])?;
+    let base = rows.pick_images(&all_probs(model, x, fw)?)?;
+    let m = &rows.maps;
     let inv = m.f_neg()?.f_add_scalar(1.0)?;
-    let n = b * l;
+    let n = rows.distinct();
     let step = fw.chunk.max(1) as i64;
     let (mut morf, mut lerf) = (Vec::new(), Vec::new());
     for (pi, &p) in percentiles.iter().enumerate() {
-        for (oi, (src, out)) in [(&m, &mut morf), (&inv, &mut lerf)].into_iter().enumerate() {
+        for (oi, (src, out)) in [(m, &mut morf), (&inv, &mut lerf)].into_iter().enumerate() {
             let removed = match ties {
                 Ties::Threshold => at_or_above_percentile(src, p)?,
                 Ties::Rank => top_share(src, p, ((pi as u64) << 8) ^ oi as u64)?,
             };
+            // One noise field per image, percentile and direction, the
+            // same for every label and method: differences between maps
+            // are not differences of noise.
+            let field = noise_field(
+                &[s[0], 1, s[2], s[3]],
+                noise,
+                ((pi as u64) << 40) ^ ((oi as u64) << 32),
+            )?
+            .map(|f| f.f_index_select(0, &rows.image))
+            .transpose()?;
             let mut probs = Vec::new();
             let mut start = 0;
             while start < n {
                 let len = step.min(n - start);
-                let seed = ((pi as u64) << 40) ^ ((oi as u64) << 32) ^ start as u64;
-                let imputed = linear_impute(
-                    &xs.f_narrow(0, start, len)?,
+                let imputed = impute(
+                    &rows.images.f_narrow(0, start, len)?,
                     &removed.f_narrow(0, start, len)?,
-                    noise,
-                    seed,
+                    field
+                        .as_ref()
+                        .map(|f| f.f_narrow(0, start, len))
+                        .transpose()?
+                        .as_ref(),
                 )?;
-                probs.push(label_probs(
-                    model,
-                    &imputed,
-                    &idx.f_narrow(0, start, len)?,
-                    fw,
-                )?);
+                probs.push(all_probs(model, &imputed, fw)?);
                 start += len;
             }
-            out.push(Tensor::f_cat(&probs, 0)?.f_sub(&base)?);
+            out.push(rows.pick(&Tensor::f_cat(&probs, 0)?)?.f_sub(&base)?);
         }
     }
-    let pn = percentiles.len() as i64;
-    let stack = |v: &[Tensor]| -> Result<Tensor> { Ok(Tensor::f_stack(v, 1)?.f_view([b, l, pn])?) };
+    let stack = |v: &[Tensor]| -> Result<Tensor> { Ok(Tensor::f_stack(v, 2)?) };
     let (morf, lerf) = (stack(&morf)?, stack(&lerf)?);
     let mean = |t: &Tensor| t.f_mean_dim(-1i64, false, Kind::Float);
     let combined = mean(&lerf)?.f_sub(&mean(&morf)?)?.f_div_scalar(2.0)?;
