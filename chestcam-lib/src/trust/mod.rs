@@ -318,9 +318,18 @@ pub fn all_probs(model: &Model, xs: &Tensor, fw: Forwards) -> Result<Tensor> {
     let mut start = 0;
     while start < u {
         let len = (fw.chunk.max(1) as i64).min(u - start);
-        let p = fw
-            .logits(model, &todo.f_narrow(0, start, len)?)?
-            .f_sigmoid()?;
+        // A last, shorter forward is padded (with its last image) to a
+        // multiple of 8 images: a CPU's convolution library keeps a plan per
+        // batch size, and a new size per call (the distinct images vary)
+        // grew the process by hundreds of MB.
+        let padded = (len + 7) / 8 * 8;
+        let mut batch = todo.f_narrow(0, start, len)?;
+        if padded > len && padded <= fw.chunk as i64 {
+            let last = batch.f_narrow(0, len - 1, 1)?;
+            let shape = [[padded - len].as_slice(), &last.size()[1..]].concat();
+            batch = Tensor::f_cat(&[&batch, &last.f_expand(shape.as_slice(), false)?], 0)?;
+        }
+        let p = fw.logits(model, &batch)?.f_sigmoid()?.f_narrow(0, 0, len)?;
         out.push(p.f_to_device(Device::Cpu)?);
         start += len;
     }
