@@ -356,14 +356,6 @@ fn distinct_rows(t: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((distinct, inverse))
 }
 
-/// The probability of label `labels[r]` for each of `n` images `xs[r]`
-/// (`[n, 1, H, W]`), as [`all_probs`]: `[n]` on the CPU.
-pub fn label_probs(model: &Model, xs: &Tensor, labels: &Tensor, fw: Forwards) -> Result<Tensor> {
-    Ok(all_probs(model, xs, fw)?
-        .f_gather(1, &labels.f_to_device(Device::Cpu)?.f_unsqueeze(1)?, false)?
-        .f_squeeze_dim(1)?)
-}
-
 /// `[b * L]` label indices: `labels` repeated for each of `b` images
 /// (row `i * L + k` is image i, label k), as the flattened maps are ordered.
 pub fn label_rows(b: i64, labels: &[usize]) -> Result<Tensor> {
