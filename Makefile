@@ -44,6 +44,7 @@ test: setup
 	$(MAKE) viewer-test
 	$(ENV) cargo fmt --all -- --check
 	$(ENV) cargo clippy --workspace --all-targets -- -D warnings
+	$(ENV) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 # The committed notebooks (and the program of their cells) must be what
 # scripts/make_notebooks.py writes. Then the notebooks headless in quick

@@ -2,7 +2,7 @@
 //! multi-label) and explains itself with Grad-CAM.
 //!
 //! Table of contents:
-//! - [`bench`]: the benchmark against PyTorch on the same libtorch.
+//! - [`bench`](mod@bench): the benchmark against PyTorch on the same libtorch.
 //! - [`cam`]: Grad-CAM and its family, all labels of a batch at once.
 //! - [`choice`]: named choices (method, stage, colormap, ...): one table of
 //!   names each, for `FromStr`, errors and the command line's values.

@@ -194,7 +194,7 @@ thread_local! {
 
 /// `labels` as an int64 index tensor on `device`, [`upload`]ed. On CUDA
 /// the tensor of each label list is made once per thread and kept (up to
-/// [`KEPT_LABEL_LISTS`] lists; the device is synchronised before they are
+/// `KEPT_LABEL_LISTS` lists; the device is synchronised before they are
 /// dropped, since a kernel queued on another stream may still read one):
 /// a CAM call captured as a CUDA graph may not copy from host memory, so
 /// its warm-up calls make the indices that the capture then reuses. The

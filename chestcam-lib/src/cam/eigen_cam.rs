@@ -104,9 +104,9 @@ const SQUARINGS: usize = 24;
 /// squarings (a divisor of [`SQUARINGS`], so the last product is rescaled).
 const RESCALE_EVERY: usize = 4;
 
-/// [`top_eigenpair`] by repeated squaring, batched on the matrices' device:
-/// `A <- A A` [`SQUARINGS`] times, rescaled to `max|A| = 1` every
-/// [`RESCALE_EVERY`], leaves `A` proportional to
+/// `top_eigenpair` by repeated squaring, batched on the matrices' device:
+/// `A <- A A` 24 times (`SQUARINGS`), rescaled to `max|A| = 1` after
+/// every fourth (`RESCALE_EVERY`), leaves `A` proportional to
 /// `u u^T` (the power method run to the `2^24`-th power in 24 matrix
 /// products), whose column with the largest diagonal entry is `u` up to
 /// scale; two power steps with the original matrix then polish it, and the
