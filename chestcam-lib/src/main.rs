@@ -81,6 +81,7 @@ struct TrustArgs {
     /// source with the run's image size.
     #[arg(long)]
     source: Option<String>,
+    /// The split whose first --images images are checked.
     #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
     split: SplitName,
     /// Comma-separated methods, or all (every method but RandomCAM, which
@@ -91,6 +92,7 @@ struct TrustArgs {
         value_parser = ListParser::new(Method::ALL.into_iter().filter(|m| *m != Method::RandomCam))
     )]
     methods: Choices<Method>,
+    /// The stage whose activation the methods read (and the cascade's test of it).
     #[arg(long, default_value = "layer4", value_parser = ChoiceParser::<Stage>::new())]
     stage: Stage,
     /// The first N images of the split.
@@ -130,6 +132,7 @@ struct TrustArgs {
     /// A CSV naming the NIH image of each row (image_index, npz_split, npz_index).
     #[arg(long, requires = "boxes")]
     names: Option<PathBuf>,
+    /// best (the epoch of the highest validation AUC) or last (the last finished epoch).
     #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
     checkpoint: Checkpoint,
     /// auto (CUDA when present), cpu, cuda or cuda:N.
@@ -141,12 +144,14 @@ struct TrustArgs {
     /// The arithmetic of the forwards of perturbed images (deletion, insertion, ROAD, confidence): fp32 (the reference implementations' numbers), bf16 autocast (2.2-2.7x faster forwards on a CPU with bfloat16 arithmetic such as AVX512-BF16; probabilities within about 0.01 of fp32), fp16 autocast (for GPUs without bf16), or auto (as train picks it for the device). The maps are always computed in fp32.
     #[arg(long, default_value = "fp32", value_parser = ChoiceParser::<Precision>::new())]
     precision: Precision,
+    /// Seed of the cascade's re-initialised layers and of the random image pairs of its baseline.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Also run the data randomisation test against this run, trained on
     /// the same data with `train --shuffle-labels` (its last checkpoint).
     #[arg(long)]
     shuffled_run: Option<PathBuf>,
+    /// The folder for trust.json, trust.md and the pictures (made if missing).
     #[arg(long)]
     out: PathBuf,
 }
@@ -374,8 +379,10 @@ struct ExplainArgs {
     /// brightness; a flipped chest X-ray is another anatomy).
     #[arg(long, default_value = "off", value_parser = ChoiceParser::<AugSmooth>::new())]
     aug_smooth: AugSmooth,
+    /// The heatmaps' colour scale.
     #[arg(long, default_value = "jet", value_parser = ChoiceParser::<Colormap>::new())]
     colormap: Colormap,
+    /// best (the epoch of the highest validation AUC) or last (the last finished epoch).
     #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
     checkpoint: Checkpoint,
     /// auto (CUDA when present), cpu, cuda or cuda:N.
@@ -385,6 +392,7 @@ struct ExplainArgs {
     /// RandomCAM's); 0 switches it off.
     #[arg(long, default_value_t = 10)]
     trust_steps: usize,
+    /// The folder for the panels, GIFs and JSON (made if missing).
     #[arg(long)]
     out: PathBuf,
     /// Replace outputs an earlier explain wrote (refused otherwise).
@@ -453,18 +461,25 @@ struct BenchArgs {
     /// Time the batch at this image size (28, 64, 224, ...): the images are resized by nearest neighbour, and the stem is the default for that size.
     #[arg(long)]
     size: Option<usize>,
+    /// Images per batch, for training steps, inference and CAM maps.
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// CPU threads, the same for both sides.
     #[arg(long, default_value_t = 2)]
     threads: i32,
+    /// Untimed runs of each row before the timed ones.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// Timed runs of each row; the table gives their median.
     #[arg(long, default_value_t = 6)]
     reps: usize,
+    /// Folder for the batch, the shared initial weights and the PyTorch side's files.
     #[arg(long, default_value = "out/bench")]
     out: PathBuf,
+    /// The Python that runs the PyTorch side (torch 2.11.0; pytorch-grad-cam 1.5.7 for the CAM and ROAD rows).
     #[arg(long, default_value = "python")]
     python: String,
+    /// The PyTorch side's script.
     #[arg(long, default_value = "scripts/bench_pytorch.py")]
     script: PathBuf,
     /// Images for the Score-CAM timing (it runs 512 forwards per image).
@@ -490,12 +505,18 @@ struct TrainArgs {
     /// small (3x3 stride-1, no max-pool) or imagenet (7x7 stride-2 + max-pool); default by image size.
     #[arg(long, value_parser = ChoiceParser::<Stem>::new())]
     stem: Option<Stem>,
+    /// Epochs to train (MedMNIST's protocol: 100). The learning rate drops
+    /// x0.1 at half and at three quarters of them, where those are whole
+    /// epochs (MedMNIST's schedule).
     #[arg(long, default_value_t = 100)]
     epochs: usize,
+    /// Training images per step.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
+    /// Adam's learning rate before the drops.
     #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3)]
     lr: f64,
+    /// Seed of the initial weights, the batches' order and the augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Use only the first N training images.
@@ -513,6 +534,7 @@ struct TrainArgs {
     /// auto (CUDA when present), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = device_name)]
     device: String,
+    /// CPU threads for libtorch (default: libtorch's choice, one per core).
     #[arg(long)]
     threads: Option<i32>,
     /// torchvision-named ImageNet weights (safetensors) to start from.
@@ -549,6 +571,7 @@ struct TrainArgs {
 
 #[derive(clap::Args)]
 struct EvalArgs {
+    /// The run folder of `chestcam train`.
     #[arg(long)]
     run: PathBuf,
     /// The data to read instead of the source recorded in the run's
@@ -556,14 +579,16 @@ struct EvalArgs {
     /// source with the run's image size.
     #[arg(long)]
     source: Option<String>,
+    /// The split to evaluate on.
     #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
     split: SplitName,
-    /// best or last.
+    /// best (the epoch of the highest validation AUC) or last (the last finished epoch).
     #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
     checkpoint: Checkpoint,
     /// auto (CUDA when present), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto", value_parser = parse_device)]
     device: tch::Device,
+    /// Print the evaluation as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -589,13 +614,16 @@ struct DataArgs {
 
 #[derive(clap::Args)]
 struct PhantomArgs {
+    /// Image side in pixels (28, 64, 128, 224, ...).
     #[arg(long, default_value_t = 28)]
     size: usize,
+    /// The generator's seed: the same seed, size and counts write the same files.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Images per split: train,val,test.
     #[arg(long, default_value = "2000,300,500")]
     counts: String,
+    /// The folder to write into (made if missing): phantom_<size>_seed<seed>.npz and its _masks.npz.
     #[arg(long)]
     out: PathBuf,
 }
@@ -1239,5 +1267,34 @@ fn main() -> ExitCode {
             chestcam::note!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks, and a line of help for every option
+    /// of every subcommand: `chestcam <cmd> -h` never lists a bare option.
+    #[test]
+    fn every_option_says_what_it_does() {
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let bare: Vec<String> = cmd
+            .get_subcommands()
+            .flat_map(|sub| {
+                sub.get_arguments()
+                    .filter(|a| !a.is_hide_set() && a.get_help().is_none())
+                    .map(|a| format!("{} --{}", sub.get_name(), a.get_id()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(bare.is_empty(), "options without help: {bare:?}");
+        // The check sees options: `eval --json` is one of those it covers.
+        let eval = cmd.find_subcommand("eval").unwrap();
+        assert!(eval
+            .get_arguments()
+            .any(|a| a.get_id() == "json" && a.get_help().is_some()));
     }
 }
