@@ -31,6 +31,10 @@ CELLS = [
     ("%%rust\nx + 1", False, "43"),
     ("%%rust\nlet y: u8 = \"text\";", True, "mismatched types"),
     ("%%rust\nlet v: Vec<i32> = vec![];\nv[3]", True, "panicked at"),
+    # A panic after a flood of stderr: evcxr relays it from its own thread,
+    # seconds after the cell ended on a loaded machine; the magic's fence
+    # waits for all of it.
+    ("%%rust\nfor i in 0..3000 { eprintln!(\"line {i}\"); }\nlet v: Vec<i32> = vec![];\nlet _ = v[3000];", True, "the index is 3000"),
     # evcxr prints a returned Err on stderr and calls the cell a success; so does the
     # magic (scripts/run_notebooks.py fails a notebook on such a stderr line).
     ("%%rust\nlet r: Result<i32, String> = Err(\"bad input\".into());\nr?", False, "bad input"),
@@ -82,6 +86,14 @@ def main():
                 name, version = line.split("==")
                 if f"{label[name]} {version} " not in stack + " ":
                     failures.append(f"the Python kernel runs {stack!r}, not {label[name]} {version} ({pins})")
+    # The fence that ends each cell (rust_magic.RustKernel.run) never shows.
+    for i, cell in enumerate(nb.cells):
+        if "chestcam-rust-magic-fence" in text_of(cell):
+            failures.append(f"cell {i}: the magic's fence token reached the outputs")
+    # Every line of the flood came back, in order, before the panic.
+    flood = text_of(nb.cells[6])
+    if "line 2999" not in flood or flood.find("line 2999") > flood.find("the index is 3000"):
+        failures.append(f"cell 6: the flood's last line is missing or after the panic: {flood[-300:]}")
     html = [o for o in nb.cells[-1].outputs if "text/html" in o.get("data", {})]
     if not html:
         failures.append("the HTML display did not come back as text/html")

@@ -23,6 +23,10 @@ A compile error, a panic (which evcxr survives, printing `panicked at` on
 stderr) or a kernel death fails the cell with the kernel's own message. An
 `Err` returned by a cell (`...?`) is printed on stderr, as the Rust kernel
 prints it; like the Rust kernel, the magic does not fail the cell for it.
+evcxr relays stderr from a thread of its own, so a panic's message can come
+after the cell has ended: each cell is followed by a fence, a hidden
+one-line cell that writes a token to the same stderr, and the magic returns
+once the token is back, with every line the cell wrote.
 A cell that has shown nothing for 30 s (`CHESTCAM_RUST_HEARTBEAT_S`; 0: never)
 prints "still running after N s" every 30 s until its first output: the
 first `:dep` cell compiles for minutes without a word from evcxr.
@@ -34,6 +38,7 @@ import queue
 import subprocess
 import sys
 import time
+import uuid
 
 import jupyter_client
 from IPython.core.magic import Magics, cell_magic, magics_class
@@ -41,6 +46,8 @@ from IPython.display import publish_display_data
 
 KERNEL = os.environ.get("CHESTCAM_RUST_KERNEL", "chestcam-rust")
 NOTEBOOKS = pathlib.Path(__file__).resolve().parent.parent
+# How long the fence after each cell (see RustKernel.run) may take.
+FENCE_TIMEOUT_S = 120.0
 
 
 class RustCellError(Exception):
@@ -79,61 +86,95 @@ class RustKernel:
         hint = ""
         if ":dep" in code:
             hint = " (a :dep cell compiles the crate and its dependencies: minutes the first time)"
+        # Messages of these requests are the cell's: its own, and the fence's.
+        ours = {msg_id}
+        fence = {"token": None, "seen": False}
 
         def relay(msg):
-            """Shows one output of this cell; True once the kernel is idle."""
-            if msg["parent_header"].get("msg_id") != msg_id:
-                return False
+            """Shows one output of this cell; the msg_id whose "idle" it is, if any."""
+            parent = msg["parent_header"].get("msg_id")
+            if parent not in ours:
+                return None
             kind, c = msg["msg_type"], msg["content"]
             if kind == "stream":
-                shown.append(True)
-                (sys.stderr if c["name"] == "stderr" else sys.stdout).write(c["text"])
-                if c["name"] == "stderr" and "panicked at" in c["text"]:
-                    problems.append(c["text"].strip())
+                text = c["text"]
+                token = fence["token"]
+                if token and token in text:
+                    fence["seen"] = True
+                    text = "".join(line for line in text.splitlines(True) if token not in line)
+                if text:
+                    shown.append(True)
+                    (sys.stderr if c["name"] == "stderr" else sys.stdout).write(text)
+                if c["name"] == "stderr" and "panicked at" in text:
+                    problems.append(text.strip())
             elif kind in ("display_data", "execute_result"):
                 shown.append(True)
                 publish_display_data(c.get("data", {}), c.get("metadata", {}))
-            elif kind == "error":
+            elif kind == "error" and parent == msg_id:
                 problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip())
-            return kind == "status" and c.get("execution_state") == "idle"
+            if kind == "status" and c.get("execution_state") == "idle":
+                return parent
+            return None
 
-        while True:
+        def next_msg():
+            """The next iopub message, None after a second without one."""
             try:
-                msg = self.kc.get_iopub_msg(timeout=1)
+                return self.kc.get_iopub_msg(timeout=1)
             except queue.Empty:
                 if not self.km.is_alive():
                     raise RustCellError("the Rust kernel died") from None
+                return None
+
+        while True:
+            msg = next_msg()
+            if msg is None:
                 now = time.monotonic()
                 if beat > 0 and not shown and now >= next_beat:
                     print(f"still running after {now - started:.0f} s{hint}", flush=True)
                     next_beat += beat
                 continue
-            if relay(msg):
+            if relay(msg) == msg_id:
                 break
+        reply = self._reply(msg_id)
         # evcxr relays the program's stderr from a thread of its own, so a
-        # line (a returned Err, a panic) can arrive just after "idle": take
-        # what still comes for this cell until the channel has been quiet a
-        # second. (0.3 s missed a panic's whole message once, on a loaded
-        # 2-core machine in make test, and the cell then passed.)
-        deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline:
-            try:
-                relay(self.kc.get_iopub_msg(timeout=1.0))
-            except queue.Empty:
+        # panic's message (written before the cell ended) can arrive after
+        # "idle", or never before the next cell, under load (a fixed wait of
+        # 1 s lost it in make test). The fence: a cell that writes a token to
+        # the same stderr. The pipe and its relay keep order, so once the
+        # token is back, everything the cell wrote there has been shown.
+        fence["token"] = f"chestcam-rust-magic-fence-{uuid.uuid4().hex}"
+        fence_id = self.kc.execute(f'eprintln!("{fence["token"]}");', allow_stdin=False, store_history=False)
+        ours.add(fence_id)
+        deadline = time.monotonic() + FENCE_TIMEOUT_S
+        fence_idle = False
+        while not (fence["seen"] and fence_idle):
+            if time.monotonic() > deadline:
+                print(
+                    f"(the Rust kernel's stderr did not catch up within {FENCE_TIMEOUT_S:.0f} s: "
+                    "the end of this cell's messages may be missing)",
+                    file=sys.stderr,
+                )
                 break
-        # The execute reply (a compile error replies "error").
+            msg = next_msg()
+            if msg is not None and relay(msg) == fence_id:
+                fence_idle = True
+        if fence_idle:
+            self._reply(fence_id)
+        c = reply["content"]
+        if c.get("status") == "error" and not problems:
+            problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip() or "error")
+        if problems:
+            raise RustCellError("\n".join(problems))
+
+    def _reply(self, msg_id):
+        """The execute reply to `msg_id` (a compile error replies "error")."""
         while True:
             try:
                 reply = self.kc.get_shell_msg(timeout=30)
             except queue.Empty:
                 raise RustCellError("the Rust kernel did not answer") from None
             if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        c = reply["content"]
-        if c.get("status") == "error" and not problems:
-            problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip() or "error")
-        if problems:
-            raise RustCellError("\n".join(problems))
+                return reply
 
     def shutdown(self):
         try:
