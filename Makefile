@@ -62,6 +62,7 @@ notebooks-test: setup
 	rm -rf $(OUT)/runs-test
 	$(ENV) CHESTCAM_QUICK=1 CHESTCAM_OFFLINE=1 CHESTCAM_RUNS=$(CURDIR)/$(OUT)/runs-test python scripts/run_notebooks.py $(OUT)/notebooks-test $(NOTEBOOKS)
 	$(ENV) python scripts/test_rust_magic.py
+	$(ENV) python scripts/test_run_notebooks.py
 	$(ENV) python scripts/test_hosted_setup.py
 	$(ENV) python scripts/colab_kernel.py $(OUT)/colab-kernel
 	$(ENV) $(COLAB_KERNEL) CHESTCAM_EXPECT_STACK=scripts/colab_stack.txt python scripts/test_rust_magic.py

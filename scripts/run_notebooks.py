@@ -5,13 +5,22 @@ output: an error output, a stream with `panicked at` or `error`, a stderr
 line that is not progress (evcxr prints a returned `Err` there and calls the
 cell a success), or a missing expected rich output fails the run.
 
+evcxr relays the program's stderr from a thread of its own, so a panic's
+message can arrive after its cell has ended, when nbclient has stopped
+listening for that cell. On the Rust kernel each cell is therefore followed
+by a fence: a one-line cell that writes a token to the same stderr; what
+arrives for the cell before the token is added to its outputs (the %%rust
+magic of the Colab notebooks fences its cells itself).
+
 Usage: python scripts/run_notebooks.py OUT_DIR NOTEBOOK [NOTEBOOK ...]
 Writes executed copies to OUT_DIR and prints the time each took.
 """
 import pathlib
+import queue
 import re
 import sys
 import time
+import uuid
 
 import nbformat
 from nbclient import NotebookClient
@@ -32,6 +41,49 @@ EXPECT = {
 MUST_SAY = {
     "gradcam_visualizer.ipynb": "Loaded the run of train_model.ipynb",
 }
+
+
+FENCE_TIMEOUT_S = 120.0
+
+
+def fence_after_each_cell(client):
+    """An on_cell_executed hook: the cell's late stderr, up to a fence."""
+
+    async def hook(cell, cell_index, execute_reply):
+        cell_id = execute_reply["parent_header"].get("msg_id")
+        token = f"run-notebooks-fence-{uuid.uuid4().hex}"
+        fence_id = client.kc.execute(f'eprintln!("{token}");', allow_stdin=False, store_history=False)
+        seen = idle = False
+        deadline = time.monotonic() + FENCE_TIMEOUT_S
+        while not (seen and idle):
+            if time.monotonic() > deadline:
+                cell.outputs.append(nbformat.v4.new_output(
+                    "stream", name="stderr", text=f"fence timed out after {FENCE_TIMEOUT_S:.0f} s\n"))
+                return
+            try:
+                msg = await client.kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            parent = msg["parent_header"].get("msg_id")
+            if parent not in (cell_id, fence_id):
+                continue
+            kind, c = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                text = c["text"]
+                if token in text:
+                    seen = True
+                    text = "".join(line for line in text.splitlines(True) if token not in line)
+                last = cell.outputs[-1] if cell.outputs else None
+                if text and last is not None and last.output_type == "stream" and last.name == c["name"]:
+                    last.text += text
+                elif text:
+                    cell.outputs.append(nbformat.v4.new_output("stream", name=c["name"], text=text))
+            elif kind == "status" and c.get("execution_state") == "idle" and parent == fence_id:
+                idle = True
+        while (await client.kc.get_shell_msg(timeout=30))["parent_header"].get("msg_id") != fence_id:
+            pass
+
+    return hook
 
 
 def check(nb, name):
@@ -76,6 +128,8 @@ def main():
             timeout=1200,
             resources={"metadata": {"path": str(path.parent.resolve())}},
         )
+        if client.kernel_name == "chestcam-rust":
+            client.on_cell_executed = fence_after_each_cell(client)
         t0 = time.time()
         try:
             client.execute()
@@ -83,6 +137,12 @@ def main():
             print(f"{path}: execution failed: {str(e)[:2000]}", file=sys.stderr)
             failed = True
         dt = time.time() - t0
+        # The fences took execution counts: number the cells 1, 2, 3, ...
+        count = 0
+        for cell in nb.cells:
+            if cell.cell_type == "code" and cell.get("execution_count") is not None:
+                count += 1
+                cell.execution_count = count
         dest = out_dir / (f"colab_{path.name}" if path.parent.name == "colab" else path.name)
         tmp = dest.with_suffix(".ipynb.part")
         nbformat.write(nb, tmp)
