@@ -20,10 +20,13 @@ import queue
 import re
 import sys
 import time
-import uuid
 
 import nbformat
 from nbclient import NotebookClient
+
+# The fence's pieces are those of the %%rust magic (one definition).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "notebooks" / "colab"))
+from rust_magic import FENCE_TIMEOUT_S, fence_code, fence_failed, fence_token, without_token  # noqa: E402
 
 BAD = re.compile(r"panicked at|^error(\[E\d+\])?:|Error:|dlopen failed", re.M)
 # What may go to stderr: progress lines ("trust checks: 40% (2 of 6 steps)").
@@ -43,22 +46,27 @@ MUST_SAY = {
 }
 
 
-FENCE_TIMEOUT_S = 120.0
-
-
 def fence_after_each_cell(client):
-    """An on_cell_executed hook: the cell's late stderr, up to a fence."""
+    """An on_cell_executed hook: the cell's late stderr, up to a fence.
+
+    A fence that did not run or timed out leaves a stderr line in the cell,
+    which fails the notebook in `check`. `hook.seen` counts the fences whose
+    token came back.
+    """
 
     async def hook(cell, cell_index, execute_reply):
         cell_id = execute_reply["parent_header"].get("msg_id")
-        token = f"run-notebooks-fence-{uuid.uuid4().hex}"
-        fence_id = client.kc.execute(f'eprintln!("{token}");', allow_stdin=False, store_history=False)
+        token = fence_token("run-notebooks-fence")
+        fence_id = client.kc.execute(fence_code(token), allow_stdin=False, store_history=False)
         seen = idle = False
         deadline = time.monotonic() + FENCE_TIMEOUT_S
+
+        def say(text):
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=text + "\n"))
+
         while not (seen and idle):
             if time.monotonic() > deadline:
-                cell.outputs.append(nbformat.v4.new_output(
-                    "stream", name="stderr", text=f"fence timed out after {FENCE_TIMEOUT_S:.0f} s\n"))
+                say(f"the fence after this cell timed out after {FENCE_TIMEOUT_S:.0f} s")
                 return
             try:
                 msg = await client.kc.get_iopub_msg(timeout=1)
@@ -69,10 +77,8 @@ def fence_after_each_cell(client):
                 continue
             kind, c = msg["msg_type"], msg["content"]
             if kind == "stream":
-                text = c["text"]
-                if token in text:
-                    seen = True
-                    text = "".join(line for line in text.splitlines(True) if token not in line)
+                text, got = without_token(c["text"], token)
+                seen |= got
                 last = cell.outputs[-1] if cell.outputs else None
                 if text and last is not None and last.output_type == "stream" and last.name == c["name"]:
                     last.text += text
@@ -80,9 +86,17 @@ def fence_after_each_cell(client):
                     cell.outputs.append(nbformat.v4.new_output("stream", name=c["name"], text=text))
             elif kind == "status" and c.get("execution_state") == "idle" and parent == fence_id:
                 idle = True
-        while (await client.kc.get_shell_msg(timeout=30))["parent_header"].get("msg_id") != fence_id:
-            pass
+                reply = await client.kc.get_shell_msg(timeout=30)
+                while reply["parent_header"].get("msg_id") != fence_id:
+                    reply = await client.kc.get_shell_msg(timeout=30)
+                failed = fence_failed(reply)
+                if failed:
+                    # It will never write its token.
+                    say(f"the fence after this cell did not run: {failed}")
+                    return
+        hook.seen += 1
 
+    hook.seen = 0
     return hook
 
 
@@ -128,8 +142,9 @@ def main():
             timeout=1200,
             resources={"metadata": {"path": str(path.parent.resolve())}},
         )
+        fence = None
         if client.kernel_name == "chestcam-rust":
-            client.on_cell_executed = fence_after_each_cell(client)
+            fence = client.on_cell_executed = fence_after_each_cell(client)
         t0 = time.time()
         try:
             client.execute()
@@ -148,6 +163,9 @@ def main():
         nbformat.write(nb, tmp)
         tmp.replace(dest)
         problems = check(nb, path.name)
+        executed = sum(1 for c in nb.cells if c.cell_type == "code" and c.get("execution_count") is not None)
+        if fence is not None and fence.seen != executed:
+            problems.append(f"{fence.seen} fences came back for {executed} executed cells")
         for p in problems:
             print(f"{path}: {p}", file=sys.stderr)
         failed |= bool(problems)

@@ -1,7 +1,9 @@
 """Checks scripts/run_notebooks.py on the Rust kernel: a cell that panics
 after a flood of stderr fails the notebook, every line of it lands in that
-cell's outputs before the panic, the fence's token never shows, and the
-executed copy numbers its cells 1, 2, 3.
+cell's outputs before the panic, the fence's token never shows, a cell's own
+`eprintln` macro does not silence the fences after it (run_notebooks fails
+a notebook where a fence did not come back), and the executed copy numbers
+its cells 1, 2, 3, ...
 
 Usage: python scripts/test_run_notebooks.py   (exit status 0 when all hold)
 """
@@ -16,6 +18,10 @@ CELLS = [
     "let x: i64 = 40 + 2;\nx",
     'for i in 0..3000 { eprintln!("line {i}"); }\nlet v: Vec<i32> = vec![];\nlet _ = v[3000];',
     "x + 1",
+    # A cell's own `eprintln` macro must not silence the fences after it.
+    "macro_rules! eprintln { ($($t:tt)*) => {} }\nx + 2",
+    "x + 3",
+    "x + 4",
 ]
 
 
@@ -41,12 +47,15 @@ def main():
             failures.append(f"cell 1 lacks its last line before the panic: {flood[-300:]}")
         if any("run-notebooks-fence" in t for t in texts):
             failures.append("the fence's token reached the outputs")
+        if "fence" in r.stderr:
+            failures.append(f"a fence failed: {r.stderr[-600:]}")
         counts = [c.execution_count for c in done.cells]
-        if counts != [1, 2, 3]:
-            failures.append(f"execution counts {counts}, expected [1, 2, 3]")
-        plain = [o.get("data", {}).get("text/plain") for o in done.cells[2].outputs if "data" in o]
-        if plain != ["43"]:
-            failures.append(f"the cell after the panic gave {plain}, expected ['43']")
+        if counts != list(range(1, len(CELLS) + 1)):
+            failures.append(f"execution counts {counts}, expected 1..{len(CELLS)}")
+        for i, want in [(2, "43"), (3, "44"), (4, "45"), (5, "46")]:
+            plain = [o.get("data", {}).get("text/plain") for o in done.cells[i].outputs if "data" in o]
+            if plain != [want]:
+                failures.append(f"cell {i} gave {plain}, expected [{want!r}]")
     for f in failures:
         print(f, file=sys.stderr)
     print("run_notebooks: FAILED" if failures else "run_notebooks: all checks passed")

@@ -44,8 +44,18 @@ CELLS = [
     ("import os\nos.environ['CHESTCAM_RUST_HEARTBEAT_S'] = '1'", False, None),
     ("%%rust\nstd::thread::sleep(std::time::Duration::from_millis(3500));", False, "still running after"),
     ("del os.environ['CHESTCAM_RUST_HEARTBEAT_S']", False, None),
+    # A cell's own `eprintln` macro does not silence the fence (it names
+    # std::eprintln by path): the cells after it still end at once, each
+    # with its fence (counted below). With a plain `eprintln!` fence each
+    # of them waited out FENCE_TIMEOUT_S.
+    ("%%rust\nmacro_rules! eprintln { ($($t:tt)*) => {} }\n1 + 1", False, "2"),
+    ("%%rust\nx * 3", False, "126"),
+    ("%%rust\nx * 4", False, "168"),
     ("%%rust\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT\");", False, "<b>bold</b>"),
+    # Every %%rust cell above ended with a fence whose token came back.
+    ("import rust_magic\nprint('fences seen:', rust_magic.RustMagics.kernel.fences_seen)", False, "fences seen:"),
 ]
+RUST_CELLS = sum(src.startswith("%%rust") for src, _, _ in CELLS)
 
 
 def text_of(cell):
@@ -88,13 +98,18 @@ def main():
                     failures.append(f"the Python kernel runs {stack!r}, not {label[name]} {version} ({pins})")
     # The fence that ends each cell (rust_magic.RustKernel.run) never shows.
     for i, cell in enumerate(nb.cells):
-        if "chestcam-rust-magic-fence" in text_of(cell):
+        text = text_of(cell)
+        if "chestcam-rust-magic-fence" in text:
             failures.append(f"cell {i}: the magic's fence token reached the outputs")
+        if "did not catch up" in text or "fence after this cell did not run" in text:
+            failures.append(f"cell {i}: its fence failed: {text[-300:]}")
+    if f"fences seen: {RUST_CELLS}\n" not in text_of(nb.cells[-1]):
+        failures.append(f"expected {RUST_CELLS} fences seen: {text_of(nb.cells[-1])[:200]}")
     # Every line of the flood came back, in order, before the panic.
     flood = text_of(nb.cells[6])
     if "line 2999" not in flood or flood.find("line 2999") > flood.find("the index is 3000"):
         failures.append(f"cell 6: the flood's last line is missing or after the panic: {flood[-300:]}")
-    html = [o for o in nb.cells[-1].outputs if "text/html" in o.get("data", {})]
+    html = [o for o in nb.cells[-2].outputs if "text/html" in o.get("data", {})]
     if not html:
         failures.append("the HTML display did not come back as text/html")
     for f in failures:

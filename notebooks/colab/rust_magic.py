@@ -50,6 +50,36 @@ NOTEBOOKS = pathlib.Path(__file__).resolve().parent.parent
 FENCE_TIMEOUT_S = 120.0
 
 
+def fence_token(prefix):
+    """A token no cell prints: the fence writes it, the relay removes it."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def fence_code(token):
+    """The hidden cell that follows each cell: writes `token` to evcxr's stderr.
+
+    The macro is named by its path, so a cell that defines its own
+    `eprintln` macro does not silence the fence; and the line does not start
+    with `:`, which evcxr reads as a command (`::std::eprintln!` never ran).
+    """
+    return f'std::eprintln!("{token}");'
+
+
+def without_token(text, token):
+    """`text` less its lines that hold `token`, and whether any did."""
+    if token not in text:
+        return text, False
+    return "".join(line for line in text.splitlines(True) if token not in line), True
+
+
+def fence_failed(reply):
+    """The kernel's words when the fence's execute reply is not "ok", else None."""
+    c = reply["content"]
+    if c.get("status") == "ok":
+        return None
+    return f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip()
+
+
 class RustCellError(Exception):
     """A Rust cell failed; shown as the kernel's message, without a Python traceback."""
 
@@ -66,6 +96,8 @@ class RustKernel:
         # Its stderr stays, for a kernel that dies.
         self.km.start_kernel(cwd=str(cwd), stdout=subprocess.DEVNULL)
         self.kc = self.km.client()
+        # Fences whose token came back: one per cell when all is well.
+        self.fences_seen = 0
         self.kc.start_channels()
         try:
             self.kc.wait_for_ready(timeout=startup_timeout)
@@ -98,10 +130,9 @@ class RustKernel:
             kind, c = msg["msg_type"], msg["content"]
             if kind == "stream":
                 text = c["text"]
-                token = fence["token"]
-                if token and token in text:
-                    fence["seen"] = True
-                    text = "".join(line for line in text.splitlines(True) if token not in line)
+                if fence["token"]:
+                    text, seen = without_token(text, fence["token"])
+                    fence["seen"] |= seen
                 if text:
                     shown.append(True)
                     (sys.stderr if c["name"] == "stderr" else sys.stdout).write(text)
@@ -142,8 +173,8 @@ class RustKernel:
         # 1 s lost it in make test). The fence: a cell that writes a token to
         # the same stderr. The pipe and its relay keep order, so once the
         # token is back, everything the cell wrote there has been shown.
-        fence["token"] = f"chestcam-rust-magic-fence-{uuid.uuid4().hex}"
-        fence_id = self.kc.execute(f'eprintln!("{fence["token"]}");', allow_stdin=False, store_history=False)
+        fence["token"] = fence_token("chestcam-rust-magic-fence")
+        fence_id = self.kc.execute(fence_code(fence["token"]), allow_stdin=False, store_history=False)
         ours.add(fence_id)
         deadline = time.monotonic() + FENCE_TIMEOUT_S
         fence_idle = False
@@ -158,8 +189,14 @@ class RustKernel:
             msg = next_msg()
             if msg is not None and relay(msg) == fence_id:
                 fence_idle = True
-        if fence_idle:
-            self._reply(fence_id)
+                # A fence that did not run never writes its token: say so
+                # (the tests fail on it) instead of waiting out the timeout.
+                failed = fence_failed(self._reply(fence_id))
+                if failed:
+                    print(f"(the fence after this cell did not run: {failed})", file=sys.stderr)
+                    break
+        if fence["seen"]:
+            self.fences_seen += 1
         c = reply["content"]
         if c.get("status") == "error" and not problems:
             problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip() or "error")
