@@ -833,12 +833,14 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 );
             }
             let json = a.json;
-            let mut bar: Box<dyn chestcam::progress::Progress> =
-                if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {
-                    Box::new(chestcam::progress::Bar::images())
-                } else {
-                    Box::new(chestcam::progress::Silent)
-                };
+            // A bar on a terminal; in a log, lines for a job (an epoch, a
+            // validation) only once it has run 10 s: at 28 px an epoch line
+            // says enough, at 224 px on a CPU an epoch takes hours.
+            let mut bar: Box<dyn chestcam::progress::Progress> = if json {
+                Box::new(chestcam::progress::Silent)
+            } else {
+                chestcam::progress::patient_images()
+            };
             let out = {
                 let mut on_epoch = |r: &chestcam::train::EpochRecord| {
                     if !json {
@@ -860,7 +862,13 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             };
             let (model, meta) =
                 chestcam::train::load_model(&a.run, Checkpoint::Best, parse_device(&cfg.device)?)?;
-            let test = chestcam::train::evaluate_split(&model, &data.test, 256)?;
+            let test = chestcam::train::evaluate_split_with(
+                &model,
+                &data.test,
+                256,
+                "test split",
+                bar.as_mut(),
+            )?;
             let rss = chestcam::bench::peak_rss_mib();
             if let (false, Some(r)) = (json, rss) {
                 chestcam::note!("peak host memory (RSS): {r:.0} MiB");
@@ -899,7 +907,14 @@ fn run(cli: Cli) -> chestcam::Result<()> {
             let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
                 .load(progress.as_mut())?;
             let check = same_data(&a.run, &data, &meta, split)?;
-            let e = chestcam::train::evaluate_split(&model, data.split(split), 256)?;
+            let label = format!("{split} split");
+            let e = chestcam::train::evaluate_split_with(
+                &model,
+                data.split(split),
+                256,
+                &label,
+                chestcam::progress::patient_images().as_mut(),
+            )?;
             if a.json {
                 // The evaluation, with what was evaluated on what.
                 let mut v = serde_json::to_value(&e)

@@ -49,6 +49,11 @@ pub struct Lines {
     done: u64,
     next_tenth: u64,
     started: Option<std::time::Instant>,
+    /// Say nothing about a job until it has run this long (see
+    /// [`Lines::patient`]); `None`: speak from the start.
+    patience: Option<std::time::Duration>,
+    /// Whether this job has printed a line yet.
+    spoke: bool,
 }
 
 impl Lines {
@@ -58,6 +63,32 @@ impl Lines {
             unit: Some(unit),
             ..Default::default()
         }
+    }
+
+    /// Lines counting `unit`s that stay silent for a job done within
+    /// `after`: a validation pass of a second says nothing, one of minutes
+    /// (224 px images on a CPU) prints its 10% marks from `after` on, and
+    /// its end. For logs, where a bar cannot be drawn.
+    pub fn patient(unit: &'static str, after: std::time::Duration) -> Self {
+        Lines {
+            unit: Some(unit),
+            patience: Some(after),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the job is still within its quiet time (never without
+    /// patience); once it is over, the job speaks until it ends.
+    fn quiet(&mut self) -> bool {
+        if self.spoke {
+            return false;
+        }
+        let waited = self.started.map(|s| s.elapsed()).unwrap_or_default();
+        if self.patience.is_some_and(|p| waited < p) {
+            return true;
+        }
+        self.spoke = true;
+        false
     }
 
     /// The line an update to `done` prints, if any: one line when a 10%
@@ -98,6 +129,10 @@ impl Progress for Lines {
         self.done = 0;
         self.next_tenth = 1;
         self.started = Some(std::time::Instant::now());
+        self.spoke = false;
+        if self.patience.is_some() {
+            return;
+        }
         match (total, self.unit) {
             (Some(t), _) => crate::note!("{label}: starting ({})", self.amount(t)),
             (None, None) => crate::note!("{label}: starting (size unknown)"),
@@ -106,7 +141,11 @@ impl Progress for Lines {
     }
 
     fn update(&mut self, done: u64) {
-        if let Some(line) = self.line(done) {
+        let line = self.line(done);
+        if self.quiet() {
+            return;
+        }
+        if let Some(line) = line {
             crate::note!("{line}");
         }
     }
@@ -115,6 +154,9 @@ impl Progress for Lines {
         let Some(started) = self.started.take() else {
             return;
         };
+        if self.patience.is_some() && !self.spoke {
+            return;
+        }
         let secs = started.elapsed().as_secs_f64();
         match (self.total, self.unit) {
             // One piece of work of no countable size.
@@ -203,6 +245,16 @@ fn pick(bar: Bar, lines: Lines) -> Box<dyn Progress> {
     }
 }
 
+/// For a job counting images that is usually short but can take minutes
+/// (a split's evaluation): a bar on a terminal; elsewhere (logs) lines once
+/// it has run for 10 s, nothing before; silent with `CHESTCAM_QUIET=1`.
+pub fn patient_images() -> Box<dyn Progress> {
+    pick(
+        Bar::images(),
+        Lines::patient("images", std::time::Duration::from_secs(10)),
+    )
+}
+
 /// Like [`auto`], counting steps instead of bytes.
 pub fn auto_steps() -> Box<dyn Progress> {
     pick(Bar::steps(), Lines::counting("steps"))
@@ -277,5 +329,32 @@ mod tests {
         );
         assert_eq!(p.line(710), None);
         assert_eq!(p.line(2048), None);
+    }
+
+    #[test]
+    fn patient_lines_speak_only_once_their_quiet_time_is_over() {
+        use std::time::Duration;
+        // Within its quiet time a job says nothing, start and end included.
+        let mut p = Lines::patient("images", Duration::from_secs(3600));
+        p.start("validation", Some(100));
+        assert!(p.quiet());
+        p.update(50);
+        p.finish();
+        assert!(!p.spoke);
+        // Past it (here at once), it speaks from the next update to its end.
+        let mut p = Lines::patient("images", Duration::ZERO);
+        p.start("validation", Some(100));
+        assert!(!p.quiet());
+        assert!(p.spoke);
+        assert_eq!(
+            p.line(30).as_deref(),
+            Some("validation: 30% (30 of 100 images)")
+        );
+        // A new job is quiet again.
+        let mut p = Lines::patient("images", Duration::from_secs(3600));
+        p.start("a", Some(10));
+        p.spoke = true;
+        p.start("b", Some(10));
+        assert!(p.quiet());
     }
 }

@@ -793,3 +793,69 @@ fn an_epoch_trained_by_hand_becomes_epoch_one_and_the_library_continues_from_it(
         chestcam::train::run_dir::read_meta(&run, chestcam::train::Checkpoint::Last).unwrap();
     assert_eq!(meta.step, 4, "2 hand steps + 2 library steps");
 }
+
+/// Records every call a job makes on its progress reporter.
+#[derive(Default)]
+struct Recorded(Vec<(String, Option<u64>, Vec<u64>, bool)>);
+
+impl chestcam::progress::Progress for Recorded {
+    fn start(&mut self, label: &str, total: Option<u64>) {
+        self.0.push((label.to_string(), total, Vec::new(), false));
+    }
+    fn update(&mut self, done: u64) {
+        if let Some(job) = self.0.last_mut() {
+            job.2.push(done);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(job) = self.0.last_mut() {
+            job.3 = true;
+        }
+    }
+}
+
+#[test]
+fn validation_and_evaluation_report_their_images_as_they_go() {
+    let _serial = serial();
+    use chestcam::train::{evaluate_split, evaluate_split_with, load_model, Checkpoint};
+    // 300 validation images in batches of 256: two updates before the end.
+    let data = phantoms([64, 300, 40]);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let cfg = TrainConfig {
+        epochs: 2,
+        ..quick_cfg()
+    };
+    let mut rec = Recorded::default();
+    train(&cfg, &data, &run, false, &mut rec, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    // Each epoch: its training images, then the validation's, each ended.
+    let jobs: Vec<_> = rec.0.iter().map(|j| (j.0.as_str(), j.1, j.3)).collect();
+    assert_eq!(
+        jobs,
+        [
+            ("epoch 1/2", Some(64), true),
+            ("epoch 1/2: validation", Some(300), true),
+            ("epoch 2/2", Some(64), true),
+            ("epoch 2/2: validation", Some(300), true),
+        ]
+    );
+    assert_eq!(
+        rec.0[1].2,
+        [0, 256, 300],
+        "images done before each batch, then all"
+    );
+    // The same evaluation with and without a reporter.
+    let (model, _) = load_model(&run, Checkpoint::Best, tch::Device::Cpu).unwrap();
+    let mut rec = Recorded::default();
+    let with = evaluate_split_with(&model, &data.test, 16, "test split", &mut rec).unwrap();
+    let without = evaluate_split(&model, &data.test, 16).unwrap();
+    assert_eq!(with.auc.to_bits(), without.auc.to_bits());
+    assert_eq!(with.loss.map(f64::to_bits), without.loss.map(f64::to_bits));
+    assert_eq!(rec.0[0].0, "test split");
+    assert_eq!(rec.0[0].1, Some(40));
+    assert_eq!(rec.0[0].2, [0, 16, 32, 40]);
+    assert!(rec.0[0].3);
+}

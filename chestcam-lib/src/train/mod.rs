@@ -104,15 +104,47 @@ pub fn run_source(
 
 /// Logits `[n, 14]` on the CPU for a whole split, in batches, eval mode.
 pub fn split_logits(model: &Model, split: &Split, batch_size: usize) -> Result<Tensor> {
+    split_logits_with(model, split, batch_size, "", &mut crate::progress::Silent)
+}
+
+/// [`split_logits`], counting the images done on `progress` as the job
+/// `label` (minutes for a 224 px split on a CPU).
+pub fn split_logits_with(
+    model: &Model,
+    split: &Split,
+    batch_size: usize,
+    label: &str,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<Tensor> {
+    let n = split.len();
+    progress.start(label, Some(n as u64));
     // A batch at a time from the split's bytes: nothing split-sized in float.
-    model.logits_chunked(split.len(), batch_size, |start, len| {
+    let logits = model.logits_chunked(n, batch_size, |start, len| {
+        progress.update(start as u64);
         crate::data::normalise(&split.images_u8(start, len)?.f_to_device(model.device())?)
-    })
+    });
+    if logits.is_ok() {
+        progress.update(n as u64);
+    }
+    progress.finish();
+    logits
 }
 
 /// Evaluates `model` on `split`: loss, AUC, ACC, AP as MedMNIST defines them.
 pub fn evaluate_split(model: &Model, split: &Split, batch_size: usize) -> Result<Evaluation> {
-    let logits = split_logits(model, split, batch_size)?;
+    evaluate_split_with(model, split, batch_size, "", &mut crate::progress::Silent)
+}
+
+/// [`evaluate_split`], counting the images done on `progress` as the job
+/// `label`.
+pub fn evaluate_split_with(
+    model: &Model,
+    split: &Split,
+    batch_size: usize,
+    label: &str,
+    progress: &mut dyn crate::progress::Progress,
+) -> Result<Evaluation> {
+    let logits = split_logits_with(model, split, batch_size, label, progress)?;
     let y = split.labels_tensor(Device::Cpu)?;
     let loss = logits
         .f_binary_cross_entropy_with_logits(
@@ -184,6 +216,10 @@ struct EpochEnd<'a> {
     records: &'a mut Vec<EpochRecord>,
     best_auc: &'a mut f64,
     best_epoch: &'a mut usize,
+    /// Counts the validation's images (`epoch 3/10: validation`).
+    progress: &'a mut dyn crate::progress::Progress,
+    /// The run's number of epochs, for the validation's label.
+    epochs: usize,
 }
 
 /// The end of an epoch: validation, the record (`rec` arrives with its
@@ -192,7 +228,8 @@ struct EpochEnd<'a> {
 /// folder still holds when saving fails.
 fn close_epoch(dir: &RunDir, e: &mut EpochEnd, mut rec: EpochRecord) -> Result<EpochRecord> {
     let v0 = Instant::now();
-    let val = evaluate_split(e.model, &e.data.val, 256)?;
+    let label = format!("epoch {}/{}: validation", rec.epoch, e.epochs);
+    let val = evaluate_split_with(e.model, &e.data.val, 256, &label, e.progress)?;
     rec.val_loss = val.loss.unwrap_or(f64::NAN);
     rec.val_auc = val.auc;
     rec.val_acc = val.acc;
@@ -279,6 +316,8 @@ pub fn record_first_epoch(
             records: &mut records,
             best_auc: &mut best_auc,
             best_epoch: &mut best_epoch,
+            progress: &mut crate::progress::Silent,
+            epochs: cfg.epochs,
         },
         EpochRecord {
             epoch: 1,
@@ -722,6 +761,8 @@ fn train_into_folder(
                 records: &mut records,
                 best_auc: &mut best_auc,
                 best_epoch: &mut best_epoch,
+                progress: &mut *progress,
+                epochs: cfg.epochs,
             },
             EpochRecord {
                 epoch: epoch + 1,
