@@ -167,7 +167,9 @@ pub struct TrainConfig {
     /// in 3.9 s instead of 5.1 s on an H100); in the graph fp16 is faster
     /// still (1.55x fp32's graph), and at 64 and 224 px the fp16 graph is
     /// 3-6% faster than fp16 eager. The graph keeps its step's memory in
-    /// its own pool between batches.
+    /// its own pool between batches. A graph that cannot be captured does
+    /// not stop the run: it goes on eagerly, says so on stderr, and the
+    /// epoch records name the step that ran (`train::graph::Steps`).
     pub cuda_graph: Option<bool>,
     /// CUDA only: cuDNN autotunes each convolution's algorithm for the
     /// shapes it meets (`torch.backends.cudnn.benchmark`), at the cost of a

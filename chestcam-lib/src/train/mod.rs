@@ -645,9 +645,9 @@ fn train_into_folder(
             .map(|i| i as i64)
             .collect()
     });
-    // With --cuda-graph: one captured step per learning rate (a new one
-    // when the schedule changes it).
-    let mut graph: Option<graph::GraphStep> = None;
+    // With --cuda-graph: full batches replay a captured step (one per
+    // learning rate); a graph that cannot be captured leaves the run eager.
+    let mut steps = graph::Steps::new(cfg.uses_cuda_graph());
     for epoch in start_epoch..cfg.epochs {
         let lr = cfg.lr_at(epoch);
         let t0 = Instant::now();
@@ -703,33 +703,26 @@ fn train_into_folder(
                 ),
                 e => format!("the checkpoint of epoch {e} is kept in {}", run.display()),
             };
-            let graphed = match graph.as_mut() {
-                Some(g) if full && g.lr == lr => Some(g.step(&model, &mut opt, &xb, &yb)),
-                _ if full && cfg.uses_cuda_graph() => {
-                    // Drop the old graph (and its memory pool) first.
-                    graph = None;
-                    Some(
-                        graph::GraphStep::new(&model, &opt, &xb, &yb, lr, cfg.precision)
-                            .and_then(|g| graph.insert(g).step(&model, &mut opt, &xb, &yb)),
-                    )
-                }
-                _ => None,
-            };
-            let loss = match graphed {
-                Some(Ok(loss)) => loss,
-                // A failed capture or replay names the way around it.
-                Some(Err(e)) => {
-                    return Err(Error::Training(format!(
-                        "the CUDA graph step failed in epoch {}, batch {}: {e}; {}. \
-                         --cuda-graph false (in a notebook: cfg.cuda_graph = Some(false)) \
-                         trains without the graph.",
+            let gave_up = steps.gave_up().is_some();
+            let loss = steps
+                .step(&model, &mut opt, &xb, &yb, lr, cfg.precision, full)
+                .map_err(|e| {
+                    Error::Training(format!(
+                        "training stopped in epoch {}, batch {}: {e}; {}.",
                         epoch + 1,
                         b + 1,
                         kept()
-                    )))
-                }
-                None => train_step(&model, &mut opt, &xb, &yb, lr, cfg.precision)?,
-            };
+                    ))
+                })?;
+            if let (false, Some(why)) = (gave_up, steps.gave_up()) {
+                crate::note!(
+                    "epoch {}, batch {}: the CUDA graph could not be captured ({why}); \
+                     training goes on without it (the same steps, slower). \
+                     --cuda-graph false skips the attempt.",
+                    epoch + 1,
+                    b + 1
+                );
+            }
             loss_sum = loss_sum.f_add(&loss.f_mul_scalar(n as f64)?)?;
             seen += n;
             if (b + 1) % LOSS_CHECK_EVERY == 0 || batches.peek().is_none() {
@@ -773,7 +766,17 @@ fn train_into_folder(
                 lr,
                 seconds: train_secs,
                 images_per_sec: seen as f64 / train_secs.max(1e-9),
-                step: Some(cfg.step_label()),
+                step: Some(match steps.gave_up() {
+                    None => cfg.step_label(),
+                    Some(_) => format!(
+                        "{} (the CUDA graph could not be captured)",
+                        TrainConfig {
+                            cuda_graph: Some(false),
+                            ..cfg.clone()
+                        }
+                        .step_label()
+                    ),
+                }),
             },
         )?;
         if on_epoch(&rec).is_break() {
