@@ -365,44 +365,45 @@ mod tests {
 
     #[test]
     fn graphed_steps_equal_eager_ones_and_a_failed_capture_goes_on_eagerly() {
-        // 9 full batches and a partial one; the learning rate drops at the
-        // 7th, which makes a new graph (warm-up, capture, replay again).
+        // 10 full batches and a partial one; the learning rate drops at the
+        // 6th, which makes a new graph: each graph warms up on 3 batches,
+        // captures on the 4th and replays on the 5th.
         let init = Model::new(Stem::Small, 28, Device::Cpu).unwrap();
-        let mut data = batches(9, 4);
+        let mut data = batches(10, 4);
         data.extend(batches(1, 3));
-        let (eager_losses, eager) = run(&init, &mut Steps::new(false), &data, 6);
-
-        let mut graphed = Steps {
-            make: emulated(false),
-            ..Steps::new(true)
+        let (eager_losses, eager) = run(&init, &mut Steps::new(false), &data, 5);
+        // Graphs made by `make`: the same losses and weights as eager steps.
+        let same_as_eager = |make: MakeGraph, what: &str| -> Steps {
+            let mut steps = Steps {
+                make,
+                ..Steps::new(true)
+            };
+            let (losses, model) = run(&init, &mut steps, &data, 5);
+            assert_eq!(losses, eager_losses, "{what}: losses");
+            same_weights(&model, &eager, what);
+            steps
         };
-        let (losses, model) = run(&init, &mut graphed, &data, 6);
-        assert_eq!(losses, eager_losses, "graphed losses");
-        same_weights(&model, &eager, "graphed");
+
+        let graphed = same_as_eager(emulated(false), "graphed");
         assert!(graphed.gave_up().is_none());
+        assert!(graphed
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.captured() && g.lr == 1e-4));
 
         // The capture (the 4th full batch) fails: that batch and every
-        // later one train eagerly, to the same weights; no new graph is
+        // later one train eagerly, to the same weights, and no new graph is
         // tried when the learning rate changes.
-        let mut failing = Steps {
-            make: emulated(true),
-            ..Steps::new(true)
-        };
-        let (losses, model) = run(&init, &mut failing, &data, 6);
-        assert_eq!(losses, eager_losses, "losses after a failed capture");
-        same_weights(&model, &eager, "after a failed capture");
+        let failing = same_as_eager(emulated(true), "after a failed capture");
         let why = failing.gave_up().expect("the graph was given up");
         assert!(why.contains("stream is capturing"), "{why}");
         assert!(failing.graph.is_none(), "the failed graph was dropped");
 
         // A graph that cannot even be made: eager from the first batch.
-        let mut unmade = Steps {
-            make: |_, _, _, _, _, _| Err(Error::invalid("CUDA graph", "out of memory (test)")),
-            ..Steps::new(true)
-        };
-        let (losses, model) = run(&init, &mut unmade, &data, 6);
-        assert_eq!(losses, eager_losses, "losses without a graph");
-        same_weights(&model, &eager, "without a graph");
+        let unmade = same_as_eager(
+            |_, _, _, _, _, _| Err(Error::invalid("CUDA graph", "out of memory (test)")),
+            "without a graph",
+        );
         assert!(unmade
             .gave_up()
             .is_some_and(|w| w.contains("out of memory")));
