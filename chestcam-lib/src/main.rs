@@ -296,6 +296,13 @@ fn trust_run(
     same_data(&a.run, &data, &meta, split)?;
     let sp = data.split(split);
     let idx: Vec<usize> = (0..a.images.min(sp.len())).collect();
+    if a.images > sp.len() && !idx.is_empty() {
+        chestcam::note!(
+            "--images {}: the {split} split has {} images; all of them are checked",
+            a.images,
+            sp.len()
+        );
+    }
     if idx.is_empty() {
         return Err(chestcam::Error::invalid(
             "--split",
@@ -1084,7 +1091,15 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 let sp = data.split(split);
                 let idx: Vec<usize> = match (a.index, a.first) {
                     (Some(i), _) => vec![i],
-                    (None, Some(n)) => (0..n.min(sp.len())).collect(),
+                    (None, Some(n)) => {
+                        if n > sp.len() {
+                            chestcam::note!(
+                                "--first {n}: the {split} split has {} images; all of them are explained",
+                                sp.len()
+                            );
+                        }
+                        (0..n.min(sp.len())).collect()
+                    }
                     (None, None) => return Err(chestcam::Error::invalid("explain", WHICH_IMAGES)),
                 };
                 if let Some(c) = context.as_object_mut() {

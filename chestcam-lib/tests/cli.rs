@@ -828,6 +828,58 @@ fn trust_writes_its_report_and_refuses_bad_input() {
         assert!((0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&r));
         assert_eq!(v["beats_random"], a < r);
     }
+    // More images asked for than a split has: all of them, and a line that
+    // says so (a 4-image test split of the run's size).
+    let few = dir.path().join("few");
+    for (cmd, flag, extra, said) in [
+        (
+            "trust",
+            "--images",
+            ["--methods", "gradcam", "--metrics", "localisation"],
+            "--images 50: the test split has 4 images; all of them are checked",
+        ),
+        (
+            "explain",
+            "--first",
+            ["--labels", "top1", "--trust-steps", "0"],
+            "--first 50: the test split has 4 images; all of them are explained",
+        ),
+    ] {
+        let out = chestcam()
+            .args([
+                cmd,
+                "--source",
+                "synthetic:28:8,4,4",
+                flag,
+                "50",
+                "--device",
+                "cpu",
+            ])
+            .args(extra)
+            .arg("--run")
+            .arg(&run)
+            .arg("--out")
+            .arg(few.join(cmd))
+            .output()
+            .unwrap();
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{cmd}: {err}");
+    }
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(few.join("trust/trust.json")).unwrap()).unwrap();
+    assert_eq!(j["images"], serde_json::json!([0, 1, 2, 3]));
+    let explained = std::fs::read_dir(few.join("explain"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    assert_eq!(explained, 4);
     // Bad arguments: one line, non-zero exit, the report folder untouched.
     let before: Vec<_> = std::fs::read_dir(&report)
         .unwrap()
