@@ -120,15 +120,18 @@ table() {
 # One epoch of ChestMNIST's size at 28 px, with validation (issue 10's
 # "under 5 s" goal), and peak host and device memory: with the defaults
 # (on CUDA: fp16 in a CUDA graph, the defaults since 2026-11-27 evening,
-# never yet run in `train` on a card) and with the eager step; then two epochs
-# with --cudnn-benchmark, graph and eager, to see whether its cost is the
-# first epoch's search or every step's.
+# never yet run in `train` on a card), with the eager step, and with the
+# training split in host memory (batches through pinned memory, never yet
+# run on a card); then two epochs with --cudnn-benchmark, graph and eager,
+# to see whether its cost is the first epoch's search or every step's.
 epoch28() {
   "$PY" scripts/make_big_npz.py "$SRC" --size 28 --train "${BIG[0]}" --val "${BIG[1]}" --test 256 --out "$W/cm28.npz" &&
     /usr/bin/time -f "wall %e s, peak RSS %M KB (defaults)" "$B" train --source "$W/cm28.npz" \
       --device "$DEV" --epochs 1 --run "$W/run28" &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--cuda-graph false)" "$B" train \
       --source "$W/cm28.npz" --device "$DEV" --epochs 1 --cuda-graph false --run "$W/run28e"; } &&
+    { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--data-on-device false: batches from pinned host memory)" "$B" train \
+      --source "$W/cm28.npz" --device "$DEV" --epochs 1 --data-on-device false --run "$W/run28s"; } &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--cudnn-benchmark, 2 epochs)" "$B" train \
       --source "$W/cm28.npz" --device "$DEV" --epochs 2 --cudnn-benchmark --run "$W/run28gb"; } &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--cudnn-benchmark --cuda-graph false, 2 epochs)" "$B" train \

@@ -32,6 +32,7 @@ char *chestcam_graph_capture(ChestcamGraph *, int) { return no_cuda(); }
 char *chestcam_graph_replay(ChestcamGraph *) { return no_cuda(); }
 void chestcam_graph_free(ChestcamGraph *) {}
 char *chestcam_cuda_memory(int64_t, int64_t *, int64_t *, int) { return no_cuda(); }
+char *chestcam_cuda_free_memory(int64_t, int64_t *, int64_t *) { return no_cuda(); }
 }
 
 #else
@@ -39,6 +40,7 @@ char *chestcam_cuda_memory(int64_t, int64_t *, int64_t *, int) { return no_cuda(
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -132,6 +134,26 @@ char *chestcam_cuda_memory(int64_t device, int64_t *allocated, int64_t *reserved
         *allocated = stats.allocated_bytes[agg].peak;
         *reserved = stats.reserved_bytes[agg].peak;
         if (reset) c10::cuda::CUDACachingAllocator::resetPeakStats(d);
+        return nullptr;
+    } catch (const std::exception &e) {
+        return cuda_message(e.what());
+    }
+}
+
+// The bytes a new tensor could still get on `device`: what the driver has
+// free (cudaMemGetInfo) plus what the caching allocator holds reserved but
+// unused; and the device's total.
+char *chestcam_cuda_free_memory(int64_t device, int64_t *free, int64_t *total) {
+    try {
+        auto d = static_cast<c10::DeviceIndex>(device);
+        c10::cuda::CUDAGuard guard(d);
+        size_t f = 0, t = 0;
+        C10_CUDA_CHECK(cudaMemGetInfo(&f, &t));
+        auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(d);
+        auto agg = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+        int64_t cached = stats.reserved_bytes[agg].current - stats.allocated_bytes[agg].current;
+        *free = static_cast<int64_t>(f) + (cached > 0 ? cached : 0);
+        *total = static_cast<int64_t>(t);
         return nullptr;
     } catch (const std::exception &e) {
         return cuda_message(e.what());

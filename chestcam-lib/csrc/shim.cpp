@@ -155,6 +155,21 @@ char *chestcam_grads_to_none(at::Tensor **ts, int64_t n) {
     }
 }
 
+// A copy of a CPU tensor in page-locked (pinned) host memory, from which a
+// non-blocking copy to the GPU runs in stream order without the host
+// waiting for it (torch.Tensor.pin_memory(); tch's binding passes the
+// deprecated `device` argument, which warns). Fails without a GPU.
+char *chestcam_pin_memory(at::Tensor *t, at::Tensor **out) {
+    try {
+        *out = new at::Tensor(t->pin_memory());
+        return nullptr;
+    } catch (const std::exception &e) {
+        return copy_message(e.what());
+    } catch (...) {
+        return copy_message("unknown C++ exception in chestcam_pin_memory");
+    }
+}
+
 // Whether a tensor is laid out channels-last.
 int chestcam_is_channels_last(at::Tensor *t) {
     return t->dim() == 4 && t->is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;

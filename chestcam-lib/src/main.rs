@@ -556,6 +556,9 @@ struct TrainArgs {
     /// CUDA only: let cuDNN autotune its convolution algorithms (torch.backends.cudnn.benchmark).
     #[arg(long)]
     cudnn_benchmark: bool,
+    /// CUDA only: keep the uint8 training split on the device (true) or in host memory, a batch copied at a time (false). Default: on the device when it takes at most half of the device's free memory.
+    #[arg(long)]
+    data_on_device: Option<bool>,
     /// auto (the fastest measured: fp16 on CUDA, in the CUDA graph at any size, eager from 64 px; bf16 on a CPU with bfloat16 arithmetic such as AVX512-BF16; else fp32), fp32 (MedMNIST's protocol), bf16 (autocast; float32 weights and optimiser) or fp16 (autocast with a gradient scaler, for GPUs without bf16 such as a T4).
     #[arg(long, default_value = "auto", value_parser = ChoiceParser::<Precision>::new())]
     precision: Precision,
@@ -730,6 +733,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 channels_last: a.channels_last,
                 cuda_graph: a.cuda_graph,
                 cudnn_benchmark: a.cudnn_benchmark,
+                data_on_device: a.data_on_device,
                 precision: a.precision,
                 source: a.source,
                 stem: a.stem,
@@ -769,6 +773,7 @@ fn run(cli: Cli) -> chestcam::Result<()> {
                 channels_last: cfg.channels_last.filter(|_| typed("channels_last")),
                 cuda_graph: cfg.cuda_graph.filter(|_| typed("cuda_graph")),
                 cudnn_benchmark: typed("cudnn_benchmark").then_some(cfg.cudnn_benchmark),
+                data_on_device: cfg.data_on_device.filter(|_| typed("data_on_device")),
             };
             let cfg = if a.resume {
                 let c = chestcam::train::resume_config(&a.run, &changes)?;

@@ -32,6 +32,8 @@ extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     fn chestcam_is_channels_last(t: *mut C_tensor) -> c_int;
+    fn chestcam_pin_memory(t: *mut C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    fn chestcam_cuda_free_memory(device: i64, free: *mut i64, total: *mut i64) -> *mut c_char;
     fn chestcam_autocast_enter(cuda: c_int, half: c_int, prev: *mut c_int) -> *mut c_char;
     fn chestcam_autocast_exit(cuda: c_int, prev: c_int) -> *mut c_char;
     fn chestcam_free_message(m: *mut c_char);
@@ -144,6 +146,38 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor> {
     }
     // SAFETY: `out` is a heap tensor the shim allocated for us to own.
     Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// A copy of CPU tensor `t` in page-locked (pinned) host memory, from which
+/// `to_device_(.., non_blocking = true, ..)` copies to a GPU in stream
+/// order, without the host waiting (`torch.Tensor.pin_memory()`). Fails on
+/// a machine without a GPU.
+pub fn pin_memory(t: &Tensor) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: `t` is live; on success the shim stores a new tensor in `out`.
+    let msg = unsafe { chestcam_pin_memory(t.as_ptr() as *mut C_tensor, &mut out) };
+    check(msg, "pinned memory")?;
+    if out.is_null() {
+        return Err(Error::invalid(
+            "pinned memory",
+            "the shim returned no tensor",
+        ));
+    }
+    // SAFETY: `out` is a heap tensor the shim allocated for us to own.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Bytes a new tensor could still get on CUDA device `index` (the driver's
+/// free memory plus what the caching allocator holds unused), and the
+/// device's total.
+pub fn cuda_free_memory(index: usize) -> Result<(u64, u64)> {
+    let (mut free, mut total) = (0i64, 0i64);
+    // SAFETY: plain values; the shim writes `free` and `total`.
+    check(
+        unsafe { chestcam_cuda_free_memory(index as i64, &mut free, &mut total) },
+        "CUDA free memory",
+    )?;
+    Ok((free.max(0) as u64, total.max(0) as u64))
 }
 
 /// Re-lays a 4-d parameter out channels-last in place (as

@@ -1245,13 +1245,32 @@ fn resume_refuses_other_options_and_a_relative_source_is_recorded_absolute() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("--lr, --epochs") && err.trim().lines().count() == 1,
+        err.contains("--lr, --epochs")
+            && err.contains("--cudnn-benchmark, --data-on-device")
+            && err.trim().lines().count() == 1,
         "{err}"
     );
     assert_eq!(
         std::fs::read(dir.path().join("run/config.json")).unwrap(),
         config_before
     );
+    // Where the data lives is a CUDA choice: on the CPU it is in host memory.
+    let elsewhere = dir.path().join("elsewhere").display().to_string();
+    fails_in_one_line(
+        &[
+            "train",
+            "--source",
+            &nih,
+            "--device",
+            "cpu",
+            "--data-on-device",
+            "true",
+            "--run",
+            &elsewhere,
+        ],
+        "--data-on-device",
+    );
+    assert!(!dir.path().join("elsewhere").exists());
     // Resuming a folder without a run says so before loading any data.
     let empty = dir.path().join("empty").display().to_string();
     fails_in_one_line(&["train", "--resume", "--run", &empty], "no run to resume");

@@ -148,3 +148,25 @@ fn label_rows_follow_a_permutation() {
         assert!(e.contains("label permutation"), "{e}");
     }
 }
+
+#[test]
+fn pinned_memory_and_free_device_memory_answer_in_words_without_a_gpu() {
+    // Host batches for a GPU are copied through pinned memory, and the
+    // training split's place depends on the device's free memory (see
+    // train's `--data-on-device`). Without a GPU both are refused in one
+    // line (the batches then take a blocking copy); with one, the pinned
+    // copy holds the same values.
+    let t = tch::Tensor::from_slice(&[1u8, 2, 3, 250]);
+    let pinned = chestcam::shim::pin_memory(&t);
+    let free = chestcam::shim::cuda_free_memory(0);
+    if tch::Cuda::is_available() {
+        assert!(pinned.unwrap().equal(&t));
+        let (free, total) = free.unwrap();
+        assert!(free > 0 && free <= total, "{free} of {total}");
+    } else {
+        for e in [pinned.err().unwrap(), free.err().unwrap()] {
+            let e = e.to_string();
+            assert!(e.lines().count() == 1 && !e.contains("panicked"), "{e}");
+        }
+    }
+}

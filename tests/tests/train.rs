@@ -559,6 +559,20 @@ fn a_cuda_graph_is_refused_off_cuda_and_the_step_defaults_follow_device_and_size
     assert!(!run.exists(), "nothing may be written");
     let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
     assert!(!old.cudnn_benchmark && old.epochs == 2);
+    // `--data-on-device true` too (the data is in host memory already);
+    // an old config.json reads as auto.
+    let cfg = TrainConfig {
+        data_on_device: Some(true),
+        device: "cpu".into(),
+        ..quick_cfg()
+    };
+    let msg = refused(&cfg, &data, &run, false);
+    assert!(
+        msg.contains("--data-on-device") && msg.contains("host memory already"),
+        "{msg}"
+    );
+    assert!(!run.exists(), "nothing may be written");
+    assert_eq!(old.data_on_device, None);
     // The device- and size-dependent defaults (from the benches; see
     // Precision::resolve_for): on CUDA the graph at every size, and fp16
     // in it (eager: fp16 from 64 px, fp32 at 28 px); bf16 on a CPU with

@@ -52,6 +52,21 @@ pub struct Batches<'a> {
     rng: Rng,
 }
 
+/// A host batch on `device`. To a GPU it goes through pinned memory and a
+/// non-blocking copy, so that the host gathers the next batch while the
+/// device still works on this one (a blocking copy synchronises with the
+/// device's stream, which empties its queue); where memory cannot be
+/// pinned, a blocking copy.
+fn to_device(t: Tensor, device: Device) -> Result<Tensor> {
+    if !device.is_cuda() {
+        return Ok(t.f_to_device(device)?);
+    }
+    match crate::shim::pin_memory(&t) {
+        Ok(pinned) => Ok(pinned.f_to_device_(device, pinned.kind(), true, false)?),
+        Err(_) => Ok(t.f_to_device(device)?),
+    }
+}
+
 impl<'a> Batches<'a> {
     /// Batches of `split` on `device`, gathered from the split's bytes a
     /// batch at a time. `seed = Some(s)` shuffles with that seed (same
@@ -194,12 +209,11 @@ impl<'a> Batches<'a> {
                 }
                 let (b, s) = (idx.len() as i64, split.size as i64);
                 (
-                    Tensor::f_from_slice(&xb)?
-                        .f_view([b, 1, s, s])?
-                        .f_to_device(*device)?,
-                    Tensor::f_from_slice(&yb)?
-                        .f_view([b, NUM_LABELS as i64])?
-                        .f_to_device(*device)?,
+                    to_device(Tensor::f_from_slice(&xb)?.f_view([b, 1, s, s])?, *device)?,
+                    to_device(
+                        Tensor::f_from_slice(&yb)?.f_view([b, NUM_LABELS as i64])?,
+                        *device,
+                    )?,
                 )
             }
         };

@@ -176,6 +176,14 @@ pub struct TrainConfig {
     /// few slow first steps and run-to-run bitwise differences. PyTorch's
     /// fastest recipe in `chestcam bench` uses it.
     pub cudnn_benchmark: bool,
+    /// CUDA only: where the uint8 training split lives. `Some(true)`: on
+    /// the device, copied once (the fastest); `Some(false)`: in host
+    /// memory, each batch gathered there and copied through pinned memory
+    /// as it is needed; `None` (auto): on the device when it takes at most
+    /// half of the memory the device has free as training starts (the rest
+    /// is for the step), else in host memory. The batches are the same
+    /// either way.
+    pub data_on_device: Option<bool>,
 }
 
 impl Default for TrainConfig {
@@ -200,6 +208,7 @@ impl Default for TrainConfig {
             channels_last: None,
             cuda_graph: None,
             cudnn_benchmark: false,
+            data_on_device: None,
             precision: Precision::Auto,
         }
     }
@@ -221,11 +230,12 @@ pub struct ResumeChanges {
     pub channels_last: Option<bool>,
     pub cuda_graph: Option<bool>,
     pub cudnn_benchmark: Option<bool>,
+    pub data_on_device: Option<bool>,
 }
 
 impl ResumeChanges {
     /// The command-line options (without `--`) that `train --resume` takes.
-    pub const OPTIONS: [&'static str; 7] = [
+    pub const OPTIONS: [&'static str; 8] = [
         "source",
         "device",
         "threads",
@@ -233,6 +243,7 @@ impl ResumeChanges {
         "channels-last",
         "cuda-graph",
         "cudnn-benchmark",
+        "data-on-device",
     ];
 
     pub fn is_empty(&self) -> bool {
@@ -293,7 +304,32 @@ impl TrainConfig {
         if let Some(t) = self.threads {
             crate::util::check_threads("threads", t as i64)?;
         }
-        crate::model::parse_device(&self.device)?;
+        let device = crate::model::parse_device(&self.device)?;
+        // The CUDA-only choices, refused elsewhere in words.
+        for (asked, option, why) in [
+            (
+                self.cuda_graph == Some(true),
+                "--cuda-graph",
+                "CUDA graphs need a CUDA device",
+            ),
+            (
+                self.data_on_device == Some(true),
+                "--data-on-device",
+                "the data is in host memory already",
+            ),
+            (
+                self.cudnn_benchmark,
+                "--cudnn-benchmark",
+                "cuDNN autotuning needs a CUDA device",
+            ),
+        ] {
+            if asked && !device.is_cuda() {
+                return Err(Error::invalid(
+                    option,
+                    format!("the run is on {device:?}: {why}"),
+                ));
+            }
+        }
         self.source.parse::<crate::data::source::DataSource>()?;
         if let Some(size) = image_size {
             check_stem(self.stem_for(size), size)?;
@@ -321,7 +357,7 @@ impl TrainConfig {
     /// The saved configuration with a resume's `changes`. Moving to
     /// another kind of device (CPU and CUDA) decides the device-dependent
     /// choices afresh (precision `auto`, the CUDA graph's and cuDNN
-    /// autotuning's defaults) unless `changes` names them: a CUDA run's
+    /// autotuning's defaults, where the data lives) unless `changes` names them: a CUDA run's
     /// fp16 graph would not run, or run 20 times slower, on a CPU.
     pub fn with_changes(&self, changes: &ResumeChanges) -> Result<TrainConfig> {
         let mut c = self.clone();
@@ -336,6 +372,7 @@ impl TrainConfig {
                 c.precision = Precision::Auto;
                 c.cuda_graph = None;
                 c.cudnn_benchmark = false;
+                c.data_on_device = None;
             }
             c.device = d.clone();
         }
@@ -353,6 +390,9 @@ impl TrainConfig {
         }
         if let Some(v) = changes.cudnn_benchmark {
             c.cudnn_benchmark = v;
+        }
+        if let Some(v) = changes.data_on_device {
+            c.data_on_device = Some(v);
         }
         Ok(c)
     }
@@ -424,6 +464,7 @@ mod tests {
             precision: Precision::Fp16,
             cuda_graph: Some(true),
             cudnn_benchmark: true,
+            data_on_device: Some(false),
             ..TrainConfig::default()
         };
         assert_eq!(
@@ -441,9 +482,10 @@ mod tests {
                 c.device.as_str(),
                 c.precision,
                 c.cuda_graph,
-                c.cudnn_benchmark
+                c.cudnn_benchmark,
+                c.data_on_device
             ),
-            ("cpu", Precision::Auto, None, false)
+            ("cpu", Precision::Auto, None, false, None)
         );
         assert_eq!((c.epochs, c.lr, &c.source), (100, 1e-3, &cuda_run.source));
         // ... unless the resume names them.

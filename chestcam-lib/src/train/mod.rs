@@ -557,6 +557,43 @@ impl SplitCheck {
     }
 }
 
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Where a run's training split lives (see `TrainConfig::data_on_device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Copied to the device once.
+    Device,
+    /// In host memory (the CPU, or asked for).
+    Host,
+    /// In host memory because `bytes` would take more than half of the
+    /// `free` bytes of the device.
+    HostForSpace { bytes: u64, free: u64 },
+}
+
+/// Where the first `n` images of `split` go for training on `device`:
+/// as `asked`, or on a GPU when their bytes take at most half of its free
+/// memory (on the device when its free memory cannot be read).
+fn split_placement(asked: Option<bool>, split: &Split, n: usize, device: Device) -> Placement {
+    let free = match device {
+        Device::Cpu => return Placement::Host,
+        Device::Cuda(i) => crate::shim::cuda_free_memory(i).ok().map(|(f, _)| f),
+        _ => None,
+    };
+    let bytes = (n.min(split.len()) * split.size * split.size) as u64;
+    placement(asked, bytes, free)
+}
+
+/// [`split_placement`]'s rule for `bytes` of images and `free` device bytes.
+fn placement(asked: Option<bool>, bytes: u64, free: Option<u64>) -> Placement {
+    match (asked, free) {
+        (Some(true), _) => Placement::Device,
+        (Some(false), _) => Placement::Host,
+        (None, Some(free)) if bytes > free / 2 => Placement::HostForSpace { bytes, free },
+        (None, _) => Placement::Device,
+    }
+}
+
 fn train_into_folder(
     cfg: &TrainConfig,
     data: &Dataset,
@@ -575,18 +612,6 @@ fn train_into_folder(
     // Defaults that depend on the device and size become concrete here, so
     // that config.json records what ran and a resume repeats it.
     let cfg = &cfg.resolved(device, data.size);
-    if cfg.uses_cuda_graph() && !device.is_cuda() {
-        return Err(Error::invalid(
-            "--cuda-graph",
-            format!("the run is on {device:?}: CUDA graphs need a CUDA device"),
-        ));
-    }
-    if cfg.cudnn_benchmark && !device.is_cuda() {
-        return Err(Error::invalid(
-            "--cudnn-benchmark",
-            format!("the run is on {device:?}: cuDNN autotuning needs a CUDA device"),
-        ));
-    }
     // Process-wide in libtorch: set either way, so an earlier run in the
     // same process (a notebook) does not leak its choice into this one.
     if device.is_cuda() {
@@ -629,13 +654,25 @@ fn train_into_folder(
     // on a GPU the whole uint8 split lives on the device (a quarter of its
     // float size), on the CPU batches are gathered from the split's bytes.
     let n_train = cfg.train_subset.unwrap_or(usize::MAX).min(data.train.len());
-    let on_device = match device {
-        Device::Cpu => None,
-        _ => Some((
+    let on_device = match split_placement(cfg.data_on_device, &data.train, n_train, device) {
+        Placement::Device => Some((
             data.train.images_u8_on(n_train, device)?,
             data.train.head_labels(n_train, device)?,
         )),
+        Placement::Host => None,
+        Placement::HostForSpace { bytes, free } => {
+            crate::note!(
+                "data: the training split ({:.2} GiB as uint8) stays in host memory and each batch \
+                 is copied to {} as it is needed: it would take more than half of the {:.2} GiB \
+                 free there (--data-on-device true puts it there anyway)",
+                bytes as f64 / GIB,
+                device_string(device),
+                free as f64 / GIB
+            );
+            None
+        }
     };
+    let streamed = device.is_cuda() && on_device.is_none();
     let fingerprint = data.fingerprint();
     let augment = cfg.augment.then(crate::data::Augment::default);
     let shuffled_labels: Option<Vec<i64>> = cfg.shuffle_labels.then(|| {
@@ -766,17 +803,25 @@ fn train_into_folder(
                 lr,
                 seconds: train_secs,
                 images_per_sec: seen as f64 / train_secs.max(1e-9),
-                step: Some(match steps.gave_up() {
-                    None => cfg.step_label(),
-                    Some(_) => format!(
-                        "{} (the CUDA graph could not be captured)",
-                        TrainConfig {
-                            cuda_graph: Some(false),
-                            ..cfg.clone()
-                        }
-                        .step_label()
-                    ),
-                }),
+                step: Some(format!(
+                    "{}{}",
+                    match steps.gave_up() {
+                        None => cfg.step_label(),
+                        Some(_) => format!(
+                            "{} (the CUDA graph could not be captured)",
+                            TrainConfig {
+                                cuda_graph: Some(false),
+                                ..cfg.clone()
+                            }
+                            .step_label()
+                        ),
+                    },
+                    if streamed {
+                        ", batches from host memory"
+                    } else {
+                        ""
+                    }
+                )),
             },
         )?;
         if on_epoch(&rec).is_break() {
@@ -789,4 +834,46 @@ fn train_into_folder(
         best_epoch,
         best_auc,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_training_split_goes_to_the_device_when_it_takes_at_most_half_its_free_memory() {
+        const G: u64 = 1 << 30;
+        // Full ChestMNIST-224 (78,468 images, 3.67 GiB) on a T4 with 14.5 GiB
+        // free: on the device; with 6 GiB free (a shared card): streamed.
+        let cm224 = 78_468 * 224 * 224;
+        assert_eq!(placement(None, cm224, Some(29 * G / 2)), Placement::Device);
+        assert_eq!(
+            placement(None, cm224, Some(6 * G)),
+            Placement::HostForSpace {
+                bytes: cm224,
+                free: 6 * G
+            }
+        );
+        // Exactly half fits; a byte more does not.
+        assert_eq!(placement(None, 4 * G, Some(8 * G)), Placement::Device);
+        assert!(matches!(
+            placement(None, 4 * G + 1, Some(8 * G)),
+            Placement::HostForSpace { .. }
+        ));
+        // Asked for: as asked, whatever is free; unknown free memory: the device.
+        assert_eq!(placement(Some(true), cm224, Some(G)), Placement::Device);
+        assert_eq!(placement(Some(false), 1, Some(80 * G)), Placement::Host);
+        assert_eq!(placement(None, cm224, None), Placement::Device);
+        // On the CPU the split is in host memory already.
+        let split = crate::data::Split {
+            name: crate::data::SplitName::Train,
+            size: 28,
+            images: vec![0; 4 * 28 * 28],
+            labels: vec![0; 4 * crate::data::registry::NUM_LABELS],
+        };
+        assert_eq!(
+            split_placement(None, &split, 4, Device::Cpu),
+            Placement::Host
+        );
+    }
 }
