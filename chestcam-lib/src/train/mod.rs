@@ -652,7 +652,8 @@ fn train_into_folder(
     }
     // The training images stay uint8 and are normalised a batch at a time:
     // on a GPU the whole uint8 split lives on the device (a quarter of its
-    // float size), on the CPU batches are gathered from the split's bytes.
+    // float size) when there is room for it; elsewhere, and on a GPU
+    // without that room, batches are gathered from the split's bytes.
     let n_train = cfg.train_subset.unwrap_or(usize::MAX).min(data.train.len());
     let on_device = match split_placement(cfg.data_on_device, &data.train, n_train, device) {
         Placement::Device => Some((
