@@ -134,15 +134,18 @@ pub(crate) fn amp_check_and_unscale(
 
 /// A channels-last (NHWC) copy of a 4-d tensor (others come back as they are).
 pub fn channels_last(t: &Tensor) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: `t` is live; on success the shim stores a new tensor in `out`.
-    let msg = unsafe { chestcam_channels_last(t.as_ptr() as *mut C_tensor, 0, &mut out) };
-    check(msg, "channels-last copy")?;
+    new_tensor("channels-last copy", |out| unsafe {
+        chestcam_channels_last(t.as_ptr() as *mut C_tensor, 0, out)
+    })
+}
+
+/// The tensor a shim function `f` makes in its out-parameter, owned here.
+fn new_tensor(what: &str, f: impl FnOnce(*mut *mut C_tensor) -> *mut c_char) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    check(f(&mut out), what)?;
     if out.is_null() {
-        return Err(Error::invalid(
-            "channels-last copy",
-            "the shim returned no tensor",
-        ));
+        return Err(Error::invalid(what, "the shim returned no tensor"));
     }
     // SAFETY: `out` is a heap tensor the shim allocated for us to own.
     Ok(unsafe { Tensor::from_ptr(out) })
@@ -153,18 +156,10 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor> {
 /// order, without the host waiting (`torch.Tensor.pin_memory()`). Fails on
 /// a machine without a GPU.
 pub fn pin_memory(t: &Tensor) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: `t` is live; on success the shim stores a new tensor in `out`.
-    let msg = unsafe { chestcam_pin_memory(t.as_ptr() as *mut C_tensor, &mut out) };
-    check(msg, "pinned memory")?;
-    if out.is_null() {
-        return Err(Error::invalid(
-            "pinned memory",
-            "the shim returned no tensor",
-        ));
-    }
-    // SAFETY: `out` is a heap tensor the shim allocated for us to own.
-    Ok(unsafe { Tensor::from_ptr(out) })
+    new_tensor("pinned memory", |out| unsafe {
+        chestcam_pin_memory(t.as_ptr() as *mut C_tensor, out)
+    })
 }
 
 /// Bytes a new tensor could still get on CUDA device `index` (the driver's

@@ -529,50 +529,49 @@ fn a_cuda_graph_is_refused_off_cuda_and_the_step_defaults_follow_device_and_size
     .expect("a CPU model cannot be captured")
     .to_string();
     assert!(err.contains("CUDA graphs need a CUDA device"), "{err}");
-    // `train --cuda-graph` on the CPU: refused before the run folder exists.
+    // The CUDA-only options on the CPU: refused before the run folder
+    // exists; an old config.json without their fields reads as auto / off.
     let data = phantoms([64, 32, 32]);
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let cfg = TrainConfig {
-        cuda_graph: Some(true),
-        device: "cpu".into(),
-        ..quick_cfg()
-    };
-    let msg = refused(&cfg, &data, &run, false);
-    assert!(
-        msg.contains("--cuda-graph") && msg.contains("CUDA graphs need a CUDA device"),
-        "{msg}"
-    );
-    assert!(!run.exists(), "nothing may be written");
-    // So is `--cudnn-benchmark`; and an old config.json without the field
-    // reads as off.
-    let cfg = TrainConfig {
-        cudnn_benchmark: true,
-        device: "cpu".into(),
-        ..quick_cfg()
-    };
-    let msg = refused(&cfg, &data, &run, false);
-    assert!(
-        msg.contains("--cudnn-benchmark") && msg.contains("needs a CUDA device"),
-        "{msg}"
-    );
-    assert!(!run.exists(), "nothing may be written");
+    let cuda_only = [
+        (
+            TrainConfig {
+                cuda_graph: Some(true),
+                ..quick_cfg()
+            },
+            "--cuda-graph",
+            "CUDA graphs need a CUDA device",
+        ),
+        (
+            TrainConfig {
+                cudnn_benchmark: true,
+                ..quick_cfg()
+            },
+            "--cudnn-benchmark",
+            "cuDNN autotuning needs a CUDA device",
+        ),
+        (
+            TrainConfig {
+                data_on_device: Some(true),
+                ..quick_cfg()
+            },
+            "--data-on-device",
+            "the data is in host memory already",
+        ),
+    ];
+    for (cfg, option, why) in cuda_only {
+        let cfg = TrainConfig {
+            device: "cpu".into(),
+            ..cfg
+        };
+        let msg = refused(&cfg, &data, &run, false);
+        assert!(msg.contains(option) && msg.contains(why), "{msg}");
+        assert!(!run.exists(), "{option}: nothing may be written");
+    }
     let old: TrainConfig = serde_json::from_str(r#"{"epochs": 2}"#).unwrap();
-    assert!(!old.cudnn_benchmark && old.epochs == 2);
-    // `--data-on-device true` too (the data is in host memory already);
-    // an old config.json reads as auto.
-    let cfg = TrainConfig {
-        data_on_device: Some(true),
-        device: "cpu".into(),
-        ..quick_cfg()
-    };
-    let msg = refused(&cfg, &data, &run, false);
-    assert!(
-        msg.contains("--data-on-device") && msg.contains("host memory already"),
-        "{msg}"
-    );
-    assert!(!run.exists(), "nothing may be written");
-    assert_eq!(old.data_on_device, None);
+    assert!(old.epochs == 2 && !old.cudnn_benchmark);
+    assert_eq!((old.cuda_graph, old.data_on_device), (None, None));
     // The device- and size-dependent defaults (from the benches; see
     // Precision::resolve_for): on CUDA the graph at every size, and fp16
     // in it (eager: fp16 from 64 px, fp32 at 28 px); bf16 on a CPU with
