@@ -305,7 +305,7 @@ impl TrainConfig {
             crate::util::check_threads("threads", t as i64)?;
         }
         let device = crate::model::parse_device(&self.device)?;
-        // The CUDA-only choices, refused elsewhere in words.
+        // The CUDA-only choices are refused on any other device.
         for (asked, option, why) in [
             (
                 self.cuda_graph == Some(true),
@@ -357,8 +357,9 @@ impl TrainConfig {
     /// The saved configuration with a resume's `changes`. Moving to
     /// another kind of device (CPU and CUDA) decides the device-dependent
     /// choices afresh (precision `auto`, the CUDA graph's and cuDNN
-    /// autotuning's defaults, where the data lives) unless `changes` names them: a CUDA run's
-    /// fp16 graph would not run, or run 20 times slower, on a CPU.
+    /// autotuning's defaults, where the data lives) unless `changes` names
+    /// them: a CUDA run's fp16 graph would not run, or run 20 times slower,
+    /// on a CPU.
     pub fn with_changes(&self, changes: &ResumeChanges) -> Result<TrainConfig> {
         let mut c = self.clone();
         if let Some(s) = &changes.source {
