@@ -5,7 +5,7 @@
 //! capture). The batch is copied into static input tensors before each
 //! replay; the loss comes back in a static output tensor.
 //!
-//! [`Steps`] is how the training loop uses it: full batches through the
+//! `Steps` is how the training loop uses it: full batches through the
 //! graph, the last partial batch eagerly, and eager steps for the rest of
 //! the run when a graph cannot be made or captured.
 use super::{adam::Adam, train_step, Precision};
