@@ -213,6 +213,29 @@ impl GraphStep {
     }
 }
 
+/// A training step that failed, and whether it was a graphed one.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    graphed: bool,
+    error: Error,
+}
+
+impl Failed {
+    /// The error a user sees: the step that failed, where (`at`: "epoch 2,
+    /// batch 7"), why, what the run folder keeps (`kept`), and for a graphed
+    /// step the way around it.
+    pub(crate) fn stopped(self, at: &str, kept: &str) -> Error {
+        let Failed { graphed, error } = self;
+        Error::Training(match graphed {
+            true => format!(
+                "the CUDA graph step failed in {at}: {error}; {kept}. --cuda-graph false \
+                 (in a notebook: cfg.cuda_graph = Some(false)) trains without the graph."
+            ),
+            false => format!("the training step failed in {at}: {error}; {kept}."),
+        })
+    }
+}
+
 /// Makes the graph for a batch shape (the model, the optimiser, the batch's
 /// images and labels, the learning rate, the precision).
 type MakeGraph = fn(&Model, &Adam, &Tensor, &Tensor, f64, Precision) -> Result<GraphStep>;
@@ -247,8 +270,8 @@ impl Steps {
     }
 
     /// One training step on (`x`, `y`); `full`: the batch has the run's
-    /// batch size. The error of a failed graphed step says so and names
-    /// the way around it.
+    /// batch size. A failed step says whether it was a graphed one
+    /// ([`Failed::stopped`] words it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn step(
         &mut self,
@@ -259,7 +282,7 @@ impl Steps {
         lr: f64,
         precision: Precision,
         full: bool,
-    ) -> Result<Tensor> {
+    ) -> std::result::Result<Tensor, Failed> {
         if full && self.graphs && self.gave_up.is_none() {
             if self.graph.as_ref().is_some_and(|g| g.lr != lr) {
                 // Drop the old graph (and its memory pool) first.
@@ -275,11 +298,11 @@ impl Steps {
             };
             match done {
                 Ok(loss) => return Ok(loss),
-                Err(StepFailure::Step(e)) => {
-                    return Err(Error::Training(format!(
-                        "the CUDA graph step failed: {e}. --cuda-graph false (in a notebook: \
-                         cfg.cuda_graph = Some(false)) trains without the graph"
-                    )))
+                Err(StepFailure::Step(error)) => {
+                    return Err(Failed {
+                        graphed: true,
+                        error,
+                    })
                 }
                 Err(StepFailure::Capture(e)) => {
                     self.graph = None;
@@ -287,7 +310,10 @@ impl Steps {
                 }
             }
         }
-        train_step(model, opt, x, y, lr, precision)
+        train_step(model, opt, x, y, lr, precision).map_err(|error| Failed {
+            graphed: false,
+            error,
+        })
     }
 }
 
@@ -429,13 +455,15 @@ mod tests {
         let e = steps
             .step(&model, &mut opt, x, y, 1e-3, Precision::Fp32, true)
             .unwrap_err()
+            .stopped("epoch 1, batch 1", "nothing was kept")
             .to_string();
         assert!(
-            e.contains("the CUDA graph step failed")
+            e.contains("the CUDA graph step failed in epoch 1, batch 1")
                 && e.contains("graph is for [2, 1, 28, 28]")
                 && e.contains("--cuda-graph false"),
             "{e}"
         );
+        assert_eq!(e.matches("training stopped").count(), 1, "{e}");
         assert!(steps.gave_up().is_none());
     }
 }

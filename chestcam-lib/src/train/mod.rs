@@ -557,8 +557,6 @@ impl SplitCheck {
     }
 }
 
-const GIB: f64 = (1u64 << 30) as f64;
-
 /// Where a run's training split lives (see `TrainConfig::data_on_device`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placement {
@@ -663,12 +661,12 @@ fn train_into_folder(
         Placement::Host => None,
         Placement::HostForSpace { bytes, free } => {
             crate::note!(
-                "data: the training split ({:.2} GiB as uint8) stays in host memory and each batch \
-                 is copied to {} as it is needed: it would take more than half of the {:.2} GiB \
+                "data: the training split ({} as uint8) stays in host memory and each batch \
+                 is copied to {} as it is needed: it would take more than half of the {} \
                  free there (--data-on-device true puts it there anyway)",
-                bytes as f64 / GIB,
+                crate::progress::human_bytes(bytes),
                 device_string(device),
-                free as f64 / GIB
+                crate::progress::human_bytes(free)
             );
             None
         }
@@ -744,13 +742,8 @@ fn train_into_folder(
             let gave_up = steps.gave_up().is_some();
             let loss = steps
                 .step(&model, &mut opt, &xb, &yb, lr, cfg.precision, full)
-                .map_err(|e| {
-                    Error::Training(format!(
-                        "training stopped in epoch {}, batch {}: {e}; {}.",
-                        epoch + 1,
-                        b + 1,
-                        kept()
-                    ))
+                .map_err(|f| {
+                    f.stopped(&format!("epoch {}, batch {}", epoch + 1, b + 1), &kept())
                 })?;
             if let (false, Some(why)) = (gave_up, steps.gave_up()) {
                 crate::note!(
