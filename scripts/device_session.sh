@@ -61,7 +61,7 @@ stage() {
   s0=$(date +%s)
   # `timeout` runs programs, not functions: a bash that is given the
   # script's functions and arrays runs the stage.
-  timeout "$t" bash -c "set -o pipefail; $(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 auto64 mem224 memfull fp16 trust_parity notebooks moved); \"\$@\"" \
+  timeout "$t" bash -c "set -o pipefail; $(declare -p BENCH_ARGS BIG MEM); $(declare -f bench table epoch28 eval_parity auto64 mem224 memfull fp16 trust_parity notebooks moved); \"\$@\"" \
     _ "$@" 2>&1 | tee "$W/$name.txt"
   echo "== $name: exit ${PIPESTATUS[0]} after $(($(date +%s) - s0)) s"
 }
@@ -128,6 +128,7 @@ epoch28() {
   "$PY" scripts/make_big_npz.py "$SRC" --size 28 --train "${BIG[0]}" --val "${BIG[1]}" --test 256 --out "$W/cm28.npz" &&
     /usr/bin/time -f "wall %e s, peak RSS %M KB (defaults)" "$B" train --source "$W/cm28.npz" \
       --device "$DEV" --epochs 1 --run "$W/run28" &&
+    eval_parity "$W/run28" &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--cuda-graph false)" "$B" train \
       --source "$W/cm28.npz" --device "$DEV" --epochs 1 --cuda-graph false --run "$W/run28e"; } &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--data-on-device false: batches from pinned host memory)" "$B" train \
@@ -136,6 +137,26 @@ epoch28() {
       --source "$W/cm28.npz" --device "$DEV" --epochs 2 --cudnn-benchmark --run "$W/run28gb"; } &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--cudnn-benchmark --cuda-graph false, 2 epochs)" "$B" train \
       --source "$W/cm28.npz" --device "$DEV" --epochs 2 --cudnn-benchmark --cuda-graph false --run "$W/run28eb"; }
+}
+
+# The validation split of RUN evaluated on the device and on the CPU (the
+# device's batches go through pinned memory and its logits come back in
+# one copy, 2026-12-07, never yet run on a card): both times, and the
+# largest difference of loss, AUC, ACC and AP, overall and per label.
+eval_parity() {
+  for d in "$DEV" cpu; do
+    /usr/bin/time -f "eval --split val on $d: wall %e s" "$B" eval --run "$1" --split val --device "$d" \
+      --json >"$W/eval-$d.json" || return
+  done
+  "$PY" - "$W/eval-$DEV.json" "$W/eval-cpu.json" <<'PY'
+import json, math, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+pairs = [(k, a[k], b[k]) for k in ("loss", "auc", "acc", "map")]
+pairs += [(f"{x['label']} {k}", x[k], y[k]) for x, y in zip(a["per_label"], b["per_label"]) for k in ("auc", "acc", "ap")]
+d = [(abs(u - v), k) for k, u, v in pairs if isinstance(u, float) and isinstance(v, float) and not (math.isnan(u) or math.isnan(v))]
+worst = max(d) if d else (float("nan"), "-")
+print(f"eval val, device against cpu: AUC {a['auc']:.6f} / {b['auc']:.6f}; max difference over {len(d)} numbers {worst[0]:.2e} ({worst[1]})")
+PY
 }
 
 # The default step at 64 px (auto: fp16 in a CUDA graph on CUDA) against

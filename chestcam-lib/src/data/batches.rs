@@ -56,8 +56,9 @@ pub struct Batches<'a> {
 /// non-blocking copy, so that the host gathers the next batch while the
 /// device still works on this one (a blocking copy synchronises with the
 /// device's stream, which empties its queue); where memory cannot be
-/// pinned, a blocking copy.
-fn to_device(t: Tensor, device: Device) -> Result<Tensor> {
+/// pinned, a blocking copy. Training's streamed batches and every
+/// evaluation batch go this way.
+pub(crate) fn to_device(t: Tensor, device: Device) -> Result<Tensor> {
     if !device.is_cuda() {
         return Ok(t.f_to_device(device)?);
     }

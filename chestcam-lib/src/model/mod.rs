@@ -81,7 +81,10 @@ impl Model {
     /// Logits `[n, 14]` on the CPU for `n` images, `batch_size` at a time
     /// on the model's device: `chunk(start, len)` gives images
     /// `start..start + len` as `[len, 1, S, S]` on any device, so no caller
-    /// needs all `n` in memory at once.
+    /// needs all `n` in memory at once. The logits stay on the device until
+    /// the last batch is done and come back in one copy (`[n, 14]` floats,
+    /// 1.3 MB for ChestMNIST's test split), so a GPU never waits for the
+    /// host between batches.
     pub fn logits_chunked(
         &self,
         n: usize,
@@ -94,7 +97,7 @@ impl Model {
         while start < n {
             let len = b.min(n - start);
             let x = chunk(start, len)?.f_to_device(self.device())?;
-            out.push(self.logits(&x).f_to_device(Device::Cpu)?);
+            out.push(self.logits(&x));
             start += len;
         }
         if out.is_empty() {
@@ -103,7 +106,7 @@ impl Model {
                 (tch::Kind::Float, Device::Cpu),
             )?);
         }
-        Ok(Tensor::f_cat(&out, 0)?)
+        Ok(Tensor::f_cat(&out, 0)?.f_to_device(Device::Cpu)?)
     }
 
     /// Lays every 4-d parameter (the convolutions' weights) out

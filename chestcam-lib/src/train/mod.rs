@@ -119,9 +119,12 @@ pub fn split_logits_with(
     let n = split.len();
     progress.start(label, Some(n as u64));
     // A batch at a time from the split's bytes: nothing split-sized in float.
+    // To a GPU each batch goes through pinned memory without the host
+    // waiting, and the logits stay there until the last batch is done.
     let logits = model.logits_chunked(n, batch_size, |start, len| {
         progress.update(start as u64);
-        crate::data::normalise(&split.images_u8(start, len)?.f_to_device(model.device())?)
+        let x = crate::data::batches::to_device(split.images_u8(start, len)?, model.device())?;
+        crate::data::normalise(&x)
     });
     if logits.is_ok() {
         progress.update(n as u64);
