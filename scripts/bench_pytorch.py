@@ -6,7 +6,10 @@ Rows:
 - eager: in-memory normalised tensors, torch.optim.Adam, BCE with logits.
 - fused, fused + channels-last, bf16 autocast + fused + channels-last (and
   cudnn.benchmark on CUDA): PyTorch's faster options on the same step.
-- graph (CUDA only): the whole step captured as one CUDA graph, replayed.
+- graph (CUDA only): the whole step captured as one CUDA graph, replayed:
+  fp32 NCHW, and bf16 and fp16 (GradScaler) autocast with channels-last.
+- fp16 (CUDA only): fp16 autocast + GradScaler + fused Adam + channels-last
+  + cudnn.benchmark, eager (chestcam's CUDA default precision).
 - dataloader: how MedMNIST notebooks usually feed it: a Dataset over the
   uint8 array, PIL + torchvision ToTensor + Normalize(0.5, 0.5), DataLoader
   with 0 workers (the notebooks) and with 8 (pinned memory, persistent).
@@ -168,26 +171,88 @@ def main():
 
     res["train_amp_s"] = timed(amp_step, a.warmup + 2, a.reps)
 
-    # The whole step as one CUDA graph (static input, capturable Adam).
-    if DEVICE.type == "cuda":
-        gm = fresh_model().train()
-        gopt = torch.optim.Adam(gm.parameters(), lr=1e-3, fused=True, capturable=True)
-        sx, sy = x.clone(), labels.clone()
+    # The whole step as one CUDA graph (static input, capturable Adam):
+    # three eager steps on a side stream, then the capture, as PyTorch's
+    # "whole-network capture" recipe has it. `body` runs one step on static
+    # tensors; each replay overwrites its gradients (set to None before the
+    # capture, so the backward allocates them in the graph's pool).
+    def graphed(opt, body):
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(3):
-                gopt.zero_grad(set_to_none=True)
-                lossf(gm(sx), sy).backward()
-                gopt.step()
+                opt.zero_grad(set_to_none=True)
+                body()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        gopt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
-            gl = lossf(gm(sx), sy)
-            gl.backward()
+            body()
+        return timed(graph.replay, a.warmup, a.reps)
+
+    # Mixed precision as chestcam's CUDA default runs it: fp16 autocast with
+    # a GradScaler (the fused Adam unscales and skips an overflowed step on
+    # the device), channels-last, cudnn.benchmark; eager, and in a graph.
+    # bf16 in a graph too (no scaler). Autocast's weight cache is off in a
+    # graph, as PyTorch's CUDA-graph notes ask.
+    def amp_graph(dtype):
+        gm = fresh_model().train().to(memory_format=torch.channels_last)
+        gopt = torch.optim.Adam(gm.parameters(), lr=1e-3, fused=True, capturable=True)
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        sx = x.contiguous(memory_format=torch.channels_last).clone(memory_format=torch.channels_last)
+        sy = labels.clone()
+
+        def body():
+            with torch.autocast("cuda", dtype=dtype, cache_enabled=False):
+                loss = lossf(gm(sx), sy)
+            if scaler is None:
+                loss.backward()
+                gopt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(gopt)
+                scaler.update()
+
+        return graphed(gopt, body)
+
+    def fp16_eager():
+        fm = fresh_model().train().to(memory_format=torch.channels_last)
+        fopt = torch.optim.Adam(fm.parameters(), lr=1e-3, fused=True)
+        scaler = torch.amp.GradScaler("cuda")
+        fx = x.contiguous(memory_format=torch.channels_last)
+
+        def s():
+            fopt.zero_grad()
+            with torch.autocast("cuda", dtype=torch.float16):
+                loss = lossf(fm(fx), labels)
+            scaler.scale(loss).backward()
+            scaler.step(fopt)
+            scaler.update()
+
+        return timed(s, a.warmup + 2, a.reps)
+
+    if DEVICE.type == "cuda":
+        gm = fresh_model().train()
+        gopt = torch.optim.Adam(gm.parameters(), lr=1e-3, fused=True, capturable=True)
+        sx, sy = x.clone(), labels.clone()
+
+        def fp32_body():
+            lossf(gm(sx), sy).backward()
             gopt.step()
-        res["train_graph_s"] = timed(graph.replay, a.warmup, a.reps)
+
+        # A row that fails says why in its place (key "<row>_error"); the
+        # rows after it still run.
+        for key, row in (
+            ("train_graph_s", lambda: graphed(gopt, fp32_body)),
+            ("train_fp16_s", fp16_eager),
+            ("train_graph_bf16_cl_s", lambda: amp_graph(torch.bfloat16)),
+            ("train_graph_fp16_cl_s", lambda: amp_graph(torch.float16)),
+        ):
+            try:
+                res[key] = row()
+            except Exception as e:  # noqa: BLE001 - reported in the row
+                res[key] = None
+                res[key[: -len("_s")] + "_error"] = f"{type(e).__name__}: {e}"[:300]
     torch.backends.cudnn.benchmark = False
 
     # Training step fed by a DataLoader with PIL + ToTensor + Normalize.

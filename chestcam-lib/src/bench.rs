@@ -68,13 +68,75 @@ pub struct Report {
     pub text: String,
     /// chestcam's training step as `chestcam train` runs it, images/s.
     pub train_images_per_sec: f64,
-    /// PyTorch's training step captured as one CUDA graph, images/s.
-    pub pytorch_graph_images_per_sec: Option<f64>,
-    /// PyTorch eager (`torch.optim.Adam` defaults), images/s.
-    pub pytorch_eager_images_per_sec: Option<f64>,
-    /// PyTorch's bf16 + fused Adam + channels-last + cudnn.benchmark step.
-    pub pytorch_amp_images_per_sec: Option<f64>,
+    /// PyTorch's training rows that ran ([`PYTORCH_TRAIN_ROWS`]), images/s,
+    /// in the table's order.
+    pub pytorch: Vec<(&'static PyTorchRow, f64)>,
 }
+
+impl Report {
+    /// PyTorch's row `key` (as `scripts/bench_pytorch.py` names it), images/s.
+    pub fn pytorch(&self, key: &str) -> Option<f64> {
+        self.pytorch
+            .iter()
+            .find(|(r, _)| r.key == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// PyTorch's fastest training row: its name and images/s.
+    pub fn pytorch_best(&self) -> Option<(&'static str, f64)> {
+        self.pytorch
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(r, v)| (r.name, *v))
+    }
+}
+
+/// One of PyTorch's training rows in the bench.
+#[derive(Debug)]
+pub struct PyTorchRow {
+    /// As the table shows it.
+    pub name: &'static str,
+    /// The key of its median seconds in `scripts/bench_pytorch.py`'s JSON
+    /// (a failed row writes `<key less _s>_error` instead).
+    pub key: &'static str,
+    /// Only timed on CUDA (the row is left out of a CPU table).
+    pub cuda_only: bool,
+}
+
+/// PyTorch's training rows, in the table's order.
+pub const PYTORCH_TRAIN_ROWS: [PyTorchRow; 10] = {
+    const fn row(name: &'static str, key: &'static str, cuda_only: bool) -> PyTorchRow {
+        PyTorchRow {
+            name,
+            key,
+            cuda_only,
+        }
+    }
+    [
+        row("PyTorch eager", "train_eager_s", false),
+        row("PyTorch fused Adam", "train_fused_s", false),
+        row("PyTorch fused + chan-last", "train_fused_cl_s", false),
+        row("PyTorch bf16+fused+chan-last", "train_amp_s", false),
+        row("PyTorch fp16+scaler+fused+c-l", "train_fp16_s", true),
+        row("PyTorch CUDA graph of step", "train_graph_s", true),
+        row(
+            "PyTorch graph bf16, chan-last",
+            "train_graph_bf16_cl_s",
+            true,
+        ),
+        row(
+            "PyTorch graph fp16+scaler, c-l",
+            "train_graph_fp16_cl_s",
+            true,
+        ),
+        row("PyTorch DataLoader+PIL", "train_dataloader_s", false),
+        row(
+            "PyTorch DataLoader, 8 workers",
+            "train_dataloader8_s",
+            false,
+        ),
+    ]
+};
 
 /// What every timed training variant starts from: a model with the bench's
 /// initial weights (`init`), the batch `x` in the chosen layout, and a fresh
@@ -388,39 +450,45 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
             our_train / v
         ));
     }
-    for (name, key) in [
-        ("train  PyTorch eager", "train_eager_s"),
-        ("train  PyTorch fused Adam", "train_fused_s"),
-        ("train  PyTorch fused + chan-last", "train_fused_cl_s"),
-        ("train  PyTorch bf16+fused+chan-last", "train_amp_s"),
-        ("train  PyTorch CUDA graph of step", "train_graph_s"),
-        ("train  PyTorch DataLoader+PIL", "train_dataloader_s"),
-        (
-            "train  PyTorch DataLoader, 8 workers",
-            "train_dataloader8_s",
-        ),
-    ] {
-        match get(key) {
-            Some(s) => t.push_str(&format!(
-                "{:<40} {:>10.1} {:>10.2}\n",
-                name,
-                ips(s),
-                our_train / ips(s)
-            )),
-            None => t.push_str(&format!("{name:<40} {:>10} {:>10}\n", "skipped", "")),
+    let mut pytorch = Vec::new();
+    for row in PYTORCH_TRAIN_ROWS
+        .iter()
+        .filter(|r| device.is_cuda() || !r.cuda_only)
+    {
+        let name = format!("train  {}", row.name);
+        match get(row.key) {
+            Some(s) => {
+                pytorch.push((row, ips(s)));
+                t.push_str(&format!(
+                    "{:<40} {:>10.1} {:>10.2}\n",
+                    name,
+                    ips(s),
+                    our_train / ips(s)
+                ))
+            }
+            None => match py
+                .get(format!("{}_error", row.key.trim_end_matches("_s")))
+                .and_then(|v| v.as_str())
+            {
+                Some(e) => t.push_str(&format!("{name:<40} failed: {e}\n")),
+                None => t.push_str(&format!("{name:<40} {:>10} {:>10}\n", "skipped", "")),
+            },
         }
     }
+    let report = Report {
+        text: String::new(),
+        train_images_per_sec: our_train,
+        pytorch,
+    };
     // The default step against PyTorch's eager and best rows (a graph
     // default is compared in the graph rows below).
     if let (Some(v), false) = (default_ips, dflt.uses_cuda_graph()) {
         let mut line = format!("train  default step ({})", dflt.step_summary());
-        for (what, key) in [
-            ("PyTorch eager", "train_eager_s"),
-            ("PyTorch's best", "train_amp_s"),
-        ] {
-            if let Some(s) = get(key) {
-                line.push_str(&format!(", {:.2}x {what}", v / ips(s)));
-            }
+        if let Some(e) = report.pytorch("train_eager_s") {
+            line.push_str(&format!(", {:.2}x PyTorch eager", v / e));
+        }
+        if let Some((name, best)) = report.pytorch_best() {
+            line.push_str(&format!(", {:.2}x PyTorch's best ({name})", v / best));
         }
         t.push_str(&format!("{line}\n"));
     }
@@ -519,13 +587,7 @@ pub fn run(o: &BenchOptions, progress: PhaseProgress) -> Result<Report> {
         p.finish();
         t.push_str(&row?);
     }
-    Ok(Report {
-        text: t,
-        train_images_per_sec: our_train,
-        pytorch_graph_images_per_sec: get("train_graph_s").map(ips),
-        pytorch_eager_images_per_sec: get("train_eager_s").map(ips),
-        pytorch_amp_images_per_sec: get("train_amp_s").map(ips),
-    })
+    Ok(Report { text: t, ..report })
 }
 
 /// On CUDA: chestcam's training step captured as one CUDA graph
@@ -581,14 +643,26 @@ pub fn graph_rows(o: &BenchOptions, report: &Report) -> Result<String> {
                     "{name:<40} {v:>10.1}   {:.2}x chestcam eager",
                     v / report.train_images_per_sec
                 ));
+                // PyTorch's graph of the same step, where it has one.
+                let same = match (precision, cl) {
+                    (Precision::Fp32, false) => Some("train_graph_s"),
+                    (Precision::Bf16, true) => Some("train_graph_bf16_cl_s"),
+                    (Precision::Fp16, true) => Some("train_graph_fp16_cl_s"),
+                    _ => None,
+                };
                 for (what, r) in [
-                    ("PyTorch eager", report.pytorch_eager_images_per_sec),
-                    ("PyTorch's CUDA graph", report.pytorch_graph_images_per_sec),
-                    ("PyTorch bf16 best", report.pytorch_amp_images_per_sec),
+                    ("PyTorch eager", report.pytorch("train_eager_s")),
+                    (
+                        "PyTorch's graph of this step",
+                        same.and_then(|k| report.pytorch(k)),
+                    ),
                 ] {
                     if let Some(r) = r {
                         t.push_str(&format!(", {:.2}x {what}", v / r));
                     }
+                }
+                if let Some((name, best)) = report.pytorch_best() {
+                    t.push_str(&format!(", {:.2}x PyTorch's best ({name})", v / best));
                 }
                 t.push('\n');
             }
