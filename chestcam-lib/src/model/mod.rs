@@ -78,6 +78,10 @@ impl Model {
         tch::no_grad(|| self.net.forward_stage(xs, Stage::Layer4, false).0)
     }
 
+    /// Batches [`Model::logits_chunked`] queues on a GPU before it waits
+    /// for them.
+    const BATCHES_IN_FLIGHT: usize = 8;
+
     /// Logits `[n, 14]` on the CPU for `n` images, `batch_size` at a time
     /// on the model's device: `chunk(start, len)` gives images
     /// `start..start + len` as `[len, 1, S, S]` on any device, so no caller
@@ -99,6 +103,12 @@ impl Model {
             let x = chunk(start, len)?.f_to_device(self.device())?;
             out.push(self.logits(&x));
             start += len;
+            // A GPU is not waited for between batches, so the host would run
+            // ahead by as many batches as the launch queue holds, each
+            // keeping its pinned copy; a wait every few batches bounds that.
+            if out.len() % Self::BATCHES_IN_FLIGHT == 0 {
+                crate::util::sync(self.device());
+            }
         }
         if out.is_empty() {
             return Ok(Tensor::f_zeros(
