@@ -9,6 +9,7 @@ Usage: python scripts/test_rust_magic.py   (exit status 0 when all hold)
 import os
 import pathlib
 import sys
+import time
 
 import nbformat
 from nbclient import NotebookClient
@@ -23,6 +24,11 @@ VERSIONS = (
     "print('python', sys.version.split()[0], 'IPython', IPython.__version__,"
     " 'ipykernel', ipykernel.__version__, 'jupyter_client', jupyter_client.__version__)"
 )
+REDIRECT = """%%rust
+unsafe extern "C" { fn dup(fd: i32) -> i32; fn dup2(from: i32, to: i32) -> i32; }
+let devnull = std::fs::OpenOptions::new().write(true).open("/dev/null").unwrap();
+let saved_stderr: i32 = unsafe { dup(2) };
+unsafe { dup2(std::os::unix::io::AsRawFd::as_raw_fd(&devnull), 2) };"""
 CELLS = [
     # (source, expect an error, text the outputs must contain)
     (VERSIONS, False, "IPython"),
@@ -51,11 +57,25 @@ CELLS = [
     ("%%rust\nmacro_rules! eprintln { ($($t:tt)*) => {} }\n1 + 1", False, "2"),
     ("%%rust\nx * 3", False, "126"),
     ("%%rust\nx * 4", False, "168"),
+    # A cell that redirects the kernel's stderr (to /dev/null): its fence's
+    # token never comes, so the magic says so once, after the fence timeout
+    # (20 s here); the cells after it wait FENCE_LOST_WAIT_S, not the
+    # timeout, until a cell restores stderr and its fence comes back.
+    ("import os\nos.environ['CHESTCAM_RUST_FENCE_TIMEOUT_S'] = '20'", False, None),
+    (REDIRECT, False, "later cells wait 5 s"),
+    ("%%rust\nx * 5", False, "210"),
+    ("%%rust\nx * 6", False, "252"),
+    ("%%rust\nunsafe { dup2(saved_stderr, 2) };\nstd::eprintln!(\"stderr is back\");", False, "stderr is back"),
+    ("del os.environ['CHESTCAM_RUST_FENCE_TIMEOUT_S']", False, None),
     ("%%rust\nprintln!(\"EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT\");", False, "<b>bold</b>"),
     # Every %%rust cell above ended with a fence whose token came back.
     ("import rust_magic\nprint('fences seen:', rust_magic.RustMagics.kernel.fences_seen)", False, "fences seen:"),
 ]
 RUST_CELLS = sum(src.startswith("%%rust") for src, _, _ in CELLS)
+# The cells whose fence's token cannot come back: the redirecting one and
+# the two after it.
+LOST = [i for i, (src, _, _) in enumerate(CELLS) if src == REDIRECT]
+LOST = LOST + [LOST[0] + 1, LOST[0] + 2]
 
 
 def text_of(cell):
@@ -72,13 +92,16 @@ def main():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src, _, _ in CELLS]
     client = NotebookClient(nb, kernel_name="python3", timeout=600)
+    took = []
     with client.setup_kernel():
         for i, (cell, (src, want_error, want_text)) in enumerate(zip(nb.cells, CELLS)):
+            t0 = time.monotonic()
             try:
                 client.execute_cell(cell, i)
                 failed = False
             except CellExecutionError:
                 failed = True
+            took.append(time.monotonic() - t0)
             text = text_of(cell)
             if failed != want_error:
                 failures.append(f"cell {i} {src!r}: {'failed' if failed else 'passed'}, expected the opposite: {text[:300]}")
@@ -101,10 +124,16 @@ def main():
         text = text_of(cell)
         if "chestcam-rust-magic-fence" in text:
             failures.append(f"cell {i}: the magic's fence token reached the outputs")
-        if "did not catch up" in text or "fence after this cell did not run" in text:
-            failures.append(f"cell {i}: its fence failed: {text[-300:]}")
-    if f"fences seen: {RUST_CELLS}\n" not in text_of(nb.cells[-1]):
-        failures.append(f"expected {RUST_CELLS} fences seen: {text_of(nb.cells[-1])[:200]}")
+        said = "did not catch up" in text or "fence after this cell did not run" in text
+        if said != (i == LOST[0]):
+            failures.append(f"cell {i}: its fence {'failed' if said else 'did not say it was lost'}: {text[-300:]}")
+    # After the lost fence, a cell waits FENCE_LOST_WAIT_S (5 s), not the 20 s timeout.
+    for i in LOST[1:]:
+        if took[i] >= 15:
+            failures.append(f"cell {i} took {took[i]:.1f} s after stderr was lost (the timeout is 20 s)")
+    seen = RUST_CELLS - len(LOST)
+    if f"fences seen: {seen}\n" not in text_of(nb.cells[-1]):
+        failures.append(f"expected {seen} fences seen: {text_of(nb.cells[-1])[:200]}")
     # Every line of the flood came back, in order, before the panic.
     flood = text_of(nb.cells[6])
     if "line 2999" not in flood or flood.find("line 2999") > flood.find("the index is 3000"):

@@ -26,7 +26,10 @@ prints it; like the Rust kernel, the magic does not fail the cell for it.
 evcxr relays stderr from a thread of its own, so a panic's message can come
 after the cell has ended: each cell is followed by a fence, a hidden
 one-line cell that writes a token to the same stderr, and the magic returns
-once the token is back, with every line the cell wrote.
+once the token is back, with every line the cell wrote. A fence that ran
+but whose token never came (a cell redirected the kernel's stderr) is said
+once; later cells then wait 5 s for their token, not 120 s, until one
+comes back.
 A cell that has shown nothing for 30 s (`CHESTCAM_RUST_HEARTBEAT_S`; 0: never)
 prints "still running after N s" every 30 s until its first output: the
 first `:dep` cell compiles for minutes without a word from evcxr.
@@ -48,6 +51,15 @@ KERNEL = os.environ.get("CHESTCAM_RUST_KERNEL", "chestcam-rust")
 NOTEBOOKS = pathlib.Path(__file__).resolve().parent.parent
 # How long the fence after each cell (see RustKernel.run) may take.
 FENCE_TIMEOUT_S = 120.0
+# Once a fence ran but its token never came back (a cell redirected the
+# kernel's stderr, say), later fences wait this long after they ran, not
+# FENCE_TIMEOUT_S, until a token comes back again.
+FENCE_LOST_WAIT_S = 5.0
+
+
+def fence_timeout():
+    """FENCE_TIMEOUT_S, or CHESTCAM_RUST_FENCE_TIMEOUT_S where set (tests)."""
+    return float(os.environ.get("CHESTCAM_RUST_FENCE_TIMEOUT_S", FENCE_TIMEOUT_S))
 
 
 def fence_token(prefix):
@@ -98,6 +110,9 @@ class RustKernel:
         self.kc = self.km.client()
         # Fences whose token came back: one per cell when all is well.
         self.fences_seen = 0
+        # A fence ran and its token never came back: the kernel's stderr
+        # does not reach us (see FENCE_LOST_WAIT_S).
+        self.stderr_lost = False
         self.kc.start_channels()
         try:
             self.kc.wait_for_ready(timeout=startup_timeout)
@@ -176,15 +191,31 @@ class RustKernel:
         fence["token"] = fence_token("chestcam-rust-magic-fence")
         fence_id = self.kc.execute(fence_code(fence["token"]), allow_stdin=False, store_history=False)
         ours.add(fence_id)
-        deadline = time.monotonic() + FENCE_TIMEOUT_S
+        timeout = fence_timeout()
+        deadline = time.monotonic() + timeout
         fence_idle = False
         while not (fence["seen"] and fence_idle):
             if time.monotonic() > deadline:
+                if self.stderr_lost:
+                    break  # said once, when it was lost
                 print(
-                    f"(the Rust kernel's stderr did not catch up within {FENCE_TIMEOUT_S:.0f} s: "
-                    "the end of this cell's messages may be missing)",
+                    f"(the Rust kernel's stderr did not catch up within {timeout:.0f} s: "
+                    "the end of this cell's messages may be missing",
                     file=sys.stderr,
+                    end="",
                 )
+                if fence_idle:
+                    # The fence ran, yet its line never came: the kernel's
+                    # stderr goes elsewhere now. Waiting the full time after
+                    # every later cell would only make each of them slow.
+                    self.stderr_lost = True
+                    print(
+                        f"; if a cell redirected the kernel's stderr, later cells wait {FENCE_LOST_WAIT_S:.0f} s "
+                        "for it until it comes back",
+                        file=sys.stderr,
+                        end="",
+                    )
+                print(")", file=sys.stderr)
                 break
             msg = next_msg()
             if msg is not None and relay(msg) == fence_id:
@@ -195,8 +226,11 @@ class RustKernel:
                 if failed:
                     print(f"(the fence after this cell did not run: {failed})", file=sys.stderr)
                     break
+                if self.stderr_lost:
+                    deadline = min(deadline, time.monotonic() + FENCE_LOST_WAIT_S)
         if fence["seen"]:
             self.fences_seen += 1
+            self.stderr_lost = False
         c = reply["content"]
         if c.get("status") == "error" and not problems:
             problems.append(f"{c.get('ename', 'Error')}: {c.get('evalue', '')}".strip() or "error")
