@@ -128,7 +128,7 @@ epoch28() {
   "$PY" scripts/make_big_npz.py "$SRC" --size 28 --train "${BIG[0]}" --val "${BIG[1]}" --test 256 --out "$W/cm28.npz" &&
     /usr/bin/time -f "wall %e s, peak RSS %M KB (defaults)" "$B" train --source "$W/cm28.npz" \
       --device "$DEV" --epochs 1 --run "$W/run28" &&
-    eval_parity "$W/run28" &&
+    { eval_parity "$W/run28" || echo "eval_parity failed (the runs below go on)"; } &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--cuda-graph false)" "$B" train \
       --source "$W/cm28.npz" --device "$DEV" --epochs 1 --cuda-graph false --run "$W/run28e"; } &&
     { [ "$DEV" = cpu ] || /usr/bin/time -f "wall %e s, peak RSS %M KB (--data-on-device false: batches from pinned host memory)" "$B" train \

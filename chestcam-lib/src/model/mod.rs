@@ -87,8 +87,8 @@ impl Model {
     /// `start..start + len` as `[len, 1, S, S]` on any device, so no caller
     /// needs all `n` in memory at once. The logits stay on the device until
     /// the last batch is done and come back in one copy (`[n, 14]` floats,
-    /// 1.3 MB for ChestMNIST's test split), so a GPU never waits for the
-    /// host between batches.
+    /// 1.3 MB for ChestMNIST's test split): on a GPU the host waits for the
+    /// device every 8 batches, not after each.
     pub fn logits_chunked(
         &self,
         n: usize,
