@@ -326,7 +326,7 @@ impl TrainConfig {
             if asked && !device.is_cuda() {
                 return Err(Error::invalid(
                     option,
-                    format!("the run is on {device:?}: {why}"),
+                    format!("the run is on {}: {why}", device_string(device)),
                 ));
             }
         }

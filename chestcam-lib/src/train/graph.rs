@@ -74,8 +74,8 @@ impl GraphStep {
             return Err(Error::invalid(
                 "CUDA graph",
                 format!(
-                    "the model is on {:?}: CUDA graphs need a CUDA device",
-                    model.device()
+                    "the model is on {}: CUDA graphs need a CUDA device",
+                    super::config::device_string(model.device())
                 ),
             ));
         };
