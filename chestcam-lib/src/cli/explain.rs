@@ -1,13 +1,12 @@
 //! `chestcam explain`: heatmaps for a run's predictions.
-use super::{full_path, same_data, split_record};
+use super::{full_path, same_data, split_record, TrainedRun};
 use crate::emit;
 use chestcam::cam::aug_smooth::AugSmooth;
 use chestcam::cam::explain::MapsOut;
 use chestcam::cam::Method;
 use chestcam::choice::{ChoiceParser, Choices, ListParser};
 use chestcam::data::SplitName;
-use chestcam::model::{parse_device, Stage};
-use chestcam::train::Checkpoint;
+use chestcam::model::Stage;
 use chestcam::viz::heatmap::Colormap;
 use std::path::PathBuf;
 
@@ -17,16 +16,10 @@ const WHICH_IMAGES: &str =
 
 #[derive(clap::Args)]
 pub(crate) struct ExplainArgs {
-    /// The run folder of `chestcam train`.
-    #[arg(long)]
-    run: PathBuf,
-    /// The data to read instead of the source recorded in the run's
-    /// config.json: another copy of that file (after it was moved), or any
-    /// source with the run's image size.
-    #[arg(long, conflicts_with = "image")]
-    source: Option<String>,
+    #[command(flatten)]
+    trained: TrainedRun,
     /// A user's X-ray (PNG or JPEG, any size, grey or RGB).
-    #[arg(long, conflicts_with_all = ["split", "index", "first"])]
+    #[arg(long, conflicts_with_all = ["source", "split", "index", "first"])]
     image: Option<PathBuf>,
     /// The split of the run's data source that --index and --first count in
     /// (default: test).
@@ -61,12 +54,6 @@ pub(crate) struct ExplainArgs {
     /// The heatmaps' colour scale.
     #[arg(long, default_value = "jet", value_parser = ChoiceParser::<Colormap>::new())]
     colormap: Colormap,
-    /// best (the epoch of the highest validation AUC) or last (the last finished epoch).
-    #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
-    checkpoint: Checkpoint,
-    /// auto (CUDA when present), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto", value_parser = parse_device)]
-    device: tch::Device,
     /// Deletion steps of each map's trust line (deletion AUC beside
     /// RandomCAM's); 0 switches it off.
     #[arg(long, default_value_t = 10)]
@@ -111,7 +98,7 @@ fn explain_input(
     if !a.html {
         return input.explain(model, opts);
     }
-    let title = format!("chestcam - {}", a.run.display());
+    let title = format!("chestcam - {}", a.trained.run.display());
     let (v, views) =
         chestcam::viz::viewer::build(model, input, methods, html_stages, opts, &title)?;
     std::fs::create_dir_all(&a.out).map_err(|e| chestcam::Error::io(&a.out, e))?;
@@ -190,7 +177,7 @@ pub(crate) fn run(a: ExplainArgs) -> chestcam::Result<()> {
         .image
         .is_none()
         .then(|| a.split.unwrap_or(SplitName::Test));
-    let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, a.device)?;
+    let (model, meta) = a.trained.model()?;
     if !a.overwrite {
         use chestcam::cam::explain::split_image_name;
         let names: Vec<String> = match (&image_name, split, a.index, a.first) {
@@ -219,8 +206,8 @@ pub(crate) fn run(a: ExplainArgs) -> chestcam::Result<()> {
     }
     // What each JSON was made from; the image's own entry is added below.
     let mut context = serde_json::json!({
-        "run": full_path(&a.run)?,
-        "checkpoint": a.checkpoint.to_string(),
+        "run": full_path(&a.trained.run)?,
+        "checkpoint": a.trained.checkpoint.to_string(),
         "epoch": meta.epoch,
         "stages": stages.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         "eigen_smooth": a.eigen_smooth,
@@ -243,11 +230,9 @@ pub(crate) fn run(a: ExplainArgs) -> chestcam::Result<()> {
         let Some(split) = split else {
             return Err(chestcam::Error::invalid("explain", WHICH_IMAGES));
         };
-        let cfg = chestcam::train::load_config(&a.run)?;
         let mut progress = chestcam::progress::auto();
-        let data = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?
-            .load(progress.as_mut())?;
-        let check = same_data(&a.run, &data, &meta, split)?;
+        let data = a.trained.data_source()?.load(progress.as_mut())?;
+        let check = same_data(&a.trained.run, &data, &meta, split)?;
         let sp = data.split(split);
         let idx: Vec<usize> = match (a.index, a.first) {
             (Some(i), _) => vec![i],

@@ -1,6 +1,10 @@
 //! The subcommands of the `chestcam` command line, a module each, and what
 //! several of them share.
 use crate::emit;
+use chestcam::choice::ChoiceParser;
+use chestcam::model::parse_device;
+use chestcam::train::Checkpoint;
+use std::path::PathBuf;
 
 pub(crate) mod bench;
 pub(crate) mod data;
@@ -8,6 +12,40 @@ pub(crate) mod eval;
 pub(crate) mod explain;
 pub(crate) mod train;
 pub(crate) mod trust;
+
+/// The options that pick a trained model and its data, the same for
+/// `eval`, `explain` and `trust`.
+#[derive(clap::Args)]
+pub(crate) struct TrainedRun {
+    /// The run folder of `chestcam train`.
+    #[arg(long)]
+    run: PathBuf,
+    /// The data to read instead of the source recorded in the run's
+    /// config.json: another copy of that file (after it was moved), or any
+    /// source with the run's image size.
+    #[arg(long)]
+    source: Option<String>,
+    /// best (the epoch of the highest validation AUC) or last (the last finished epoch).
+    #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
+    checkpoint: Checkpoint,
+    /// auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_parser = parse_device)]
+    device: tch::Device,
+}
+
+impl TrainedRun {
+    /// The run's model at `--checkpoint` on `--device`, with its metadata.
+    fn model(&self) -> chestcam::Result<(chestcam::model::Model, chestcam::train::CheckpointMeta)> {
+        chestcam::train::load_model(&self.run, self.checkpoint, self.device)
+    }
+
+    /// The data the run's commands read: `--source`, else the one the
+    /// run's config.json records.
+    fn data_source(&self) -> chestcam::Result<chestcam::data::source::DataSource> {
+        let cfg = chestcam::train::load_config(&self.run)?;
+        chestcam::train::run_source(&self.run, &cfg.source, self.source.as_deref())
+    }
+}
 
 /// Refuses data of another size than the model was trained on, and says
 /// so when `split` holds other images than the run recorded for it (the
@@ -73,7 +111,10 @@ pub(crate) fn info() -> chestcam::Result<()> {
         tch::Cuda::device_count()
     );
     say!("cudnn available: {}", tch::Cuda::cudnn_is_available());
-    say!("device: {:?}", tch::Device::cuda_if_available());
+    say!(
+        "device: {}",
+        chestcam::train::device_string(tch::Device::cuda_if_available())
+    );
     say!("cpu threads: {}", tch::get_num_threads());
     Ok(())
 }

@@ -1,23 +1,17 @@
 //! `chestcam trust`: can the heatmaps be trusted?
-use super::same_data;
+use super::{same_data, TrainedRun};
 use crate::emit;
 use chestcam::cam::Method;
 use chestcam::choice::{ChoiceParser, Choices, ListParser};
 use chestcam::data::SplitName;
-use chestcam::model::{parse_device, Stage};
-use chestcam::train::{Checkpoint, Precision};
+use chestcam::model::Stage;
+use chestcam::train::Precision;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub(crate) struct TrustArgs {
-    /// The run folder of `chestcam train`.
-    #[arg(long)]
-    run: PathBuf,
-    /// The data to read instead of the source recorded in the run's
-    /// config.json: another copy of that file (after it was moved), or any
-    /// source with the run's image size.
-    #[arg(long)]
-    source: Option<String>,
+    #[command(flatten)]
+    trained: TrainedRun,
     /// The split whose first --images images are checked.
     #[arg(long, default_value = "test", value_parser = ChoiceParser::<SplitName>::new())]
     split: SplitName,
@@ -69,12 +63,6 @@ pub(crate) struct TrustArgs {
     /// A CSV naming the NIH image of each row (image_index, npz_split, npz_index).
     #[arg(long, requires = "boxes")]
     names: Option<PathBuf>,
-    /// best (the epoch of the highest validation AUC) or last (the last finished epoch).
-    #[arg(long, default_value = "best", value_parser = ChoiceParser::<Checkpoint>::new())]
-    checkpoint: Checkpoint,
-    /// auto (CUDA when present), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto", value_parser = parse_device)]
-    device: tch::Device,
     /// Images per forward.
     #[arg(long, default_value_t = 64)]
     chunk: usize,
@@ -193,14 +181,13 @@ pub(crate) fn run(a: TrustArgs) -> chestcam::Result<()> {
         precision: a.precision,
         seed: a.seed,
     };
-    let device = a.device;
     // The output folder is made before minutes of work, so that an
     // unwritable one fails first; one made here and left empty by a later
     // failure is removed again.
     let made = !a.out.exists();
     std::fs::create_dir_all(&a.out).map_err(|e| chestcam::Error::io(&a.out, e))?;
     let out = a.out.clone();
-    let result = trust_run(a, split, opts, device);
+    let result = trust_run(a, split, opts);
     if result.is_err() && made {
         let _ = std::fs::remove_dir(&out);
     }
@@ -212,11 +199,9 @@ fn trust_run(
     a: TrustArgs,
     split: chestcam::data::SplitName,
     opts: chestcam::trust::report::TrustOptions,
-    device: tch::Device,
 ) -> chestcam::Result<()> {
     use chestcam::trust::truth::{load_truth, TruthSource};
-    let (model, meta) = chestcam::train::load_model(&a.run, a.checkpoint, device)?;
-    let cfg = chestcam::train::load_config(&a.run)?;
+    let (model, meta) = a.trained.model()?;
     // The permuted-label run is checked before minutes of work.
     let shuffled = match &a.shuffled_run {
         Some(r) => Some((
@@ -229,9 +214,9 @@ fn trust_run(
         )),
         None => None,
     };
-    let source = chestcam::train::run_source(&a.run, &cfg.source, a.source.as_deref())?;
+    let source = a.trained.data_source()?;
     let data = source.load(chestcam::progress::auto().as_mut())?;
-    same_data(&a.run, &data, &meta, split)?;
+    same_data(&a.trained.run, &data, &meta, split)?;
     let sp = data.split(split);
     let idx: Vec<usize> = (0..a.images.min(sp.len())).collect();
     if a.images > sp.len() && !idx.is_empty() {
